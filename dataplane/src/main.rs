@@ -1,0 +1,5 @@
+//! `mcp`: the dataplane binary. Only wiring lives here.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! Storage: mail metadata in SQL ([`MetadataStore`]: SQLite by default, or PostgreSQL) and
+//! message bodies as content-addressed blobs ([`BlobStore`]) (DESIGN.md §3).
+//!
+//! Invariants every backend keeps:
+//! - UIDs are strictly ascending per mailbox and never reused under one UIDVALIDITY, also
+//!   under concurrent APPEND/COPY/MOVE from many connections or processes (allocation happens
+//!   inside the write transaction that inserts the message).
+//! - Every change to a message (append, flag change, expunge) gets a MODSEQ greater than any
+//!   before it in that mailbox; expunged UIDs stay as tombstones with their MODSEQ.
+//! - A blob is written (and fsynced) before the metadata transaction that references it
+//!   commits, so an acknowledged message survives `kill -9`.
+//! - After each committed change the mailbox id is published on the [`ChangeBus`], so that
+//!   other sessions (IDLE, NOOP) learn about it.
+
+pub mod blob;
+pub mod metadata;
+pub mod notify;
+pub mod types;
+
+pub use blob::{BlobError, BlobId, BlobStore};
+pub use metadata::MetadataStore;
+pub use notify::ChangeBus;
+pub use types::*;
