@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+pub mod wire;
+
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use crate::store::{BlobStore, MetadataStore};
