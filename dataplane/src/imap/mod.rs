@@ -4,7 +4,13 @@
 
 use std::sync::Arc;
 
+pub mod conn;
+mod op;
+mod server;
+mod session;
 pub mod wire;
+
+pub use server::serve;
 
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
@@ -60,16 +66,4 @@ pub enum TlsMode {
     StartTls,
     /// TLS from the first byte (IMAPS, port 993/1993).
     Implicit,
-}
-
-/// Accepts connections on `listener` until `shutdown` is cancelled, then stops accepting and
-/// sends `* BYE` to open sessions and waits (up to 5 s) for them to end.
-#[allow(clippy::unused_async, unused_variables)]
-pub async fn serve(
-    ctx: Arc<ImapContext>,
-    listener: tokio::net::TcpListener,
-    mode: TlsMode,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> std::io::Result<()> {
-    todo!()
 }

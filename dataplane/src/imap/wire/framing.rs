@@ -2,7 +2,7 @@
 //! with the limits that keep a hostile client from exhausting memory.
 //!
 //! Built on imap-codec's I/O-free [`Fragmentizer`]. The caller feeds bytes with
-//! [`Framer::push`] and calls [`Framer::next`] until it returns [`Frame::NeedMore`].
+//! [`Framer::push`] and calls [`Framer::advance`] until it returns [`Frame::NeedMore`].
 
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::LiteralMode;
@@ -59,7 +59,7 @@ impl Framer {
     }
 
     /// Advances framing; see [`Frame`].
-    pub fn next(&mut self) -> Frame {
+    pub fn advance(&mut self) -> Frame {
         loop {
             let Some(fragment) = self.frag.progress() else {
                 if let Some(start) = self.line_start
@@ -135,32 +135,32 @@ mod tests {
     fn frames_lines_literals_and_limits() {
         let mut f = Framer::new(100, 10);
         f.push(b"a NOOP\r\nb APPEND x {3}\r\n");
-        assert_eq!(f.next(), Frame::Message);
+        assert_eq!(f.advance(), Frame::Message);
         assert_eq!(f.message(), b"a NOOP\r\n");
-        assert_eq!(f.next(), Frame::NeedContinuation);
-        assert_eq!(f.next(), Frame::NeedMore);
+        assert_eq!(f.advance(), Frame::NeedContinuation);
+        assert_eq!(f.advance(), Frame::NeedMore);
         f.push(b"abc\r\nc APPEND x {3+}\r\nxyz\r\n");
-        assert_eq!(f.next(), Frame::Message);
+        assert_eq!(f.advance(), Frame::Message);
         assert_eq!(f.message(), b"b APPEND x {3}\r\nabc\r\n");
-        assert_eq!(f.next(), Frame::Message);
+        assert_eq!(f.advance(), Frame::Message);
         f.push(b"d APPEND x {11}\r\ne NOOP\r\n");
         assert_eq!(
-            f.next(),
+            f.advance(),
             Frame::LiteralTooBig {
                 tag: Some("d".into()),
                 size: 11
             }
         );
-        assert_eq!(f.next(), Frame::Message);
+        assert_eq!(f.advance(), Frame::Message);
         assert_eq!(f.message(), b"e NOOP\r\n");
         f.push(b"f APPEND x {11+}\r\n");
-        assert_eq!(f.next(), Frame::Fatal("Literal too large"));
+        assert_eq!(f.advance(), Frame::Fatal("Literal too large"));
     }
 
     #[test]
     fn overlong_line_is_fatal_even_without_newline() {
         let mut f = Framer::new(100, 10);
         f.push(&[b'x'; 150]);
-        assert_eq!(f.next(), Frame::Fatal("Command line too long"));
+        assert_eq!(f.advance(), Frame::Fatal("Command line too long"));
     }
 }

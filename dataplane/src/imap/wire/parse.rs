@@ -221,7 +221,7 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
     };
 
     let request = match CommandCodec::default().decode(input) {
-        Ok((rest, command)) if rest.is_empty() => Ok(Request::Command {
+        Ok(([], command)) => Ok(Request::Command {
             body: command.body.into_static(),
             search_return,
             uses_saved_result,

@@ -1,0 +1,396 @@
+//! FETCH (RFC 9051 §6.4.5, §7.5.2) including BINARY (RFC 3516) and partial fetches.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use bytes::Bytes;
+use imap_codec::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItemName, Section,
+};
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use crate::imap::session::selected::flag_list;
+use crate::imap::session::{Completion, OpResult, Session};
+use crate::imap::wire::out;
+use crate::mime::{self, BinaryError, SectionSpec, SectionText};
+use crate::store::{FlagOp, MessageCache, MessageRecord, Uid};
+
+/// Responses are flushed to the client whenever this much is buffered, so a FETCH of a
+/// large mailbox streams instead of accumulating (octets).
+const FLUSH_THRESHOLD: usize = 256 * 1024;
+
+fn expand(items: MacroOrMessageDataItemNames<'static>) -> Vec<MessageDataItemName<'static>> {
+    match items {
+        MacroOrMessageDataItemNames::Macro(m) => {
+            let mut v = vec![
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::Rfc822Size,
+            ];
+            match m {
+                Macro::Fast => {}
+                Macro::All => v.push(MessageDataItemName::Envelope),
+                _ => v.extend([MessageDataItemName::Envelope, MessageDataItemName::Body]),
+            }
+            v
+        }
+        MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
+    }
+}
+
+/// Our section specifier and its echo in the response (`1.2.HEADER.FIELDS (FROM)`).
+fn section_spec(section: Option<&Section<'_>>) -> (SectionSpec, String) {
+    let part_str = |p: &[std::num::NonZeroU32]| {
+        p.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let with_dot = |p: &str, rest: &str| {
+        if p.is_empty() {
+            rest.to_owned()
+        } else {
+            format!("{p}.{rest}")
+        }
+    };
+    let names = |v: &[imap_codec::imap_types::core::AString<'_>]| -> (Vec<String>, String) {
+        let list: Vec<String> = v
+            .iter()
+            .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
+            .collect();
+        let echo = list
+            .iter()
+            .map(|n| n.to_ascii_uppercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        (list, echo)
+    };
+    let parts = |p: Option<&imap_codec::imap_types::fetch::Part>| -> Vec<std::num::NonZeroU32> {
+        p.map(|p| p.0.as_ref().to_vec()).unwrap_or_default()
+    };
+    let (part, text, echo) = match section {
+        None => (vec![], None, String::new()),
+        Some(Section::Part(p)) => {
+            let v = p.0.as_ref().to_vec();
+            let e = part_str(&v);
+            (v, None, e)
+        }
+        Some(Section::Header(p)) => {
+            let v = parts(p.as_ref());
+            let e = with_dot(&part_str(&v), "HEADER");
+            (v, Some(SectionText::Header), e)
+        }
+        Some(Section::HeaderFields(p, fields)) => {
+            let v = parts(p.as_ref());
+            let (list, echo) = names(fields.as_ref());
+            let e = with_dot(&part_str(&v), &format!("HEADER.FIELDS ({echo})"));
+            (
+                v,
+                Some(SectionText::HeaderFields {
+                    names: list,
+                    not: false,
+                }),
+                e,
+            )
+        }
+        Some(Section::HeaderFieldsNot(p, fields)) => {
+            let v = parts(p.as_ref());
+            let (list, echo) = names(fields.as_ref());
+            let e = with_dot(&part_str(&v), &format!("HEADER.FIELDS.NOT ({echo})"));
+            (
+                v,
+                Some(SectionText::HeaderFields {
+                    names: list,
+                    not: true,
+                }),
+                e,
+            )
+        }
+        Some(Section::Text(p)) => {
+            let v = parts(p.as_ref());
+            let e = with_dot(&part_str(&v), "TEXT");
+            (v, Some(SectionText::Text), e)
+        }
+        Some(Section::Mime(p)) => {
+            let v = p.0.as_ref().to_vec();
+            let e = with_dot(&part_str(&v), "MIME");
+            (v, Some(SectionText::Mime), e)
+        }
+    };
+    (
+        SectionSpec {
+            part: part.into_iter().map(|n| n.get()).collect(),
+            text,
+        },
+        echo,
+    )
+}
+
+fn partial(data: &[u8], range: Option<(u32, std::num::NonZeroU32)>) -> (&[u8], String) {
+    match range {
+        None => (data, String::new()),
+        Some((start, len)) => {
+            let start_usize = (start as usize).min(data.len());
+            let end = start_usize
+                .saturating_add(len.get() as usize)
+                .min(data.len());
+            (&data[start_usize..end], format!("<{start}>"))
+        }
+    }
+}
+
+fn body_value(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        out.extend_from_slice(b"\"\"");
+    } else {
+        out::literal(out, data);
+    }
+}
+
+/// FETCH / UID FETCH.
+pub(super) async fn fetch(
+    s: &mut Session,
+    set: &SequenceSet,
+    items: MacroOrMessageDataItemNames<'static>,
+    uid: bool,
+    saved: Option<&[Uid]>,
+) -> OpResult {
+    let Some(sel) = s.selected.as_ref() else {
+        return Ok(Completion::bad("No mailbox selected"));
+    };
+    let indexes = match sel.resolve(set, uid, saved) {
+        Ok(i) => i,
+        Err(e) => return Ok(Completion::bad(e)),
+    };
+    let mut items = expand(items);
+    if uid && !items.contains(&MessageDataItemName::Uid) {
+        items.insert(0, MessageDataItemName::Uid);
+    }
+    let needs_cache = items.iter().any(|i| {
+        matches!(
+            i,
+            MessageDataItemName::Envelope
+                | MessageDataItemName::Body
+                | MessageDataItemName::BodyStructure
+        )
+    });
+    let needs_blob = items.iter().any(|i| {
+        matches!(
+            i,
+            MessageDataItemName::BodyExt { .. }
+                | MessageDataItemName::Binary { .. }
+                | MessageDataItemName::BinarySize { .. }
+                | MessageDataItemName::Rfc822
+                | MessageDataItemName::Rfc822Header
+                | MessageDataItemName::Rfc822Text
+        )
+    });
+    let sets_seen = !sel.read_only
+        && items.iter().any(|i| {
+            matches!(
+                i,
+                MessageDataItemName::BodyExt { peek: false, .. }
+                    | MessageDataItemName::Binary { peek: false, .. }
+                    | MessageDataItemName::Rfc822
+                    | MessageDataItemName::Rfc822Text
+            )
+        });
+    let id = sel.mailbox.id;
+    let uids: Vec<Uid> = indexes.iter().map(|&i| sel.messages[i].uid).collect();
+
+    // Implicit \Seen (RFC 9051 §6.4.5) is set before the data is returned, and FLAGS is
+    // reported for the messages whose flags changed.
+    let mut seen_changed: Vec<Uid> = Vec::new();
+    if sets_seen {
+        let unseen: Vec<Uid> = indexes
+            .iter()
+            .map(|&i| &sel.messages[i])
+            .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+            .map(|m| m.uid)
+            .collect();
+        if !unseen.is_empty() {
+            let outcome = s
+                .ctx
+                .store
+                .store_flags(id, &unseen, FlagOp::Add, &["\\Seen".to_owned()], None)
+                .await?;
+            if let Some(sel) = s.selected.as_mut() {
+                for rec in outcome.updated {
+                    seen_changed.push(rec.uid);
+                    if let Some(seq) = sel.seq_of(rec.uid) {
+                        sel.messages[seq - 1] = rec;
+                    }
+                }
+            }
+        }
+    }
+    let caches: HashMap<Uid, MessageCache> = if needs_cache {
+        s.ctx.store.cache(id, &uids).await?.into_iter().collect()
+    } else {
+        HashMap::new()
+    };
+    let records: Vec<(usize, MessageRecord)> = match s.selected.as_ref() {
+        Some(sel) => indexes
+            .iter()
+            .map(|&i| (i + 1, sel.messages[i].clone()))
+            .collect(),
+        None => return Ok(Completion::bad("No mailbox selected")),
+    };
+    for (seq, rec) in records {
+        let blob: Option<Bytes> = if needs_blob || (needs_cache && !caches.contains_key(&rec.uid)) {
+            Some(s.ctx.blobs.get(&rec.blob).await?)
+        } else {
+            None
+        };
+        let computed;
+        let cache = match caches.get(&rec.uid) {
+            Some(c) => Some(c),
+            None if needs_cache => {
+                computed = mime::analyze(blob.as_deref().unwrap_or_default());
+                Some(&computed)
+            }
+            None => None,
+        };
+        let mut line = format!("* {seq} FETCH (").into_bytes();
+        let mut first = true;
+        let mut flags_sent = false;
+        for item in &items {
+            if !first {
+                line.push(b' ');
+            }
+            first = false;
+            let raw = blob.as_deref().unwrap_or_default();
+            match item {
+                MessageDataItemName::Uid => {
+                    let _ = write!(line, "UID {}", rec.uid.0);
+                }
+                MessageDataItemName::Flags => {
+                    flags_sent = true;
+                    let _ = write!(line, "FLAGS {}", flag_list(&rec.flags));
+                }
+                MessageDataItemName::InternalDate => {
+                    let _ = write!(
+                        line,
+                        "INTERNALDATE \"{}\"",
+                        rec.internal_date.format("%d-%b-%Y %H:%M:%S %z")
+                    );
+                }
+                MessageDataItemName::Rfc822Size => {
+                    let _ = write!(line, "RFC822.SIZE {}", rec.size);
+                }
+                MessageDataItemName::ModSeq => {
+                    let _ = write!(line, "MODSEQ ({})", rec.modseq.0);
+                }
+                MessageDataItemName::Envelope => {
+                    line.extend_from_slice(b"ENVELOPE ");
+                    line.extend_from_slice(
+                        cache.map(|c| c.envelope.as_slice()).unwrap_or_default(),
+                    );
+                }
+                MessageDataItemName::Body => {
+                    line.extend_from_slice(b"BODY ");
+                    line.extend_from_slice(cache.map(|c| c.body.as_slice()).unwrap_or_default());
+                }
+                MessageDataItemName::BodyStructure => {
+                    line.extend_from_slice(b"BODYSTRUCTURE ");
+                    line.extend_from_slice(
+                        cache
+                            .map(|c| c.bodystructure.as_slice())
+                            .unwrap_or_default(),
+                    );
+                }
+                MessageDataItemName::BodyExt {
+                    section,
+                    partial: range,
+                    ..
+                } => {
+                    let (spec, echo) = section_spec(section.as_ref());
+                    let data = mime::section(raw, &spec);
+                    let (data, origin) = partial(&data, *range);
+                    let _ = write!(line, "BODY[{echo}]{origin} ");
+                    body_value(&mut line, data);
+                }
+                MessageDataItemName::Binary {
+                    section,
+                    partial: range,
+                    ..
+                } => {
+                    let part: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                    let data = match binary(raw, &part) {
+                        Ok(d) => d,
+                        Err(c) => return Ok(c),
+                    };
+                    let (data, origin) = partial(&data, *range);
+                    let _ = write!(line, "BINARY[{}]{origin} ", join_part(&part));
+                    if data.contains(&0) {
+                        let _ = write!(line, "~{{{}}}\r\n", data.len());
+                        line.extend_from_slice(data);
+                    } else {
+                        body_value(&mut line, data);
+                    }
+                }
+                MessageDataItemName::BinarySize { section } => {
+                    let part: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                    let data = match binary(raw, &part) {
+                        Ok(d) => d,
+                        Err(c) => return Ok(c),
+                    };
+                    let _ = write!(line, "BINARY.SIZE[{}] {}", join_part(&part), data.len());
+                }
+                MessageDataItemName::Rfc822 => {
+                    line.extend_from_slice(b"RFC822 ");
+                    body_value(&mut line, raw);
+                }
+                MessageDataItemName::Rfc822Header => {
+                    let data = mime::section(
+                        raw,
+                        &SectionSpec {
+                            part: vec![],
+                            text: Some(SectionText::Header),
+                        },
+                    );
+                    line.extend_from_slice(b"RFC822.HEADER ");
+                    body_value(&mut line, &data);
+                }
+                MessageDataItemName::Rfc822Text => {
+                    let data = mime::section(
+                        raw,
+                        &SectionSpec {
+                            part: vec![],
+                            text: Some(SectionText::Text),
+                        },
+                    );
+                    line.extend_from_slice(b"RFC822.TEXT ");
+                    body_value(&mut line, &data);
+                }
+            }
+        }
+        if !flags_sent && seen_changed.contains(&rec.uid) {
+            let _ = write!(line, " FLAGS {}", flag_list(&rec.flags));
+        }
+        line.extend_from_slice(b")\r\n");
+        s.out.extend_from_slice(&line);
+        if s.out.len() > FLUSH_THRESHOLD {
+            s.flush().await?;
+        }
+    }
+    Ok(Completion::ok("Fetch completed."))
+}
+
+fn join_part(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn binary(raw: &[u8], part: &[u32]) -> Result<Vec<u8>, Completion> {
+    match mime::binary(raw, part) {
+        Ok(d) => Ok(d),
+        Err(BinaryError::UnknownCte) => Err(Completion::no_code(
+            "UNKNOWN-CTE",
+            "Unknown Content-Transfer-Encoding",
+        )),
+        Err(BinaryError::NoSuchPart) => Ok(Vec::new()),
+    }
+}

@@ -1,0 +1,303 @@
+//! SEARCH (RFC 9051 §6.4.4) with ESEARCH result options (RFC 4731) and SEARCHRES (RFC 5182).
+
+use chrono::{NaiveDate, Utc};
+use imap_codec::imap_types::core::Charset;
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+use crate::imap::session::selected::compact_set;
+use crate::imap::session::{Completion, OpResult, Session};
+use crate::imap::wire::parse::{SAVED_RESULT_SENTINEL, SearchReturn};
+use crate::mime::{SearchDoc, SectionSpec, SectionText};
+use crate::store::{MessageRecord, Uid};
+
+/// What one message offers to the evaluator.
+struct Msg<'a> {
+    seq: u32,
+    rec: &'a MessageRecord,
+    doc: Option<&'a Doc>,
+}
+
+struct Doc {
+    search: SearchDoc,
+    header_text: String,
+}
+
+struct Env<'a> {
+    max_seq: u32,
+    max_uid: u32,
+    saved: Option<&'a [Uid]>,
+    now: chrono::DateTime<Utc>,
+}
+
+fn needs_doc(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_doc),
+        SearchKey::Not(k) => needs_doc(k),
+        SearchKey::Or(a, b) => needs_doc(a) || needs_doc(b),
+        SearchKey::Bcc(_)
+        | SearchKey::Body(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Header(..)
+        | SearchKey::Subject(_)
+        | SearchKey::Text(_)
+        | SearchKey::To(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
+        _ => false,
+    }
+}
+
+fn in_set(
+    set: &SequenceSet,
+    value: u32,
+    max: u32,
+    saved_hit: impl Fn() -> bool,
+    saved: bool,
+) -> bool {
+    set.0.as_ref().iter().any(|seq| {
+        let (a, b) = match seq {
+            Sequence::Single(v) => (v, v),
+            Sequence::Range(a, b) => (a, b),
+        };
+        if saved && a == b && matches!(a, SeqOrUid::Value(v) if v.get() == SAVED_RESULT_SENTINEL) {
+            return saved_hit();
+        }
+        let v = |x: &SeqOrUid| match x {
+            SeqOrUid::Value(v) => v.get(),
+            SeqOrUid::Asterisk => max,
+        };
+        let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+        (lo..=hi).contains(&value)
+    })
+}
+
+fn contains(hay: &str, needle: &[u8]) -> bool {
+    let needle = String::from_utf8_lossy(needle).to_lowercase();
+    hay.to_lowercase().contains(&needle)
+}
+
+fn header_has(doc: Option<&Doc>, name: &str, needle: &[u8]) -> bool {
+    doc.is_some_and(|d| {
+        let values = d.search.header(name);
+        if needle.is_empty() {
+            return !values.is_empty();
+        }
+        values.iter().any(|v| contains(v, needle))
+    })
+}
+
+fn date_of(d: &chrono::DateTime<chrono::FixedOffset>) -> NaiveDate {
+    d.date_naive()
+}
+
+fn eval(key: &SearchKey<'_>, m: &Msg<'_>, env: &Env<'_>) -> bool {
+    let has = |flag: &str| m.rec.flags.iter().any(|f| f.eq_ignore_ascii_case(flag));
+    let sent = || {
+        m.doc
+            .and_then(|d| d.search.sent_date())
+            .map(|d| date_of(&d))
+    };
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| eval(k, m, env)),
+        SearchKey::Or(a, b) => eval(a, m, env) || eval(b, m, env),
+        SearchKey::Not(k) => !eval(k, m, env),
+        SearchKey::SequenceSet(set) => in_set(
+            set,
+            m.seq,
+            env.max_seq,
+            || env.saved.is_some_and(|s| s.contains(&m.rec.uid)),
+            env.saved.is_some(),
+        ),
+        SearchKey::Uid(set) => in_set(
+            set,
+            m.rec.uid.0,
+            env.max_uid,
+            || env.saved.is_some_and(|s| s.contains(&m.rec.uid)),
+            env.saved.is_some(),
+        ),
+        SearchKey::All | SearchKey::Old => true,
+        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::Answered => has("\\Answered"),
+        SearchKey::Deleted => has("\\Deleted"),
+        SearchKey::Draft => has("\\Draft"),
+        SearchKey::Flagged => has("\\Flagged"),
+        SearchKey::Seen => has("\\Seen"),
+        SearchKey::Unanswered => !has("\\Answered"),
+        SearchKey::Undeleted => !has("\\Deleted"),
+        SearchKey::Undraft => !has("\\Draft"),
+        SearchKey::Unflagged => !has("\\Flagged"),
+        SearchKey::Unseen => !has("\\Seen"),
+        SearchKey::Keyword(k) => has(k.as_ref()),
+        SearchKey::Unkeyword(k) => !has(k.as_ref()),
+        SearchKey::Larger(n) => m.rec.size > *n,
+        SearchKey::Smaller(n) => m.rec.size < *n,
+        SearchKey::Before(d) => date_of(&m.rec.internal_date) < *d.as_ref(),
+        SearchKey::On(d) => date_of(&m.rec.internal_date) == *d.as_ref(),
+        SearchKey::Since(d) => date_of(&m.rec.internal_date) >= *d.as_ref(),
+        SearchKey::SentBefore(d) => sent().is_some_and(|s| s < *d.as_ref()),
+        SearchKey::SentOn(d) => sent().is_some_and(|s| s == *d.as_ref()),
+        SearchKey::SentSince(d) => sent().is_some_and(|s| s >= *d.as_ref()),
+        SearchKey::Older(secs) => {
+            (env.now - m.rec.internal_date.with_timezone(&Utc)).num_seconds()
+                >= i64::from(secs.get())
+        }
+        SearchKey::Younger(secs) => {
+            (env.now - m.rec.internal_date.with_timezone(&Utc)).num_seconds()
+                <= i64::from(secs.get())
+        }
+        SearchKey::Bcc(s) => header_has(m.doc, "Bcc", s.as_ref()),
+        SearchKey::Cc(s) => header_has(m.doc, "Cc", s.as_ref()),
+        SearchKey::From(s) => header_has(m.doc, "From", s.as_ref()),
+        SearchKey::To(s) => header_has(m.doc, "To", s.as_ref()),
+        SearchKey::Subject(s) => header_has(m.doc, "Subject", s.as_ref()),
+        SearchKey::Header(name, value) => header_has(
+            m.doc,
+            &String::from_utf8_lossy(name.as_ref()),
+            value.as_ref(),
+        ),
+        SearchKey::Body(s) => m
+            .doc
+            .is_some_and(|d| contains(&d.search.body_text(), s.as_ref())),
+        SearchKey::Text(s) => m.doc.is_some_and(|d| {
+            contains(&d.header_text, s.as_ref()) || contains(&d.search.body_text(), s.as_ref())
+        }),
+        SearchKey::ModSequence { modseq, .. } => m.rec.modseq.0 >= *modseq,
+    }
+}
+
+/// SEARCH / UID SEARCH.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn search(
+    s: &mut Session,
+    tag: &str,
+    charset: Option<&Charset<'_>>,
+    criteria: &[SearchKey<'_>],
+    uid: bool,
+    ret: Option<SearchReturn>,
+    saved: Option<&[Uid]>,
+) -> OpResult {
+    if let Some(cs) = charset {
+        let name: &str = match cs {
+            Charset::Atom(a) => a.as_ref(),
+            Charset::Quoted(q) => q.as_ref(),
+        };
+        if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
+            if ret.as_ref().is_some_and(|r| r.save) {
+                s.saved_result.clear();
+            }
+            return Ok(Completion::no_code(
+                "BADCHARSET (UTF-8 US-ASCII)",
+                "Unsupported charset",
+            ));
+        }
+    }
+    let Some(sel) = s.selected.as_ref() else {
+        return Ok(Completion::bad("No mailbox selected"));
+    };
+    let key_needs_doc = criteria.iter().any(needs_doc);
+    let records: Vec<MessageRecord> = sel.messages.clone();
+    let env = Env {
+        max_seq: u32::try_from(records.len()).unwrap_or(u32::MAX),
+        max_uid: records.last().map_or(0, |m| m.uid.0),
+        saved,
+        now: Utc::now(),
+    };
+    let mut hits: Vec<(u32, Uid)> = Vec::new();
+    for (i, rec) in records.iter().enumerate() {
+        let doc = if key_needs_doc {
+            let raw = s.ctx.blobs.get(&rec.blob).await?;
+            let doc = tokio::task::spawn_blocking(move || {
+                let header = crate::mime::section(
+                    &raw,
+                    &SectionSpec {
+                        part: vec![],
+                        text: Some(SectionText::Header),
+                    },
+                );
+                Doc {
+                    search: SearchDoc::new(&raw),
+                    header_text: String::from_utf8_lossy(&header).into_owned(),
+                }
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Some(doc)
+        } else {
+            None
+        };
+        let m = Msg {
+            seq: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            rec,
+            doc: doc.as_ref(),
+        };
+        if criteria.iter().all(|k| eval(k, &m, &env)) {
+            hits.push((m.seq, rec.uid));
+        }
+    }
+    let value = |h: &(u32, Uid)| if uid { h.1.0 } else { h.0 };
+    let esearch = ret.clone().or_else(|| {
+        s.rev2.then(|| SearchReturn {
+            all: true,
+            ..Default::default()
+        })
+    });
+    match esearch {
+        None => {
+            let mut line = String::from("SEARCH");
+            for h in &hits {
+                line.push(' ');
+                line.push_str(&value(h).to_string());
+            }
+            s.untagged(line);
+        }
+        Some(r) => {
+            if r.save {
+                let only_min_max = (r.min || r.max) && !r.all && !r.count;
+                s.saved_result = if only_min_max {
+                    let mut v = Vec::new();
+                    if r.min
+                        && let Some(h) = hits.first()
+                    {
+                        v.push(h.1);
+                    }
+                    if r.max
+                        && let Some(h) = hits.last()
+                    {
+                        v.push(h.1);
+                    }
+                    v.dedup();
+                    v
+                } else {
+                    hits.iter().map(|h| h.1).collect()
+                };
+            }
+            if r.min || r.max || r.all || r.count {
+                let mut line = format!("ESEARCH (TAG \"{tag}\")");
+                if uid {
+                    line.push_str(" UID");
+                }
+                if r.min
+                    && let Some(h) = hits.first()
+                {
+                    line.push_str(&format!(" MIN {}", value(h)));
+                }
+                if r.max
+                    && let Some(h) = hits.last()
+                {
+                    line.push_str(&format!(" MAX {}", value(h)));
+                }
+                if r.count {
+                    line.push_str(&format!(" COUNT {}", hits.len()));
+                }
+                if r.all && !hits.is_empty() {
+                    line.push_str(&format!(" ALL {}", compact_set(hits.iter().map(value))));
+                }
+                s.untagged(line);
+            }
+        }
+    }
+    Ok(Completion::ok("Search completed."))
+}

@@ -1,0 +1,125 @@
+//! STORE (RFC 9051 §6.4.6), with `.SILENT` and UNCHANGEDSINCE (RFC 7162 §3.1.3).
+
+use std::io::Write;
+
+use imap_codec::imap_types::command::StoreModifier;
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use crate::imap::session::selected::{compact_set, flag_list};
+use crate::imap::session::{Completion, OpResult, Session};
+use crate::store::{FlagOp, ModSeq, Uid};
+
+/// Converts protocol flags to stored spellings. `\Recent` cannot be stored (RFC 9051 §2.3.2
+/// removed it; RFC 3501 forbids setting it).
+pub(super) fn flag_strings(flags: &[Flag<'_>]) -> Result<Vec<String>, Completion> {
+    let mut out: Vec<String> = Vec::with_capacity(flags.len());
+    for f in flags {
+        let text = f.to_string();
+        if text.eq_ignore_ascii_case("\\Recent") {
+            return Err(Completion::bad("\\Recent can't be stored"));
+        }
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&text)) {
+            out.push(text);
+        }
+    }
+    Ok(out)
+}
+
+/// STORE / UID STORE.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn store(
+    s: &mut Session,
+    set: &SequenceSet,
+    kind: StoreType,
+    response: StoreResponse,
+    flags: &[Flag<'_>],
+    uid: bool,
+    modifiers: &[StoreModifier],
+    saved: Option<&[Uid]>,
+) -> OpResult {
+    let flags = match flag_strings(flags) {
+        Ok(f) => f,
+        Err(c) => return Ok(c),
+    };
+    let Some(sel) = s.selected.as_ref() else {
+        return Ok(Completion::bad("No mailbox selected"));
+    };
+    if sel.read_only {
+        return Ok(Completion::no_code("READ-ONLY", "Mailbox is read-only."));
+    }
+    let indexes = match sel.resolve(set, uid, saved) {
+        Ok(i) => i,
+        Err(e) => return Ok(Completion::bad(e)),
+    };
+    let uids: Vec<Uid> = indexes.iter().map(|&i| sel.messages[i].uid).collect();
+    let op = match kind {
+        StoreType::Replace => FlagOp::Replace,
+        StoreType::Add => FlagOp::Add,
+        StoreType::Remove => FlagOp::Remove,
+    };
+    let unchanged_since = modifiers
+        .iter()
+        .map(|StoreModifier::UnchangedSince(m)| ModSeq(*m))
+        .next();
+    let id = sel.mailbox.id;
+    let outcome = if uids.is_empty() {
+        Default::default()
+    } else {
+        s.ctx
+            .store
+            .store_flags(id, &uids, op, &flags, unchanged_since)
+            .await?
+    };
+    let Some(sel) = s.selected.as_mut() else {
+        return Ok(Completion::bad("No mailbox selected"));
+    };
+    sel.announce_keywords(&flags, &mut s.out);
+    for rec in outcome.updated {
+        if let Some(seq) = sel.seq_of(rec.uid) {
+            sel.messages[seq - 1] = rec;
+        }
+    }
+    if response == StoreResponse::Answer {
+        for &i in &indexes {
+            let m = &sel.messages[i];
+            if outcome.modified.contains(&m.uid) {
+                continue;
+            }
+            let _ = if uid {
+                write!(
+                    s.out,
+                    "* {} FETCH (UID {} FLAGS {})\r\n",
+                    i + 1,
+                    m.uid.0,
+                    flag_list(&m.flags)
+                )
+            } else {
+                write!(
+                    s.out,
+                    "* {} FETCH (FLAGS {})\r\n",
+                    i + 1,
+                    flag_list(&m.flags)
+                )
+            };
+        }
+    }
+    if !outcome.modified.is_empty() {
+        let set = if uid {
+            compact_set(outcome.modified.iter().map(|u| u.0))
+        } else {
+            compact_set(
+                outcome
+                    .modified
+                    .iter()
+                    .filter_map(|u| sel.seq_of(*u))
+                    .map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
+            )
+        };
+        return Ok(Completion::ok_code(
+            format!("MODIFIED {set}"),
+            "Conditional STORE failed",
+        ));
+    }
+    Ok(Completion::ok("Store completed."))
+}

@@ -1,0 +1,286 @@
+//! The selected mailbox as one session sees it: the message sequence number view
+//! (RFC 9051 §2.3.1.2), deferred expunges, and announced keywords.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+use crate::imap::wire::parse::SAVED_RESULT_SENTINEL;
+use crate::store::{Changes, MailboxRecord, MessageRecord, ModSeq, Uid};
+
+/// The system flags every mailbox permits (RFC 9051 §2.3.2).
+pub(crate) const SYSTEM_FLAGS: &[&str] =
+    &["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+/// A selected mailbox.
+pub(crate) struct Selected {
+    pub mailbox: MailboxRecord,
+    /// EXAMINE, or SELECT of a mailbox the user may not change.
+    pub read_only: bool,
+    /// Messages by sequence number (index + 1), ascending UID.
+    pub messages: Vec<MessageRecord>,
+    /// Changes up to this MODSEQ are reflected in `messages`.
+    pub known_modseq: ModSeq,
+    /// Expunged in the store but not yet announced to this client.
+    pub pending_expunge: BTreeSet<Uid>,
+    /// Keywords announced in FLAGS, ASCII-lower-case for lookup, with their spelling.
+    pub keywords: Vec<String>,
+}
+
+/// Space-separated flags in parentheses, e.g. `(\Seen $Forwarded)`.
+pub(crate) fn flag_list(flags: &[String]) -> String {
+    format!("({})", flags.join(" "))
+}
+
+impl Selected {
+    pub fn new(mailbox: MailboxRecord, read_only: bool, messages: Vec<MessageRecord>) -> Self {
+        let mut keywords: Vec<String> = Vec::new();
+        for m in &messages {
+            for f in &m.flags {
+                if !f.starts_with('\\') && !keywords.iter().any(|k| k.eq_ignore_ascii_case(f)) {
+                    keywords.push(f.clone());
+                }
+            }
+        }
+        keywords.sort_by_key(|k| k.to_ascii_lowercase());
+        let known_modseq = mailbox.highest_modseq;
+        Self {
+            mailbox,
+            read_only,
+            messages,
+            known_modseq,
+            pending_expunge: BTreeSet::new(),
+            keywords,
+        }
+    }
+
+    pub fn has_pending_expunges(&self) -> bool {
+        !self.pending_expunge.is_empty()
+    }
+
+    /// 1-based sequence number of `uid`.
+    pub fn seq_of(&self, uid: Uid) -> Option<usize> {
+        self.messages
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| i + 1)
+    }
+
+    pub fn flags_response(&self) -> String {
+        let mut all: Vec<String> = SYSTEM_FLAGS.iter().map(|s| (*s).to_owned()).collect();
+        all.extend(self.keywords.iter().cloned());
+        format!("FLAGS {}", flag_list(&all))
+    }
+
+    pub fn permanent_flags_response(&self) -> String {
+        if self.read_only {
+            return "OK [PERMANENTFLAGS ()] Read-only mailbox.".into();
+        }
+        let mut all: Vec<String> = SYSTEM_FLAGS.iter().map(|s| (*s).to_owned()).collect();
+        all.extend(self.keywords.iter().cloned());
+        all.push("\\*".into());
+        format!("OK [PERMANENTFLAGS {}] Flags permitted.", flag_list(&all))
+    }
+
+    /// Announces keywords of `flags` not seen before with untagged FLAGS and PERMANENTFLAGS,
+    /// which must precede a FETCH that shows them (RFC 9051 §7.3.5).
+    pub fn announce_keywords(&mut self, flags: &[String], out: &mut Vec<u8>) {
+        let mut new = false;
+        for f in flags {
+            if !f.starts_with('\\') && !self.keywords.iter().any(|k| k.eq_ignore_ascii_case(f)) {
+                self.keywords.push(f.clone());
+                new = true;
+            }
+        }
+        if new {
+            self.keywords.sort_by_key(|k| k.to_ascii_lowercase());
+            let _ = write!(
+                out,
+                "* {}\r\n* {}\r\n",
+                self.flags_response(),
+                self.permanent_flags_response()
+            );
+        }
+    }
+
+    /// Folds store changes into the view and reports them.
+    pub fn apply_changes(
+        &mut self,
+        changes: Changes,
+        allow_expunge: bool,
+        uid_cmd: bool,
+        _rev2: bool,
+        out: &mut Vec<u8>,
+    ) {
+        for uid in &changes.expunged {
+            if self.seq_of(*uid).is_some() {
+                self.pending_expunge.insert(*uid);
+            }
+        }
+        let mut exists_changed = false;
+        for rec in changes.changed {
+            if let Some(seq) = self.seq_of(rec.uid) {
+                let idx = seq - 1;
+                if self.messages[idx].flags != rec.flags {
+                    self.announce_keywords(&rec.flags, out);
+                    let _ = if uid_cmd {
+                        write!(
+                            out,
+                            "* {seq} FETCH (UID {} FLAGS {})\r\n",
+                            rec.uid.0,
+                            flag_list(&rec.flags)
+                        )
+                    } else {
+                        write!(out, "* {seq} FETCH (FLAGS {})\r\n", flag_list(&rec.flags))
+                    };
+                }
+                self.messages[idx] = rec;
+            } else if self.messages.last().is_none_or(|m| m.uid < rec.uid) {
+                self.announce_keywords(&rec.flags, out);
+                self.messages.push(rec);
+                exists_changed = true;
+            }
+        }
+        if allow_expunge {
+            self.flush_expunges(out);
+        }
+        if exists_changed {
+            let _ = write!(out, "* {} EXISTS\r\n", self.messages.len());
+        }
+        if changes.highest_modseq > self.known_modseq {
+            self.known_modseq = changes.highest_modseq;
+        }
+        self.mailbox.highest_modseq = self.known_modseq;
+    }
+
+    /// Announces and applies pending expunges (`* n EXPUNGE`, highest first so that each
+    /// number is valid when the client reads it).
+    pub fn flush_expunges(&mut self, out: &mut Vec<u8>) {
+        if self.pending_expunge.is_empty() {
+            return;
+        }
+        for uid in std::mem::take(&mut self.pending_expunge).into_iter().rev() {
+            if let Some(seq) = self.seq_of(uid) {
+                self.messages.remove(seq - 1);
+                let _ = write!(out, "* {seq} EXPUNGE\r\n");
+            }
+        }
+    }
+
+    /// Removes `uids` from the view now, announcing each (used by EXPUNGE and MOVE).
+    pub fn expunge_now(&mut self, uids: &[Uid], out: &mut Vec<u8>) {
+        self.pending_expunge.extend(uids.iter().copied());
+        self.flush_expunges(out);
+    }
+
+    /// Resolves a sequence set to view indexes (0-based, ascending, no duplicates).
+    ///
+    /// UID sets ignore UIDs that do not exist, and `n:*` always includes the highest UID
+    /// (RFC 9051 §6.4.9). Message sequence numbers beyond the mailbox are an error.
+    /// `saved` is the SEARCHRES result that [`SAVED_RESULT_SENTINEL`] stands for.
+    pub fn resolve(
+        &self,
+        set: &SequenceSet,
+        uid: bool,
+        saved: Option<&[Uid]>,
+    ) -> Result<Vec<usize>, String> {
+        let mut out = Vec::new();
+        for seq in set.0.as_ref() {
+            let (a, b) = match seq {
+                Sequence::Single(v) => (v, v),
+                Sequence::Range(a, b) => (a, b),
+            };
+            if let (Some(saved), SeqOrUid::Value(v)) = (saved, a)
+                && v.get() == SAVED_RESULT_SENTINEL
+                && a == b
+            {
+                out.extend(saved.iter().filter_map(|u| self.seq_of(*u).map(|s| s - 1)));
+                continue;
+            }
+            if uid {
+                let max = self.messages.last().map_or(0, |m| m.uid.0);
+                let val = |x: &SeqOrUid| match x {
+                    SeqOrUid::Value(v) => v.get(),
+                    SeqOrUid::Asterisk => max,
+                };
+                let (lo, hi) = (val(a).min(val(b)), val(a).max(val(b)));
+                let start = self.messages.partition_point(|m| m.uid.0 < lo);
+                let end = self.messages.partition_point(|m| m.uid.0 <= hi);
+                out.extend(start..end);
+            } else {
+                let max = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
+                let val = |x: &SeqOrUid| match x {
+                    SeqOrUid::Value(v) => v.get(),
+                    SeqOrUid::Asterisk => max,
+                };
+                let (lo, hi) = (val(a).min(val(b)), val(a).max(val(b)));
+                if hi > max || lo == 0 {
+                    return Err("Invalid messageset".into());
+                }
+                out.extend((lo as usize - 1)..(hi as usize));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// Formats UIDs as a compact sequence set (`1:3,7`), for COPYUID and ESEARCH ALL.
+pub(crate) fn compact_set(values: impl IntoIterator<Item = u32>) -> String {
+    let mut v: Vec<u32> = values.into_iter().collect();
+    v.sort_unstable();
+    v.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+/// Formats (source, destination) UID pairs in order, keeping their correspondence (COPYUID).
+pub(crate) fn uid_list(values: impl IntoIterator<Item = u32>) -> String {
+    let v: Vec<u32> = values.into_iter().collect();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_sets() {
+        assert_eq!(compact_set([5, 1, 2, 3, 9, 10]), "1:3,5,9:10");
+        assert_eq!(compact_set([]), "");
+        assert_eq!(uid_list([4, 5, 6, 2]), "4:6,2");
+    }
+}
