@@ -55,7 +55,7 @@ cargo test --workspace || fail "cargo test --workspace"
 
 step "Python end-to-end tests (pytest e2e/)"
 "$PYTHON" -m pytest --version >/dev/null 2>&1 || fail "pytest is not installed for $PYTHON (run .ci/run)"
-have_tests=$(find e2e -name 'test_*.py' -not -path '*/__pycache__/*' | head -n 1)
+have_tests=$(find e2e -name 'test_*.py' -not -path '*/__pycache__/*' -print -quit)
 set +e
 "$PYTHON" -m pytest -q -x e2e
 rc=$?
