@@ -1,5 +1,117 @@
 //! `mcp`: the dataplane binary. Only wiring lives here.
 
-fn main() -> anyhow::Result<()> {
+use std::path::PathBuf;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mcp_dataplane::standalone::{self, Config, Settings, config};
+use tracing_subscriber::EnvFilter;
+
+/// MCP, a Kubernetes-native IMAP mail platform: the dataplane.
+#[derive(Parser, Debug)]
+#[command(name = "mcp", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true, env = "MCP_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run IMAP (STARTTLS), IMAPS and metrics in one process from a local data directory,
+    /// with the accounts of the YAML resources in --resources.
+    Standalone(StandaloneArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct StandaloneArgs {
+    /// Directory of Tenant, Mailbox and Secret YAML files (*.yaml, *.yml).
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_RESOURCES)]
+    resources: PathBuf,
+    /// Data directory: SQLite store, blobs, generated TLS certificate. Created if missing.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// IMAP listen address (plain text with STARTTLS).
+    #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_IMAP)]
+    imap: String,
+    /// IMAPS listen address (implicit TLS).
+    #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_IMAPS)]
+    imaps: String,
+    /// Metrics listen address (HTTP: /metrics, /healthz).
+    #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_METRICS)]
+    metrics: String,
+    /// Metadata store URL: sqlite://PATH or postgres://USER:PASS@HOST:PORT/DB.
+    /// [default: sqlite://DATA_DIR/meta.sqlite]
+    #[arg(long, value_name = "URL", env = "MCP_STORE_URL")]
+    store_url: Option<String>,
+    /// Blob directory. [default: DATA_DIR/blobs]
+    #[arg(long, value_name = "DIR")]
+    blob_dir: Option<PathBuf>,
+    /// PEM certificate chain for IMAPS/STARTTLS. [default: self-signed, in DATA_DIR/tls]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(cli.command)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Library errors carry their causes in their message; print it once, no backtrace.
+            eprintln!("mcp: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Standalone(a) => {
+            let settings = Settings {
+                resources: Some(a.resources),
+                data_dir: Some(a.data_dir),
+                imap: Some(a.imap),
+                imaps: Some(a.imaps),
+                metrics: Some(a.metrics),
+                store_url: a.store_url,
+                blob_dir: a.blob_dir,
+                tls_cert: a.tls_cert,
+                tls_key: a.tls_key,
+            };
+            let config = Config::from_settings(&settings)?;
+            standalone::run(config).await?;
+        }
+    }
     Ok(())
 }

@@ -1,0 +1,827 @@
+//! Applying the YAML resources of the standalone mode to the store.
+//!
+//! Every `*.yaml`/`*.yml` file of the resource directory is read with
+//! [`Resource::parse_stream`] (the CRD types are the one source of truth), the set is
+//! validated as a whole ([`desired_accounts`]), and each Mailbox becomes an account
+//! ([`apply`]). Each account carries a digest of what it was applied from (tenant, spec and
+//! password); an account whose digest is unchanged is skipped, so a re-apply costs one
+//! lookup per mailbox and no argon2 work, and an edited Mailbox or Secret is applied on the
+//! next start.
+//!
+//! Namespaces: a Mailbox lives in its Tenant's namespace (`spec.namespace`, default
+//! `mcp-<tenant>`); if it names a namespace it must be that one. Its Secret is looked up by
+//! name in that namespace; a Secret without `metadata.namespace` matches any namespace.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mcp_crds::mailbox::MailboxState;
+use mcp_crds::{Mailbox, Resource, ResourceError, SecretResource, Tenant};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{HashError, hash_password};
+use crate::store::{AccountUpsert, MetadataStore, StoreError};
+
+/// Why the resources could not be applied. Each variant names the file or account involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The resource directory or one of its files could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The directory or file.
+        path: PathBuf,
+        /// I/O error.
+        source: std::io::Error,
+    },
+    /// A file is not a valid YAML stream of supported resources.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The document and field at fault.
+        source: ResourceError,
+    },
+    /// A resource is well-formed but inconsistent with the others.
+    #[error("{path}: {kind} {name:?}: {field}: {message}")]
+    Invalid {
+        /// The file holding the resource.
+        path: PathBuf,
+        /// `Tenant`, `Mailbox` or `Secret`.
+        kind: &'static str,
+        /// The resource's `metadata.name`.
+        name: String,
+        /// Path of the offending field, e.g. `spec.address`.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The digest key file could not be read or written, or is corrupt.
+    #[error("{path}: {message}")]
+    DigestKey {
+        /// The key file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Hashing a password failed.
+    #[error("{address}: {source}")]
+    Hash {
+        /// The account.
+        address: String,
+        /// argon2's error.
+        source: HashError,
+    },
+    /// The store failed while reading or writing an account.
+    #[error("{address}: {source}")]
+    Store {
+        /// The account.
+        address: String,
+        /// Store error.
+        source: StoreError,
+    },
+}
+
+/// A resource together with the file it came from.
+#[derive(Clone, Debug)]
+struct Sourced<T> {
+    path: PathBuf,
+    value: T,
+}
+
+/// All resources read from a directory, by kind, in file-name order.
+#[derive(Clone, Debug, Default)]
+pub struct ResourceSet {
+    tenants: Vec<Sourced<Tenant>>,
+    mailboxes: Vec<Sourced<Mailbox>>,
+    secrets: Vec<Sourced<SecretResource>>,
+}
+
+impl ResourceSet {
+    /// Number of (Tenants, Mailboxes, Secrets) read.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.tenants.len(), self.mailboxes.len(), self.secrets.len())
+    }
+}
+
+/// Reads every `*.yaml` and `*.yml` file directly in `dir` (not recursively), in file-name
+/// order.
+///
+/// # Errors
+/// [`ApplyError::Read`] or [`ApplyError::Parse`] naming the file.
+pub fn read_dir(dir: &Path) -> Result<ResourceSet, ApplyError> {
+    let read_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ApplyError::Read { path, source }
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err(dir))? {
+        let path = entry.map_err(read_err(dir))?.path();
+        let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if yaml && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    let mut set = ResourceSet::default();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(read_err(&path))?;
+        let resources = Resource::parse_stream(&text).map_err(|source| ApplyError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        for r in resources {
+            let path = path.clone();
+            match r {
+                Resource::Tenant(t) => set.tenants.push(Sourced { path, value: *t }),
+                Resource::Mailbox(m) => set.mailboxes.push(Sourced { path, value: *m }),
+                Resource::Secret(s) => set.secrets.push(Sourced { path, value: s }),
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// A 32-octet key for the account digests, kept in the data directory.
+///
+/// The digest covers the password, so an unkeyed hash stored next to the argon2 hash would
+/// let anyone holding a database copy test password guesses at SHA-256 speed. Keyed, the
+/// database alone reveals nothing. Losing the key only costs one re-hash of every account.
+#[derive(Clone)]
+pub struct DigestKey([u8; 32]);
+
+impl std::fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DigestKey(..)")
+    }
+}
+
+impl DigestKey {
+    /// A key from raw bytes (tests, or callers that keep the key elsewhere).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Reads the key from `path` (64 hex digits), or creates it (random, mode 0600) when the
+    /// file does not exist.
+    ///
+    /// # Errors
+    /// [`ApplyError::DigestKey`] when the file cannot be read or written or is corrupt.
+    pub fn load_or_create(path: &Path) -> Result<Self, ApplyError> {
+        let fail = |message: String| ApplyError::DigestKey {
+            path: path.to_owned(),
+            message,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let mut key = [0u8; 32];
+                hex::decode_to_slice(text.trim(), &mut key).map_err(|e| {
+                    fail(format!("not 64 hex digits ({e}); delete it to regenerate"))
+                })?;
+                Ok(Self(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key: [u8; 32] = rand::random();
+                let text = format!("{}\n", hex::encode(key));
+                crate::tls::write_atomically(path, text.as_bytes(), 0o600)
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok(Self(key))
+            }
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+}
+
+/// HMAC-SHA-256 (RFC 2104) over `msg`.
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(msg);
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// One account the resources ask for.
+#[derive(Clone)]
+pub struct DesiredAccount {
+    /// File of the Mailbox resource.
+    pub path: PathBuf,
+    /// Owning tenant's name.
+    pub tenant: String,
+    /// Login name and primary address, lower-case.
+    pub address: String,
+    /// Whether login is allowed (`spec.state: Active`).
+    pub active: bool,
+    /// Keyed digest of (tenant, spec, password): `hmac-sha256:` and 64 hex digits.
+    pub digest: String,
+    password: String,
+}
+
+impl std::fmt::Debug for DesiredAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesiredAccount")
+            .field("path", &self.path)
+            .field("tenant", &self.tenant)
+            .field("address", &self.address)
+            .field("active", &self.active)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid<T>(
+    r: &Sourced<T>,
+    kind: &'static str,
+    name: &str,
+    field: &'static str,
+    message: impl Into<String>,
+) -> ApplyError {
+    ApplyError::Invalid {
+        path: r.path.clone(),
+        kind,
+        name: name.to_owned(),
+        field,
+        message: message.into(),
+    }
+}
+
+/// Splits `local@domain`, rejecting anything that cannot be an IMAP login address.
+fn split_address(address: &str) -> Option<(&str, &str)> {
+    let (local, domain) = address.split_once('@')?;
+    let bad = |s: &str| {
+        s.is_empty()
+            || s.contains('@')
+            || s.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+    };
+    if bad(local) || bad(domain) || !domain.contains(|c: char| c.is_alphanumeric()) {
+        return None;
+    }
+    Some((local, domain))
+}
+
+fn valid_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+#[derive(Serialize)]
+struct DigestInput<'a> {
+    version: u32,
+    tenant: &'a str,
+    spec: &'a mcp_crds::MailboxSpec,
+    password: &'a str,
+}
+
+/// Validates `set` as a whole and returns the accounts it asks for, in file order.
+///
+/// # Errors
+/// The first [`ApplyError::Invalid`]: a Tenant without a name or with an empty or malformed
+/// `spec.domains`; a duplicate Tenant, Secret or address; a Mailbox whose tenant does not
+/// exist, whose address is malformed or outside its tenant's domains, whose namespace is not
+/// its tenant's, or whose Secret or Secret key is missing or empty.
+pub fn desired_accounts(
+    set: &ResourceSet,
+    key: &DigestKey,
+) -> Result<Vec<DesiredAccount>, ApplyError> {
+    let mut tenants: BTreeMap<String, &Sourced<Tenant>> = BTreeMap::new();
+    for t in &set.tenants {
+        let name = t.value.metadata.name.clone().unwrap_or_default();
+        if name.is_empty() {
+            return Err(invalid(t, "Tenant", "", "metadata.name", "is required"));
+        }
+        if t.value.spec.domains.is_empty() {
+            return Err(invalid(
+                t,
+                "Tenant",
+                &name,
+                "spec.domains",
+                "needs at least one domain",
+            ));
+        }
+        if let Some(d) = t.value.spec.domains.iter().find(|d| !valid_domain(d)) {
+            return Err(invalid(
+                t,
+                "Tenant",
+                &name,
+                "spec.domains",
+                format!("{d:?} is not a lower-case DNS name"),
+            ));
+        }
+        if let Some(prev) = tenants.insert(name.clone(), t) {
+            return Err(invalid(
+                t,
+                "Tenant",
+                &name,
+                "metadata.name",
+                format!("already defined in {}", prev.path.display()),
+            ));
+        }
+    }
+
+    let mut secrets: BTreeMap<(Option<&str>, &str), &Sourced<SecretResource>> = BTreeMap::new();
+    for s in &set.secrets {
+        let id = (s.value.namespace.as_deref(), s.value.name.as_str());
+        if let Some(prev) = secrets.insert(id, s) {
+            return Err(invalid(
+                s,
+                "Secret",
+                &s.value.name,
+                "metadata.name",
+                format!("already defined in {}", prev.path.display()),
+            ));
+        }
+    }
+
+    let mut out = Vec::new();
+    let mut addresses: BTreeMap<String, &Path> = BTreeMap::new();
+    for m in &set.mailboxes {
+        let name = m.value.metadata.name.clone().unwrap_or_default();
+        let bad = |field, message: String| invalid(m, "Mailbox", &name, field, message);
+        if name.is_empty() {
+            return Err(bad("metadata.name", "is required".into()));
+        }
+        let spec = &m.value.spec;
+        let tenant = tenants.get(&spec.tenant).ok_or_else(|| {
+            bad(
+                "spec.tenant",
+                format!("no Tenant named {:?} in the resources", spec.tenant),
+            )
+        })?;
+        let domains = &tenant.value.spec.domains;
+        let address = spec.address.to_lowercase();
+        for (field, a) in std::iter::once(("spec.address", &address))
+            .chain(spec.aliases.iter().map(|a| ("spec.aliases", a)))
+        {
+            let (_, domain) = split_address(a)
+                .ok_or_else(|| bad(field, format!("{a:?} is not a local@domain address")))?;
+            if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+                return Err(bad(
+                    field,
+                    format!(
+                        "domain of {a:?} is not one of tenant {:?}'s spec.domains {domains:?}",
+                        spec.tenant
+                    ),
+                ));
+            }
+        }
+        if let Some(prev) = addresses.insert(address.clone(), &m.path) {
+            return Err(bad(
+                "spec.address",
+                format!(
+                    "{address:?} is already used by a Mailbox in {}",
+                    prev.display()
+                ),
+            ));
+        }
+
+        let namespace = tenant
+            .value
+            .spec
+            .namespace
+            .clone()
+            .unwrap_or_else(|| format!("mcp-{}", spec.tenant));
+        if let Some(ns) = &m.value.metadata.namespace
+            && *ns != namespace
+        {
+            return Err(bad(
+                "metadata.namespace",
+                format!("must be the tenant's namespace {namespace:?}, not {ns:?}"),
+            ));
+        }
+
+        let secret_ref = spec.credentials.secret_ref.as_ref().ok_or_else(|| {
+            bad(
+                "spec.credentials.secretRef",
+                "is required in standalone mode".into(),
+            )
+        })?;
+        let secret = secrets
+            .get(&(Some(namespace.as_str()), secret_ref.name.as_str()))
+            .or_else(|| secrets.get(&(None, secret_ref.name.as_str())))
+            .ok_or_else(|| {
+                bad(
+                    "spec.credentials.secretRef.name",
+                    format!("no Secret {namespace}/{} in the resources", secret_ref.name),
+                )
+            })?;
+        let password = secret.value.data.get(&secret_ref.key).ok_or_else(|| {
+            bad(
+                "spec.credentials.secretRef.key",
+                format!(
+                    "Secret {} ({}) has no key {:?}",
+                    secret_ref.name,
+                    secret.path.display(),
+                    secret_ref.key
+                ),
+            )
+        })?;
+        if password.is_empty() {
+            return Err(bad(
+                "spec.credentials.secretRef.key",
+                format!(
+                    "Secret {} key {:?} is empty",
+                    secret_ref.name, secret_ref.key
+                ),
+            ));
+        }
+
+        let input = DigestInput {
+            version: 1,
+            tenant: &spec.tenant,
+            spec,
+            password,
+        };
+        let json = serde_json::to_vec(&input)
+            .map_err(|e| bad("spec", format!("cannot be serialised: {e}")))?;
+        let digest = format!("hmac-sha256:{}", hex::encode(hmac_sha256(&key.0, &json)));
+        out.push(DesiredAccount {
+            path: m.path.clone(),
+            tenant: spec.tenant.clone(),
+            address,
+            active: spec.state == MailboxState::Active,
+            digest,
+            password: password.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// What [`apply`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Accounts that did not exist.
+    pub created: usize,
+    /// Accounts whose digest changed.
+    pub updated: usize,
+    /// Accounts already up to date (no write, no hashing).
+    pub unchanged: usize,
+}
+
+/// Creates or updates the account of every `accounts` entry whose stored digest differs.
+///
+/// Accounts in the store that no Mailbox asks for are left alone (their retention is the
+/// Mailbox's `spec.retention`, handled when deletion is implemented).
+///
+/// # Errors
+/// [`ApplyError::Store`] or [`ApplyError::Hash`] naming the account; accounts before it
+/// are already applied (each upsert is its own transaction, and re-applying is idempotent).
+pub async fn apply(
+    store: &MetadataStore,
+    accounts: &[DesiredAccount],
+) -> Result<ApplyReport, ApplyError> {
+    let mut report = ApplyReport::default();
+    for a in accounts {
+        let store_err = |source| ApplyError::Store {
+            address: a.address.clone(),
+            source,
+        };
+        let existing = store
+            .account_by_address(&a.address)
+            .await
+            .map_err(store_err)?;
+        if existing.as_ref().is_some_and(|e| e.spec_digest == a.digest) {
+            report.unchanged += 1;
+            continue;
+        }
+        let password = a.password.clone();
+        let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| ApplyError::Store {
+                address: a.address.clone(),
+                source: StoreError::Corrupt(format!("password hashing aborted: {e}")),
+            })?
+            .map_err(|source| ApplyError::Hash {
+                address: a.address.clone(),
+                source,
+            })?;
+        store
+            .upsert_account(&AccountUpsert {
+                tenant: a.tenant.clone(),
+                address: a.address.clone(),
+                password_hash,
+                active: a.active,
+                spec_digest: a.digest.clone(),
+            })
+            .await
+            .map_err(store_err)?;
+        if existing.is_some() {
+            tracing::info!(address = %a.address, file = %a.path.display(), "account updated");
+            report.updated += 1;
+        } else {
+            tracing::info!(address = %a.address, file = %a.path.display(), "account created");
+            report.created += 1;
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TENANT: &str = "apiVersion: mcp.dev/v1alpha1\nkind: Tenant\nmetadata: {name: example}\nspec: {domains: [example.com]}\n";
+    const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: alice, namespace: mcp-example}\nstringData: {password: alice-demo}\n";
+    const MAILBOX: &str = "apiVersion: mcp.dev/v1alpha1\nkind: Mailbox\nmetadata: {name: alice, namespace: mcp-example}\nspec:\n  tenant: example\n  address: Alice@Example.com\n  credentials: {secretRef: {name: alice}}\n";
+
+    fn key() -> DigestKey {
+        DigestKey::from_bytes([7; 32])
+    }
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        }
+        dir
+    }
+
+    fn desired(files: &[(&str, &str)]) -> Result<Vec<DesiredAccount>, ApplyError> {
+        let dir = dir_with(files);
+        desired_accounts(&read_dir(dir.path())?, &key())
+    }
+
+    #[test]
+    fn hmac_matches_rfc4231_test_case_2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn sample_resources_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples/standalone");
+        let set = read_dir(&dir).expect("samples parse");
+        let accounts = desired_accounts(&set, &key()).expect("samples validate");
+        let mut addresses: Vec<_> = accounts.iter().map(|a| a.address.as_str()).collect();
+        addresses.sort();
+        assert_eq!(addresses, ["alice@example.com", "bob@example.com"]);
+        let alice = accounts
+            .iter()
+            .find(|a| a.address == "alice@example.com")
+            .expect("alice");
+        assert_eq!(alice.password, "alice-demo");
+        assert!(alice.active);
+    }
+
+    #[test]
+    fn resources_may_be_spread_over_files_and_only_yaml_is_read() {
+        let accounts = desired(&[
+            ("a.yaml", TENANT),
+            ("b.yml", SECRET),
+            ("c.yaml", MAILBOX),
+            ("notes.txt", "not yaml: ["),
+        ])
+        .expect("valid");
+        assert_eq!(accounts.len(), 1);
+        assert_eq!(accounts[0].address, "alice@example.com");
+        assert!(accounts[0].digest.starts_with("hmac-sha256:"));
+        assert_eq!(accounts[0].digest.len(), "hmac-sha256:".len() + 64);
+    }
+
+    #[test]
+    fn digest_is_stable_and_changes_with_spec_password_and_key() {
+        let base = desired(&[("a.yaml", TENANT), ("b.yaml", SECRET), ("c.yaml", MAILBOX)])
+            .expect("valid")[0]
+            .digest
+            .clone();
+        let again = desired(&[("a.yaml", TENANT), ("b.yaml", SECRET), ("c.yaml", MAILBOX)])
+            .expect("valid")[0]
+            .digest
+            .clone();
+        assert_eq!(base, again);
+
+        let suspended = format!("{MAILBOX}  state: Suspended\n");
+        let changed = desired(&[
+            ("a.yaml", TENANT),
+            ("b.yaml", SECRET),
+            ("c.yaml", &suspended),
+        ])
+        .expect("valid");
+        assert_ne!(changed[0].digest, base);
+        assert!(!changed[0].active);
+
+        let new_password = SECRET.replace("alice-demo", "changed");
+        let changed = desired(&[
+            ("a.yaml", TENANT),
+            ("b.yaml", &new_password),
+            ("c.yaml", MAILBOX),
+        ])
+        .expect("valid");
+        assert_ne!(changed[0].digest, base);
+
+        let dir = dir_with(&[("a.yaml", TENANT), ("b.yaml", SECRET), ("c.yaml", MAILBOX)]);
+        let set = read_dir(dir.path()).expect("read");
+        let other_key = desired_accounts(&set, &DigestKey::from_bytes([8; 32])).expect("valid");
+        assert_ne!(other_key[0].digest, base);
+    }
+
+    #[test]
+    fn inconsistent_resources_are_errors_naming_file_and_field() {
+        let other_domain = MAILBOX.replace("Example.com", "other.org");
+        let no_tenant = MAILBOX.replace("tenant: example", "tenant: nope");
+        let no_secret = MAILBOX.replace("name: alice}}", "name: carol}}");
+        let no_key = MAILBOX.replace("name: alice}}", "name: alice, key: pw}}");
+        let wrong_ns = MAILBOX.replace("namespace: mcp-example}", "namespace: elsewhere}");
+        let bad_alias = format!("{MAILBOX}  aliases: [a@other.org]\n");
+        let no_at = MAILBOX.replace("Alice@Example.com", "alice");
+        let no_domains = TENANT.replace("[example.com]", "[]");
+        let upper_domain = TENANT.replace("[example.com]", "[Example.COM]");
+        let empty_pw = SECRET.replace("alice-demo", "''");
+        let bob = MAILBOX.replace("name: alice, namespace", "name: bob, namespace");
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", &other_domain),
+                ],
+                "m.yaml: Mailbox \"alice\": spec.address",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", &no_tenant),
+                ],
+                "m.yaml: Mailbox \"alice\": spec.tenant",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", &no_secret),
+                ],
+                "spec.credentials.secretRef.name",
+            ),
+            (
+                vec![("t.yaml", TENANT), ("s.yaml", SECRET), ("m.yaml", &no_key)],
+                "spec.credentials.secretRef.key",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", &empty_pw),
+                    ("m.yaml", MAILBOX),
+                ],
+                "spec.credentials.secretRef.key",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", &wrong_ns),
+                ],
+                "metadata.namespace",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", &bad_alias),
+                ],
+                "spec.aliases",
+            ),
+            (
+                vec![("t.yaml", TENANT), ("s.yaml", SECRET), ("m.yaml", &no_at)],
+                "spec.address",
+            ),
+            (
+                vec![("t.yaml", &no_domains)],
+                "t.yaml: Tenant \"example\": spec.domains",
+            ),
+            (vec![("t.yaml", &upper_domain)], "spec.domains"),
+            (
+                vec![("t.yaml", TENANT), ("u.yaml", TENANT)],
+                "u.yaml: Tenant \"example\": metadata.name: already defined in",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", MAILBOX),
+                    ("n.yaml", &bob),
+                ],
+                "n.yaml: Mailbox \"bob\": spec.address: \"alice@example.com\" is already used",
+            ),
+            (
+                vec![("t.yaml", "apiVersion: v1\nkind: ConfigMap\n")],
+                "t.yaml: document 0: unsupported",
+            ),
+        ];
+        for (files, want) in cases {
+            let err = desired(&files).expect_err(want).to_string();
+            assert!(err.contains(want), "want {want:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn secret_without_namespace_matches_and_data_is_base64() {
+        let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: alice}\ndata: {password: YWxpY2UtZGVtbw==}\n";
+        let accounts =
+            desired(&[("t.yaml", TENANT), ("s.yaml", secret), ("m.yaml", MAILBOX)]).expect("valid");
+        assert_eq!(accounts[0].password, "alice-demo");
+    }
+
+    #[test]
+    fn digest_key_is_created_private_and_reloaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("apply.key");
+        let a = DigestKey::load_or_create(&path).expect("create");
+        let b = DigestKey::load_or_create(&path).expect("load");
+        assert_eq!(a.0, b.0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "zz").expect("corrupt");
+        let err = DigestKey::load_or_create(&path)
+            .expect_err("corrupt")
+            .to_string();
+        assert!(err.contains("apply.key"), "{err}");
+    }
+
+    /// Needs the SQLite [`MetadataStore`].
+    #[tokio::test]
+    async fn reapply_is_idempotent_and_an_edit_is_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("meta.sqlite").display());
+        let store = MetadataStore::connect(&url).await.expect("connect");
+        let files = [("t.yaml", TENANT), ("s.yaml", SECRET), ("m.yaml", MAILBOX)];
+        let accounts = desired(&files).expect("valid");
+
+        let first = apply(&store, &accounts).await.expect("apply");
+        assert_eq!(
+            first,
+            ApplyReport {
+                created: 1,
+                updated: 0,
+                unchanged: 0
+            }
+        );
+        let stored = store
+            .account_by_address("alice@example.com")
+            .await
+            .expect("lookup")
+            .expect("exists");
+
+        let second = apply(&store, &accounts).await.expect("re-apply");
+        assert_eq!(
+            second,
+            ApplyReport {
+                created: 0,
+                updated: 0,
+                unchanged: 1
+            }
+        );
+        let again = store
+            .account_by_address("alice@example.com")
+            .await
+            .expect("lookup")
+            .expect("exists");
+        assert_eq!(again.password_hash, stored.password_hash);
+
+        let suspended = format!("{MAILBOX}  state: Suspended\n");
+        let edited = desired(&[
+            ("t.yaml", TENANT),
+            ("s.yaml", SECRET),
+            ("m.yaml", &suspended),
+        ])
+        .expect("valid");
+        let third = apply(&store, &edited).await.expect("apply edit");
+        assert_eq!(
+            third,
+            ApplyReport {
+                created: 0,
+                updated: 1,
+                unchanged: 0
+            }
+        );
+        let after = store
+            .account_by_address("alice@example.com")
+            .await
+            .expect("lookup")
+            .expect("exists");
+        assert!(!after.active);
+        assert_eq!(after.spec_digest, edited[0].digest);
+    }
+}

@@ -1,0 +1,340 @@
+//! Configuration of the standalone server, validated once at start-up.
+//!
+//! [`Settings`] is what the operator typed (every field optional, strings as given);
+//! [`Config::from_settings`] turns it into a [`Config`] whose values are known to be usable,
+//! or a [`ConfigError`] naming the offending field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::tls::TlsSource;
+
+/// Default directory of the YAML resources.
+pub const DEFAULT_RESOURCES: &str = "config/samples/standalone";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Default IMAP (STARTTLS) listen address.
+pub const DEFAULT_IMAP: &str = "127.0.0.1:1143";
+/// Default IMAPS (implicit TLS) listen address.
+pub const DEFAULT_IMAPS: &str = "127.0.0.1:1993";
+/// Default metrics (HTTP) listen address.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9090";
+
+/// Raw settings as given on the command line or by a test; `None` means "use the default".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Directory of `*.yaml`/`*.yml` resources. Default [`DEFAULT_RESOURCES`].
+    pub resources: Option<PathBuf>,
+    /// Data directory (SQLite file, blobs, generated TLS certificate). Default
+    /// [`DEFAULT_DATA_DIR`]; created if missing.
+    pub data_dir: Option<PathBuf>,
+    /// IMAP listen address, `IP:PORT`. Default [`DEFAULT_IMAP`].
+    pub imap: Option<String>,
+    /// IMAPS listen address, `IP:PORT`. Default [`DEFAULT_IMAPS`].
+    pub imaps: Option<String>,
+    /// Metrics listen address, `IP:PORT`. Default [`DEFAULT_METRICS`].
+    pub metrics: Option<String>,
+    /// Metadata store URL, `sqlite://PATH` or `postgres://...`. Default
+    /// `sqlite://DATA/meta.sqlite`.
+    pub store_url: Option<String>,
+    /// Blob directory. Default `DATA/blobs`.
+    pub blob_dir: Option<PathBuf>,
+    /// PEM certificate chain; needs `tls_key`. Default: a self-signed certificate in
+    /// `DATA/tls/`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key; needs `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Directory of the YAML resources; exists.
+    pub resources: PathBuf,
+    /// Data directory, absolute; created by [`super::run`] if missing.
+    pub data_dir: PathBuf,
+    /// IMAP (STARTTLS) listen address.
+    pub imap: SocketAddr,
+    /// IMAPS (implicit TLS) listen address.
+    pub imaps: SocketAddr,
+    /// Metrics (HTTP) listen address.
+    pub metrics: SocketAddr,
+    /// Metadata store URL (`sqlite://` or `postgres://`/`postgresql://`).
+    pub store_url: String,
+    /// Blob directory, absolute.
+    pub blob_dir: PathBuf,
+    /// Source of the TLS certificate.
+    pub tls: TlsSource,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {field}: {message}")]
+pub struct ConfigError {
+    /// The setting's name as on the command line, e.g. `--imap`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn err(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field,
+        message: message.into(),
+    }
+}
+
+fn addr(
+    field: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let value = value.unwrap_or(default);
+    value
+        .parse()
+        .map_err(|_| err(field, format!("{value:?} is not an IP:PORT socket address")))
+}
+
+fn absolute(field: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
+    if path.as_os_str().is_empty() {
+        return Err(err(field, "must not be empty"));
+    }
+    std::path::absolute(path).map_err(|e| err(field, format!("{}: {e}", path.display())))
+}
+
+fn existing_file(field: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
+    if path.is_file() {
+        absolute(field, path)
+    } else {
+        Err(err(
+            field,
+            format!("{} is not a readable file", path.display()),
+        ))
+    }
+}
+
+impl Config {
+    /// Validates `settings` and fills in defaults.
+    ///
+    /// Checks: the listen addresses parse and do not share a port; the resource directory
+    /// exists; TLS certificate and key are given together and exist; the store URL has a
+    /// supported scheme. Does not touch the network or create anything.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`], naming the setting.
+    pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
+        let resources = settings
+            .resources
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOURCES));
+        if !resources.is_dir() {
+            return Err(err(
+                "--resources",
+                format!("{} is not a directory", resources.display()),
+            ));
+        }
+        let resources = absolute("--resources", &resources)?;
+        let data_dir = absolute(
+            "--data-dir",
+            settings
+                .data_dir
+                .as_deref()
+                .unwrap_or(Path::new(DEFAULT_DATA_DIR)),
+        )?;
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(err(
+                "--data-dir",
+                format!("{} exists and is not a directory", data_dir.display()),
+            ));
+        }
+
+        let imap = addr("--imap", settings.imap.as_deref(), DEFAULT_IMAP)?;
+        let imaps = addr("--imaps", settings.imaps.as_deref(), DEFAULT_IMAPS)?;
+        let metrics = addr("--metrics", settings.metrics.as_deref(), DEFAULT_METRICS)?;
+        let named = [("--imap", imap), ("--imaps", imaps), ("--metrics", metrics)];
+        for (i, (field, a)) in named.iter().enumerate() {
+            for (other, b) in &named[..i] {
+                if a.port() != 0
+                    && a.port() == b.port()
+                    && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+                {
+                    return Err(err(field, format!("{a} collides with {other} {b}")));
+                }
+            }
+        }
+
+        let store_url = match &settings.store_url {
+            Some(url) => {
+                let supported = ["sqlite:", "postgres://", "postgresql://"];
+                if !supported.iter().any(|s| url.starts_with(s)) {
+                    return Err(err(
+                        "--store-url",
+                        "must start with sqlite:, postgres:// or postgresql://",
+                    ));
+                }
+                url.clone()
+            }
+            None => format!("sqlite://{}", data_dir.join("meta.sqlite").display()),
+        };
+        let blob_dir = match &settings.blob_dir {
+            Some(dir) => absolute("--blob-dir", dir)?,
+            None => data_dir.join("blobs"),
+        };
+
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => TlsSource::Files {
+                cert: existing_file("--tls-cert", cert)?,
+                key: existing_file("--tls-key", key)?,
+            },
+            (None, None) => TlsSource::SelfSigned {
+                dir: data_dir.join("tls"),
+            },
+            (Some(_), None) => return Err(err("--tls-key", "required with --tls-cert")),
+            (None, Some(_)) => return Err(err("--tls-cert", "required with --tls-key")),
+        };
+
+        Ok(Config {
+            resources,
+            data_dir,
+            imap,
+            imaps,
+            metrics,
+            store_url,
+            blob_dir,
+            tls,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(dir: &Path) -> Settings {
+        Settings {
+            resources: Some(dir.to_owned()),
+            data_dir: Some(dir.join("data")),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn defaults_put_everything_under_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Config::from_settings(&base(dir.path())).expect("valid");
+        let data = dir.path().join("data");
+        assert_eq!(c.imap, "127.0.0.1:1143".parse().expect("addr"));
+        assert_eq!(c.imaps, "127.0.0.1:1993".parse().expect("addr"));
+        assert_eq!(c.metrics, "127.0.0.1:9090".parse().expect("addr"));
+        assert_eq!(
+            c.store_url,
+            format!("sqlite://{}/meta.sqlite", data.display())
+        );
+        assert_eq!(c.blob_dir, data.join("blobs"));
+        assert_eq!(
+            c.tls,
+            TlsSource::SelfSigned {
+                dir: data.join("tls")
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_settings_name_their_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path();
+        let file = p.join("file");
+        std::fs::write(&file, "x").expect("write");
+        let cases: Vec<(Settings, &str)> = vec![
+            (
+                Settings {
+                    imap: Some("localhost".into()),
+                    ..base(p)
+                },
+                "--imap",
+            ),
+            (
+                Settings {
+                    imaps: Some("1.2.3.4:99999".into()),
+                    ..base(p)
+                },
+                "--imaps",
+            ),
+            (
+                Settings {
+                    metrics: Some("127.0.0.1:1143".into()),
+                    ..base(p)
+                },
+                "--metrics",
+            ),
+            (
+                Settings {
+                    imaps: Some("0.0.0.0:1143".into()),
+                    ..base(p)
+                },
+                "--imaps",
+            ),
+            (
+                Settings {
+                    resources: Some(p.join("nope")),
+                    ..base(p)
+                },
+                "--resources",
+            ),
+            (
+                Settings {
+                    data_dir: Some(file.clone()),
+                    ..base(p)
+                },
+                "--data-dir",
+            ),
+            (
+                Settings {
+                    store_url: Some("mysql://x".into()),
+                    ..base(p)
+                },
+                "--store-url",
+            ),
+            (
+                Settings {
+                    tls_cert: Some(file.clone()),
+                    ..base(p)
+                },
+                "--tls-key",
+            ),
+            (
+                Settings {
+                    tls_key: Some(file.clone()),
+                    ..base(p)
+                },
+                "--tls-cert",
+            ),
+            (
+                Settings {
+                    tls_cert: Some(p.join("nope")),
+                    tls_key: Some(file.clone()),
+                    ..base(p)
+                },
+                "--tls-cert",
+            ),
+        ];
+        for (settings, field) in cases {
+            let e = Config::from_settings(&settings).expect_err(field);
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    #[test]
+    fn port_zero_never_collides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings {
+            imap: Some("127.0.0.1:0".into()),
+            imaps: Some("127.0.0.1:0".into()),
+            metrics: Some("127.0.0.1:0".into()),
+            store_url: Some("postgres://u:p@127.0.0.1:5432/mcp".into()),
+            ..base(dir.path())
+        };
+        let c = Config::from_settings(&s).expect("valid");
+        assert_eq!(c.store_url, "postgres://u:p@127.0.0.1:5432/mcp");
+    }
+}

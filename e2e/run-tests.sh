@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The one test command of MCP: builds the workspace, starts the services the tests need,
+# runs every Rust test and then the Python end-to-end suites under e2e/.
+# Stops at the first failure with a message saying which step failed.
+#
+# Environment: PYTHON (default python3); MCP_TEST_POSTGRES_URL is exported from
+# e2e/services/postgres.sh when that script exists.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-python3}
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() {
+    printf '\nFAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+started=()
+stop_services() {
+    local s
+    for s in "${started[@]}"; do
+        bash "e2e/services/$s.sh" stop >/dev/null 2>&1 || true
+    done
+}
+trap stop_services EXIT
+
+step "build (cargo build --workspace --all-targets)"
+cargo build --workspace --all-targets || fail "cargo build"
+
+if [[ -f e2e/services/postgres.sh ]]; then
+    step "start PostgreSQL (e2e/services/postgres.sh start)"
+    out=$(bash e2e/services/postgres.sh start) || fail "e2e/services/postgres.sh start"
+    started+=(postgres)
+    printf '%s\n' "$out"
+    # The script prints the URL (bare, as NAME=URL or as an export line); take the last one.
+    url=$(printf '%s\n' "$out" | grep -oE "postgres(ql)?://[^[:space:]\"']+" | tail -n 1 || true)
+    [[ -n "$url" ]] || fail "e2e/services/postgres.sh start printed no postgres:// URL"
+    export MCP_TEST_POSTGRES_URL="$url"
+    echo "MCP_TEST_POSTGRES_URL exported"
+else
+    echo "note: e2e/services/postgres.sh not present; PostgreSQL tests will not run"
+fi
+
+if [[ -f e2e/services/dovecot.sh ]]; then
+    step "start Dovecot (e2e/services/dovecot.sh start)"
+    bash e2e/services/dovecot.sh start || fail "e2e/services/dovecot.sh start"
+    started+=(dovecot)
+else
+    echo "note: e2e/services/dovecot.sh not present; Dovecot tests will not run"
+fi
+
+step "Rust tests (cargo test --workspace)"
+cargo test --workspace || fail "cargo test --workspace"
+
+step "Python end-to-end tests (pytest e2e/)"
+"$PYTHON" -m pytest --version >/dev/null 2>&1 || fail "pytest is not installed for $PYTHON (run .ci/run)"
+have_tests=$(find e2e -name 'test_*.py' -not -path '*/__pycache__/*' -print -quit)
+set +e
+"$PYTHON" -m pytest -q -x e2e
+rc=$?
+set -e
+if [[ $rc -eq 5 && -z "$have_tests" ]]; then
+    echo "no Python end-to-end tests yet (pytest collected nothing)"
+elif [[ $rc -ne 0 ]]; then
+    fail "pytest e2e/ (exit code $rc)"
+fi
+
+step "all tests passed"
