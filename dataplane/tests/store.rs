@@ -398,6 +398,16 @@ async fn rename_inbox(db: &Db) {
     );
     assert_eq!(moved[0].flags, strings(&["\\Seen"]));
     assert_eq!(moved[0].internal_date, date());
+
+    // INBOX can be renamed below itself; the new mailbox is a child of the kept INBOX.
+    append_n(s, inbox.id, 1).await;
+    s.rename_mailbox(a.id, "INBOX", "inbox/Older")
+        .await
+        .expect("rename INBOX below itself");
+    let older = mailbox(s, &a, "INBOX/Older").await;
+    assert_eq!(s.messages(older.id).await.expect("messages").len(), 1);
+    assert!(s.messages(inbox.id).await.expect("messages").is_empty());
+    assert_eq!(mailbox(s, &a, "INBOX").await.uid_next, Uid(5));
 }
 
 async fn subscriptions(db: &Db) {
@@ -911,6 +921,31 @@ fn database_url_rewrite() {
         "postgres://u@h:1/t?sslmode=disable"
     );
     assert_eq!(with_database("postgres://u@h:1", "t"), "postgres://u@h:1/t");
+}
+
+#[tokio::test]
+async fn sqlite_file_is_wal_and_persistent() {
+    use sqlx::SqliteConnection;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("sub.db").display());
+    let s = MetadataStore::connect(&url).await.expect("connect");
+    let a = account(&s).await;
+    s.close().await;
+    let mut conn = SqliteConnection::connect(&url).await.expect("raw connect");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    conn.close().await.expect("close");
+    let again = MetadataStore::connect(&url)
+        .await
+        .expect("reopen (migrations are idempotent)");
+    assert_eq!(
+        again.account_by_address(&a.address).await.expect("lookup"),
+        Some(a)
+    );
+    assert!(MetadataStore::connect("mysql://localhost/x").await.is_err());
 }
 
 #[tokio::test]
