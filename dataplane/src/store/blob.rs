@@ -1,17 +1,43 @@
 //! Content-addressed message bodies on the local filesystem.
 //!
-//! CONTRACT STUB: being implemented (store work item).
+//! A body with SHA-256 `abcd…` lives at `ROOT/ab/cd/abcd…`. Writes go to a temporary file in
+//! the target directory, are fsynced, renamed into place and the directory is fsynced, so a
+//! blob that [`BlobStore::put`] returned survives a crash. All filesystem work runs on the
+//! blocking thread pool.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 /// SHA-256 of a body, lower-case hex (64 characters).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlobId(pub String);
 
+impl BlobId {
+    /// The address of `body`.
+    pub fn of(body: &[u8]) -> Self {
+        BlobId(hex::encode(Sha256::digest(body)))
+    }
+
+    /// Whether this is a well-formed address (64 lower-case hex digits).
+    pub fn is_valid(&self) -> bool {
+        self.0.len() == 64
+            && self
+                .0
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+}
+
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
-    /// The blob does not exist.
+    /// The blob does not exist (or the id is malformed).
     #[error("blob {0} not found")]
     NotFound(String),
     /// Filesystem error.
@@ -22,21 +48,174 @@ pub enum BlobError {
 /// Message bodies addressed by their SHA-256, stored under a directory.
 #[derive(Clone, Debug)]
 pub struct BlobStore {
-    root: std::path::PathBuf,
+    root: PathBuf,
 }
 
-#[allow(unused_variables, clippy::unused_async)]
 impl BlobStore {
-    /// Opens (creating) the store rooted at `root`.
-    pub async fn open(root: impl Into<std::path::PathBuf>) -> Result<Self, BlobError> {
-        todo!()
+    /// Opens the store rooted at `root`, creating the directory if needed.
+    /// Errors: `Io` when it cannot be created.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let root = root.into();
+        tokio::fs::create_dir_all(&root).await?;
+        Ok(Self { root })
     }
-    /// Stores `body` durably (fsync before returning) and returns its address; idempotent.
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob `id` lives (`ROOT/ab/cd/<id>`); `None` for a malformed id.
+    fn path(&self, id: &BlobId) -> Option<PathBuf> {
+        id.is_valid()
+            .then(|| self.root.join(&id.0[0..2]).join(&id.0[2..4]).join(&id.0))
+    }
+
+    /// Stores `body` durably (file and directory fsynced before returning) and returns its
+    /// address. Idempotent: an existing blob is not rewritten, only its modification time is
+    /// refreshed (so that orphan collection does not take it right away). Errors: `Io`.
     pub async fn put(&self, body: &[u8]) -> Result<BlobId, BlobError> {
-        todo!()
+        let body = body.to_vec();
+        let store = self.clone();
+        blocking(move || store.put_blocking(&body)).await
     }
-    /// Reads a whole body.
+
+    fn put_blocking(&self, body: &[u8]) -> Result<BlobId, BlobError> {
+        let id = BlobId::of(body);
+        let path = self
+            .path(&id)
+            .ok_or_else(|| BlobError::NotFound(id.0.clone()))?;
+        if let Ok(file) = File::options().append(true).open(&path) {
+            file.set_modified(SystemTime::now())?;
+            return Ok(id);
+        }
+        let dir = path.parent().unwrap_or(&self.root);
+        let created_dirs = !dir.exists();
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".tmp-{}-{:016x}", id.0, rand::random::<u64>()));
+        let written = (|| {
+            let mut file = File::create(&tmp)?;
+            file.write_all(body)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        sync_dir(dir)?;
+        if created_dirs {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+            sync_dir(&self.root)?;
+        }
+        Ok(id)
+    }
+
+    /// Reads a whole body. Errors: `NotFound` for a missing or malformed id, `Io`.
     pub async fn get(&self, id: &BlobId) -> Result<Bytes, BlobError> {
-        todo!()
+        let path = self
+            .path(id)
+            .ok_or_else(|| BlobError::NotFound(id.0.clone()))?;
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(BlobError::NotFound(id.0.clone())),
+            Err(e) => Err(e.into()),
+        }
     }
+
+    /// Whether the blob exists. Errors: `Io`.
+    pub async fn exists(&self, id: &BlobId) -> Result<bool, BlobError> {
+        match self.path(id) {
+            Some(path) => Ok(tokio::fs::try_exists(path).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// Removes a blob. Errors: `NotFound` when it does not exist, `Io`.
+    pub async fn delete(&self, id: &BlobId) -> Result<(), BlobError> {
+        let path = self
+            .path(id)
+            .ok_or_else(|| BlobError::NotFound(id.0.clone()))?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(BlobError::NotFound(id.0.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes every blob that is not in `referenced` and was last written more than
+    /// `min_age` ago (younger ones may belong to a message whose metadata transaction has not
+    /// committed yet); also removes stale temporary files older than `min_age`. Take
+    /// `referenced` ([`MetadataStore::referenced_blobs`](super::MetadataStore::referenced_blobs))
+    /// before calling this. Returns the number of blobs deleted. Errors: `Io`.
+    pub async fn collect_orphans(
+        &self,
+        referenced: &HashSet<BlobId>,
+        min_age: Duration,
+    ) -> Result<usize, BlobError> {
+        let referenced = referenced.clone();
+        let root = self.root.clone();
+        blocking(move || collect_orphans_blocking(&root, &referenced, min_age)).await
+    }
+}
+
+fn collect_orphans_blocking(
+    root: &Path,
+    referenced: &HashSet<BlobId>,
+    min_age: Duration,
+) -> Result<usize, BlobError> {
+    let now = SystemTime::now();
+    let mut deleted = 0;
+    for level1 in read_dirs(root)? {
+        for level2 in read_dirs(&level1)? {
+            for entry in fs::read_dir(&level2)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let is_tmp = name.starts_with(".tmp-");
+                let id = BlobId(name);
+                if !is_tmp && (!id.is_valid() || referenced.contains(&id)) {
+                    continue;
+                }
+                let modified = entry.metadata()?.modified()?;
+                if now.duration_since(modified).unwrap_or_default() < min_age {
+                    continue;
+                }
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => deleted += usize::from(!is_tmp),
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// The two-hex-digit subdirectories of `dir`.
+fn read_dirs(dir: &Path) -> Result<Vec<PathBuf>, BlobError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if entry.file_type()?.is_dir() && name.len() == 2 {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
+/// fsyncs a directory so that entries created or renamed in it are durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Runs filesystem work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
+) -> Result<T, BlobError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
 }

@@ -1,114 +1,475 @@
 //! The metadata store on sqlx: SQLite (default) or PostgreSQL, chosen by URL.
 //!
-//! CONTRACT STUB: the signatures below are the API the IMAP layer codes against; the bodies
-//! are being implemented (store work item). Do not change signatures without coordinating.
+//! Both backends run through sqlx's `Any` driver with one set of SQL statements (the
+//! dialects agree on everything used here: `$n` parameters, `RETURNING`, `ON CONFLICT`,
+//! window functions); only the schema (`migrations/{sqlite,postgres}`) and the statement that
+//! opens a transaction differ.
+//!
+//! Concurrency: every write transaction first locks the rows it allocates from (the account
+//! row for mailbox creation/rename/delete, the mailbox rows — in ascending id order — for
+//! message changes). On SQLite `BEGIN IMMEDIATE` takes the database write lock up front; on
+//! PostgreSQL an `UPDATE` takes the row lock, so UID/MODSEQ allocation is serialised per
+//! mailbox across connections and processes, and UIDs become visible in ascending order.
 
+mod sql;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+
+use self::sql::*;
+use super::BlobId;
 use super::ChangeBus;
 use super::types::*;
 
+/// Which database is behind the `Any` pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// Mail metadata: accounts, mailboxes, messages, flags, MODSEQs and tombstones.
 ///
-/// Cheap to clone (a pool handle). Every method is one transaction.
+/// Cheap to clone (a pool handle). Every method is one transaction; after a commit that
+/// changed a mailbox its id is published on [`MetadataStore::bus`].
 #[derive(Clone)]
 pub struct MetadataStore {
+    pool: AnyPool,
+    backend: Backend,
     bus: ChangeBus,
 }
 
-#[allow(unused_variables, clippy::unused_async)]
+impl std::fmt::Debug for MetadataStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SQLite's wait for a lock held by another connection before failing with `SQLITE_BUSY`.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl MetadataStore {
     /// Opens (creating if needed) and migrates the store at `url`:
-    /// `sqlite://PATH` or `postgres://USER:PASS@HOST:PORT/DB`.
+    /// `sqlite://PATH` (the file is created if missing; WAL, `synchronous=FULL`, foreign
+    /// keys on, 10 s busy timeout) or `postgres://USER:PASS@HOST:PORT/DB`.
+    ///
+    /// Errors: `Database` when the URL is invalid or the database unreachable, `Migrate` when
+    /// the schema cannot be brought up to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        todo!()
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                format!("unsupported database URL scheme in {url:?} (sqlite:// or postgres://)")
+                    .into(),
+            )));
+        };
+        let options = AnyPoolOptions::new().max_connections(10);
+        let pool = match backend {
+            Backend::Sqlite => {
+                prepare_sqlite_file(url).await?;
+                options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in [
+                                "PRAGMA busy_timeout = 10000",
+                                "PRAGMA synchronous = FULL",
+                                "PRAGMA foreign_keys = ON",
+                            ] {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => options.connect(url).await?,
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self {
+            pool,
+            backend,
+            bus: ChangeBus::new(),
+        })
     }
+
     /// The change bus on which committed changes are announced.
     pub fn bus(&self) -> &ChangeBus {
         &self.bus
     }
-    /// Creates or updates an account; a new account gets [`DEFAULT_FOLDERS`].
-    pub async fn upsert_account(&self, a: &AccountUpsert) -> Result<AccountRecord, StoreError> {
-        todo!()
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
-    /// Looks an account up by address (case-insensitive).
+
+    /// A write transaction: on SQLite it holds the write lock from the start, so it never
+    /// fails on a lock upgrade; waits up to the busy timeout for other writers.
+    async fn begin_write(&self) -> Result<Tx, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// A read-only transaction seeing one consistent snapshot.
+    async fn begin_read(&self) -> Result<Tx, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        })
+    }
+
+    /// Creates or updates an account; idempotent. A new account gets [`DEFAULT_FOLDERS`]
+    /// (with their special use); an existing one gets the tenant, hash, active flag and
+    /// digest of `a` and keeps its mailboxes. The address is stored lower-case.
+    pub async fn upsert_account(&self, a: &AccountUpsert) -> Result<AccountRecord, StoreError> {
+        let address = a.address.to_lowercase();
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (tenant, address, password_hash, active, spec_digest)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address) DO NOTHING RETURNING id",
+        )
+        .bind(&a.tenant)
+        .bind(&address)
+        .bind(&a.password_hash)
+        .bind(i64::from(a.active))
+        .bind(&a.spec_digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match inserted {
+            Some(row) => {
+                let account = AccountId(row.try_get("id")?);
+                for (name, special_use) in DEFAULT_FOLDERS {
+                    let uid_validity = next_uid_validity(&mut tx, account).await?;
+                    insert_mailbox(&mut tx, account, name, *special_use, uid_validity).await?;
+                }
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE accounts SET tenant = $2, password_hash = $3, active = $4,
+                     spec_digest = $5 WHERE address = $1",
+                )
+                .bind(&address)
+                .bind(&a.tenant)
+                .bind(&a.password_hash)
+                .bind(i64::from(a.active))
+                .bind(&a.spec_digest)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let record = fetch_account(&mut tx, &address)
+            .await?
+            .ok_or(StoreError::NoSuchAccount)?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Looks an account up by address (ASCII/Unicode case-insensitive: compared lower-case).
     pub async fn account_by_address(
         &self,
         address: &str,
     ) -> Result<Option<AccountRecord>, StoreError> {
-        todo!()
+        let mut conn = self.pool.acquire().await?;
+        fetch_account(&mut conn, &address.to_lowercase()).await
     }
-    /// All mailboxes of an account, ordered by name.
+
+    /// Deletes an account with all its mailboxes, messages and subscriptions (blobs are left
+    /// to [`BlobStore::collect_orphans`](super::BlobStore::collect_orphans)).
+    /// Errors: `NoSuchAccount`.
+    pub async fn delete_account(&self, account: AccountId) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let ids = mailbox_names(&mut tx, account).await?;
+        let deleted = sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(account.0)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NoSuchAccount);
+        }
+        tx.commit().await?;
+        for (id, _) in ids {
+            self.bus.publish(id);
+        }
+        Ok(())
+    }
+
+    /// All mailboxes of an account, ordered by name (bytewise).
     pub async fn list_mailboxes(
         &self,
         account: AccountId,
     ) -> Result<Vec<MailboxRecord>, StoreError> {
-        todo!()
+        let sql =
+            format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 ORDER BY name");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(account.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(mailbox_from_row).collect()
     }
-    /// One mailbox by exact name (`INBOX` upper-case).
+
+    /// One mailbox by name; `INBOX` is matched case-insensitively (also as the first level
+    /// of a hierarchical name), everything else exactly.
     pub async fn mailbox(
         &self,
         account: AccountId,
         name: &str,
     ) -> Result<Option<MailboxRecord>, StoreError> {
-        todo!()
+        let mut conn = self.pool.acquire().await?;
+        fetch_mailbox(&mut conn, account, &canonical_name(name)).await
     }
-    /// Creates a mailbox. Errors: `AlreadyExists`.
+
+    /// Creates a mailbox with a fresh UIDVALIDITY (greater than any the account had before,
+    /// so a re-created name never repeats one), UIDNEXT 1 and HIGHESTMODSEQ 1. Superior
+    /// hierarchy levels are not created. Errors: `AlreadyExists`, `NoSuchAccount`.
     pub async fn create_mailbox(
         &self,
         account: AccountId,
         name: &str,
         special_use: Option<SpecialUse>,
     ) -> Result<MailboxRecord, StoreError> {
-        todo!()
+        let name = canonical_name(name);
+        let mut tx = self.begin_write().await?;
+        let uid_validity = next_uid_validity(&mut tx, account).await?;
+        let record = insert_mailbox(&mut tx, account, &name, special_use, uid_validity)
+            .await?
+            .ok_or(StoreError::AlreadyExists)?;
+        tx.commit().await?;
+        Ok(record)
     }
-    /// Deletes a mailbox and its messages. Errors: `NoSuchMailbox`, `HasChildren`.
+
+    /// Deletes a mailbox with its messages and tombstones (their blobs are left to orphan
+    /// collection). Refuses a mailbox that has children, like Dovecot. Deleting `INBOX` must
+    /// be refused by the caller (RFC 9051 §6.3.5). Errors: `NoSuchMailbox`, `HasChildren`.
     pub async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<(), StoreError> {
-        todo!()
+        let name = canonical_name(name);
+        let mut tx = self.begin_write().await?;
+        lock_account(&mut tx, account).await?;
+        let all = mailbox_names(&mut tx, account).await?;
+        let (id, _) = all
+            .iter()
+            .find(|(_, n)| *n == name)
+            .ok_or(StoreError::NoSuchMailbox)?;
+        if all.iter().any(|(_, n)| is_child(n, &name)) {
+            return Err(StoreError::HasChildren);
+        }
+        sqlx::query("DELETE FROM mailboxes WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.bus.publish(*id);
+        Ok(())
     }
-    /// Renames a mailbox and all its children. Renaming `INBOX` moves its messages into a
-    /// new mailbox `to` and leaves INBOX empty (RFC 9051 §6.3.6). Errors: `NoSuchMailbox`,
-    /// `AlreadyExists`.
+
+    /// Renames a mailbox and all its children (`a` → `b` also renames `a/x` → `b/x`),
+    /// keeping UIDs and UIDVALIDITY. Renaming `INBOX` moves its messages (with new UIDs)
+    /// into a new mailbox `to` and leaves INBOX empty with its UIDVALIDITY; INBOX's children
+    /// are not renamed (RFC 9051 §6.3.6). Subscriptions are left as they are.
+    /// Errors: `NoSuchMailbox`, `AlreadyExists` (also when `to` equals `from`).
     pub async fn rename_mailbox(
         &self,
         account: AccountId,
         from: &str,
         to: &str,
     ) -> Result<(), StoreError> {
-        todo!()
+        let (from, to) = (canonical_name(from), canonical_name(to));
+        let mut tx = self.begin_write().await?;
+        lock_account(&mut tx, account).await?;
+        let all = mailbox_names(&mut tx, account).await?;
+        let (src, _) = *all
+            .iter()
+            .find(|(_, n)| *n == from)
+            .ok_or(StoreError::NoSuchMailbox)?;
+        if all.iter().any(|(_, n)| *n == to) {
+            return Err(StoreError::AlreadyExists);
+        }
+        let mut touched = vec![src];
+        if from == "INBOX" {
+            let uid_validity = next_uid_validity(&mut tx, account).await?;
+            let dest = insert_mailbox(&mut tx, account, &to, None, uid_validity)
+                .await?
+                .ok_or(StoreError::AlreadyExists)?;
+            let uids = all_uids(&mut tx, src).await?;
+            copy_in_tx(&mut tx, src, dest.id, &uids, true).await?;
+            touched.push(dest.id);
+        } else {
+            let renames: Vec<(MailboxId, String)> = all
+                .iter()
+                .filter(|(_, n)| *n == from || is_child(n, &from))
+                .map(|(id, n)| (*id, format!("{to}{}", &n[from.len()..])))
+                .collect();
+            let staying: HashSet<&str> = all
+                .iter()
+                .filter(|(id, _)| !renames.iter().any(|(r, _)| r == id))
+                .map(|(_, n)| n.as_str())
+                .collect();
+            if renames.iter().any(|(_, n)| staying.contains(n.as_str())) {
+                return Err(StoreError::AlreadyExists);
+            }
+            // Two passes, so that renaming into the own subtree (a -> a/b) never collides
+            // with a name that is itself about to be renamed.
+            for (id, _) in &renames {
+                set_mailbox_name(&mut tx, *id, &format!("\u{1}rename\u{1}{}", id.0)).await?;
+            }
+            for (id, name) in &renames {
+                set_mailbox_name(&mut tx, *id, name).await?;
+            }
+            touched = renames.iter().map(|(id, _)| *id).collect();
+        }
+        tx.commit().await?;
+        for id in touched {
+            self.bus.publish(id);
+        }
+        Ok(())
     }
-    /// Adds or removes a name from the subscription list (the mailbox need not exist).
+
+    /// Adds or removes a name from the subscription list (the mailbox need not exist);
+    /// idempotent. `INBOX` is canonicalised as in [`MetadataStore::mailbox`].
     pub async fn set_subscribed(
         &self,
         account: AccountId,
         name: &str,
         subscribed: bool,
     ) -> Result<(), StoreError> {
-        todo!()
+        let sql = if subscribed {
+            "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2"
+        };
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sql)
+            .bind(account.0)
+            .bind(canonical_name(name))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
-    /// Subscribed names, ordered.
+
+    /// Subscribed names, ordered bytewise.
     pub async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>, StoreError> {
-        todo!()
+        let rows =
+            sqlx::query("SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name")
+                .bind(account.0)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
-    /// Inserts a message, allocating its UID and MODSEQ.
+
+    /// Inserts a message, allocating its UID (the mailbox's UIDNEXT) and MODSEQ (the
+    /// mailbox's HIGHESTMODSEQ + 1) in the same transaction. Flags are normalised
+    /// ([`normalize_flags`]). The blob must already be stored. Errors: `NoSuchMailbox`.
     pub async fn append(
         &self,
         mailbox: MailboxId,
         msg: &NewMessage,
     ) -> Result<(UidValidity, Uid, ModSeq), StoreError> {
-        todo!()
+        let flags = normalize_flags(&msg.flags);
+        let mut tx = self.begin_write().await?;
+        let alloc = allocate(&mut tx, mailbox, 1).await?;
+        sqlx::query(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internal_date,
+                 tz_offset, size, blob_id, envelope, body, bodystructure)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(mailbox.0)
+        .bind(i64::from(alloc.first_uid.0))
+        .bind(modseq_param(alloc.modseq))
+        .bind(flags.join(" "))
+        .bind(i64::from(has_flag(&flags, "\\Seen")))
+        .bind(i64::from(has_flag(&flags, "\\Deleted")))
+        .bind(msg.internal_date.timestamp())
+        .bind(i64::from(msg.internal_date.offset().local_minus_utc() / 60))
+        .bind(i64::from(msg.size))
+        .bind(&msg.blob.0)
+        .bind(&msg.cache.envelope)
+        .bind(&msg.cache.body)
+        .bind(&msg.cache.bodystructure)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.bus.publish(mailbox);
+        Ok((alloc.uid_validity, alloc.first_uid, alloc.modseq))
     }
-    /// All messages of a mailbox, ascending by UID.
+
+    /// All messages of a mailbox, ascending by UID (empty for an unknown mailbox).
     pub async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>, StoreError> {
-        todo!()
+        let sql = format!("SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = $1 ORDER BY uid");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(mailbox.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(message_from_row).collect()
     }
-    /// What changed after `since`.
+
+    /// What changed after `since` (RFC 7162 CONDSTORE/QRESYNC), read from one snapshot:
+    /// messages with a greater MODSEQ and tombstones with a greater MODSEQ.
+    /// Errors: `NoSuchMailbox`.
     pub async fn changes_since(
         &self,
         mailbox: MailboxId,
         since: ModSeq,
     ) -> Result<Changes, StoreError> {
-        todo!()
+        let since = modseq_param(since);
+        let mut tx = self.begin_read().await?;
+        let row = sqlx::query("SELECT highest_modseq FROM mailboxes WHERE id = $1")
+            .bind(mailbox.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NoSuchMailbox)?;
+        let highest_modseq = ModSeq(u64_col(&row, "highest_modseq")?);
+        let sql = format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid"
+        );
+        let changed = sqlx::query(AssertSqlSafe(sql))
+            .bind(mailbox.0)
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<_, _>>()?;
+        let expunged = sqlx::query(
+            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+        )
+        .bind(mailbox.0)
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| Ok(Uid(u32_col(r, "uid")?)))
+        .collect::<Result<_, StoreError>>()?;
+        tx.commit().await?;
+        Ok(Changes {
+            highest_modseq,
+            changed,
+            expunged,
+        })
     }
-    /// Changes flags of `uids` (missing UIDs are ignored).
+
+    /// Changes flags of `uids` (missing UIDs are ignored; flags normalised). Messages whose
+    /// flags would not change keep their MODSEQ; if any changes, HIGHESTMODSEQ grows by one
+    /// and every changed message gets that MODSEQ. With `unchanged_since`, messages whose
+    /// MODSEQ is greater are left alone and reported in `modified` (RFC 7162 §3.1.3).
+    /// Errors: `NoSuchMailbox`.
     pub async fn store_flags(
         &self,
         mailbox: MailboxId,
@@ -117,44 +478,244 @@ impl MetadataStore {
         flags: &[String],
         unchanged_since: Option<ModSeq>,
     ) -> Result<StoreOutcome, StoreError> {
-        todo!()
+        let wanted = normalize_flags(flags);
+        let mut tx = self.begin_write().await?;
+        lock_mailboxes(&mut tx, &[mailbox]).await?;
+        let mut outcome = StoreOutcome::default();
+        let mut changes = Vec::new();
+        for m in select_messages(&mut tx, mailbox, uids).await? {
+            if unchanged_since.is_some_and(|u| m.modseq > u) {
+                outcome.modified.push(m.uid);
+                continue;
+            }
+            let new = apply_flag_op(&m.flags, op, &wanted);
+            if !same_flags(&new, &m.flags) {
+                changes.push((m, new));
+            }
+        }
+        if !changes.is_empty() {
+            let modseq = allocate(&mut tx, mailbox, 0).await?.modseq;
+            for (mut m, new) in changes {
+                sqlx::query(
+                    "UPDATE messages SET flags = $3, seen = $4, deleted = $5, modseq = $6
+                     WHERE mailbox_id = $1 AND uid = $2",
+                )
+                .bind(mailbox.0)
+                .bind(i64::from(m.uid.0))
+                .bind(new.join(" "))
+                .bind(i64::from(has_flag(&new, "\\Seen")))
+                .bind(i64::from(has_flag(&new, "\\Deleted")))
+                .bind(modseq_param(modseq))
+                .execute(&mut *tx)
+                .await?;
+                m.flags = new;
+                m.modseq = modseq;
+                outcome.updated.push(m);
+            }
+        }
+        tx.commit().await?;
+        if !outcome.updated.is_empty() {
+            self.bus.publish(mailbox);
+        }
+        Ok(outcome)
     }
-    /// Removes messages flagged `\Deleted` (only among `only`, if given); returns their UIDs.
+
+    /// Removes messages flagged `\Deleted` (only among `only`, if given) and leaves
+    /// tombstones with one new MODSEQ; returns their UIDs ascending. Without any such
+    /// message nothing changes. Errors: `NoSuchMailbox`.
     pub async fn expunge(
         &self,
         mailbox: MailboxId,
         only: Option<&[Uid]>,
     ) -> Result<Vec<Uid>, StoreError> {
-        todo!()
+        let mut tx = self.begin_write().await?;
+        lock_mailboxes(&mut tx, &[mailbox]).await?;
+        let uids: Vec<Uid> = match only {
+            Some(only) => select_messages(&mut tx, mailbox, only)
+                .await?
+                .into_iter()
+                .filter(|m| has_flag(&m.flags, "\\Deleted"))
+                .map(|m| m.uid)
+                .collect(),
+            None => sqlx::query(
+                "SELECT uid FROM messages WHERE mailbox_id = $1 AND deleted = 1 ORDER BY uid",
+            )
+            .bind(mailbox.0)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| Ok(Uid(u32_col(r, "uid")?)))
+            .collect::<Result<_, StoreError>>()?,
+        };
+        if !uids.is_empty() {
+            let modseq = allocate(&mut tx, mailbox, 0).await?.modseq;
+            remove_messages(&mut tx, mailbox, &uids, modseq).await?;
+        }
+        tx.commit().await?;
+        if !uids.is_empty() {
+            self.bus.publish(mailbox);
+        }
+        Ok(uids)
     }
-    /// Copies messages to `dest` with new UIDs, keeping flags and INTERNALDATE.
+
+    /// Copies messages to `dest` with new consecutive UIDs (in source UID order) and one new
+    /// MODSEQ, keeping flags, INTERNALDATE and the cache (RFC 9051 §6.4.7, RFC 4315
+    /// COPYUID). Missing UIDs are ignored. Errors: `NoSuchMailbox`.
     pub async fn copy(
         &self,
         src: MailboxId,
         dest: MailboxId,
         uids: &[Uid],
     ) -> Result<CopyOutcome, StoreError> {
-        todo!()
+        let mut tx = self.begin_write().await?;
+        let outcome = copy_in_tx(&mut tx, src, dest, uids, false).await?;
+        tx.commit().await?;
+        if !outcome.pairs.is_empty() {
+            self.bus.publish(dest);
+        }
+        Ok(outcome)
     }
-    /// Moves messages atomically (copy + expunge in one transaction, RFC 6851).
+
+    /// Moves messages atomically: copy as in [`MetadataStore::copy`] and expunge the sources
+    /// (tombstones in `src`) in one transaction (RFC 6851). Errors: `NoSuchMailbox`.
     pub async fn move_messages(
         &self,
         src: MailboxId,
         dest: MailboxId,
         uids: &[Uid],
     ) -> Result<CopyOutcome, StoreError> {
-        todo!()
+        let mut tx = self.begin_write().await?;
+        let outcome = copy_in_tx(&mut tx, src, dest, uids, true).await?;
+        tx.commit().await?;
+        if !outcome.pairs.is_empty() {
+            self.bus.publish(src);
+            self.bus.publish(dest);
+        }
+        Ok(outcome)
     }
-    /// Cached ENVELOPE/BODY/BODYSTRUCTURE of the given messages.
+
+    /// Cached ENVELOPE/BODY/BODYSTRUCTURE of the given messages, ascending by UID; missing
+    /// UIDs are skipped.
     pub async fn cache(
         &self,
         mailbox: MailboxId,
         uids: &[Uid],
     ) -> Result<Vec<(Uid, MessageCache)>, StoreError> {
-        todo!()
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::with_capacity(uids.len());
+        for chunk in sorted_unique(uids).chunks(CHUNK) {
+            let sql = format!(
+                "SELECT uid, envelope, body, bodystructure FROM messages
+                 WHERE mailbox_id = $1 AND uid IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(mailbox.0);
+            for uid in chunk {
+                q = q.bind(i64::from(uid.0));
+            }
+            for r in q.fetch_all(&mut *conn).await? {
+                let cache = MessageCache {
+                    envelope: r.try_get("envelope")?,
+                    body: r.try_get("body")?,
+                    bodystructure: r.try_get("bodystructure")?,
+                };
+                out.push((Uid(u32_col(&r, "uid")?), cache));
+            }
+        }
+        out.sort_by_key(|(uid, _)| *uid);
+        Ok(out)
     }
-    /// STATUS counters.
+
+    /// STATUS counters: MESSAGES, UNSEEN, DELETED and SIZE (octets); all zero for an unknown
+    /// mailbox.
     pub async fn counts(&self, mailbox: MailboxId) -> Result<MailboxCounts, StoreError> {
-        todo!()
+        let r = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS messages,
+                    CAST(COALESCE(SUM(1 - seen), 0) AS BIGINT) AS unseen,
+                    CAST(COALESCE(SUM(deleted), 0) AS BIGINT) AS deleted,
+                    CAST(COALESCE(SUM(size), 0) AS BIGINT) AS size
+             FROM messages WHERE mailbox_id = $1",
+        )
+        .bind(mailbox.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(MailboxCounts {
+            messages: u32_col(&r, "messages")?,
+            unseen: u32_col(&r, "unseen")?,
+            deleted: u32_col(&r, "deleted")?,
+            size: u64_col(&r, "size")?,
+        })
     }
+
+    /// Every blob id referenced by some message, for orphan collection
+    /// ([`BlobStore::collect_orphans`](super::BlobStore::collect_orphans)). Take this set
+    /// *before* listing the blob directory.
+    pub async fn referenced_blobs(&self) -> Result<HashSet<BlobId>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT blob_id FROM messages")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(BlobId(r.try_get("blob_id")?)))
+            .collect()
+    }
+}
+
+/// Copies (and with `expunge_source` moves) `uids` from `src` to `dest` inside `tx`.
+async fn copy_in_tx(
+    tx: &mut AnyConnection,
+    src: MailboxId,
+    dest: MailboxId,
+    uids: &[Uid],
+    expunge_source: bool,
+) -> Result<CopyOutcome, StoreError> {
+    lock_mailboxes(tx, &[src, dest]).await?;
+    let source: Vec<Uid> = select_messages(tx, src, uids)
+        .await?
+        .into_iter()
+        .map(|m| m.uid)
+        .collect();
+    let n = u32::try_from(source.len()).map_err(|_| StoreError::Corrupt("too many UIDs".into()))?;
+    if n == 0 {
+        let uid_validity = fetch_mailbox_by_id(tx, dest).await?.uid_validity;
+        return Ok(CopyOutcome {
+            uid_validity,
+            pairs: Vec::new(),
+        });
+    }
+    let alloc = allocate(tx, dest, n).await?;
+    let mut next = i64::from(alloc.first_uid.0);
+    for chunk in source.chunks(CHUNK) {
+        // New UIDs follow the source UID order: first + rank within the chunk.
+        let sql = format!(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internal_date,
+                 tz_offset, size, blob_id, envelope, body, bodystructure)
+             SELECT $1, $2 + ROW_NUMBER() OVER (ORDER BY uid) - 1, $3, flags, seen, deleted,
+                 internal_date, tz_offset, size, blob_id, envelope, body, bodystructure
+             FROM messages WHERE mailbox_id = $4 AND uid IN ({})",
+            placeholders(5, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(dest.0)
+            .bind(next)
+            .bind(modseq_param(alloc.modseq))
+            .bind(src.0);
+        for uid in chunk {
+            q = q.bind(i64::from(uid.0));
+        }
+        q.execute(&mut *tx).await?;
+        next += i64::try_from(chunk.len()).map_err(|_| StoreError::Corrupt("chunk".into()))?;
+    }
+    if expunge_source {
+        let modseq = allocate(tx, src, 0).await?.modseq;
+        remove_messages(tx, src, &source, modseq).await?;
+    }
+    let pairs = source
+        .iter()
+        .zip(alloc.first_uid.0..)
+        .map(|(s, d)| (*s, Uid(d)))
+        .collect();
+    Ok(CopyOutcome {
+        uid_validity: alloc.uid_validity,
+        pairs,
+    })
 }

@@ -260,3 +260,29 @@ pub enum StoreError {
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
 }
+
+/// The system flags (RFC 9051 §2.3.2) with their canonical capitalisation. `\Recent` is not
+/// among them: it is session state and never stored.
+pub const SYSTEM_FLAGS: [&str; 5] = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
+
+/// Normalises a flag list as the store keeps it: system flags get their canonical
+/// capitalisation ([`SYSTEM_FLAGS`]), keywords stay as first given, duplicates (ASCII
+/// case-insensitive) and `\Recent` are dropped, empty strings are ignored; order of first
+/// appearance is kept. Flags are IMAP atoms and must not contain whitespace.
+pub fn normalize_flags<S: AsRef<str>>(flags: &[S]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(flags.len());
+    for flag in flags {
+        let flag = flag.as_ref();
+        if flag.is_empty() || flag.eq_ignore_ascii_case("\\Recent") {
+            continue;
+        }
+        let flag = SYSTEM_FLAGS
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(flag))
+            .map_or(flag, |s| s);
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(flag)) {
+            out.push(flag.to_string());
+        }
+    }
+    out
+}

@@ -1,0 +1,1025 @@
+//! Storage tests. Every metadata test is written once and runs against SQLite (a temp file)
+//! and PostgreSQL (a fresh database per test on the server in `MCP_TEST_POSTGRES_URL`; see
+//! `e2e/services/postgres.sh`). Without that variable the PostgreSQL variants pass with a
+//! notice, unless `MCP_REQUIRE_POSTGRES=1`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use mcp_dataplane::store::*;
+use sqlx::{Connection, PgConnection};
+
+// ---------------------------------------------------------------------------------------
+// Harness
+
+/// One test database.
+struct Db {
+    /// URL the store was opened with (for a second pool on the same database).
+    url: String,
+    store: MetadataStore,
+    _dir: Option<tempfile::TempDir>,
+    /// (server URL, database name) to drop afterwards.
+    pg: Option<(String, String)>,
+}
+
+impl Db {
+    async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("meta.db").display());
+        let store = MetadataStore::connect(&url).await.expect("connect sqlite");
+        Db {
+            url,
+            store,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    async fn postgres() -> Option<Db> {
+        let Ok(server) = std::env::var("MCP_TEST_POSTGRES_URL") else {
+            if std::env::var("MCP_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("MCP_REQUIRE_POSTGRES=1 but MCP_TEST_POSTGRES_URL is not set");
+            }
+            eprintln!("postgres tests skipped: set MCP_TEST_POSTGRES_URL");
+            return None;
+        };
+        let name = format!("t_{:016x}", rand::random::<u64>());
+        let mut admin = PgConnection::connect(&server)
+            .await
+            .expect("connect postgres server");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        admin.close().await.expect("close");
+        let url = with_database(&server, &name);
+        let store = MetadataStore::connect(&url)
+            .await
+            .expect("connect postgres");
+        Some(Db {
+            url,
+            store,
+            _dir: None,
+            pg: Some((server, name)),
+        })
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some((server, name)) = self.pg {
+            let mut admin = PgConnection::connect(&server).await.expect("connect");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE {name} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await
+            .expect("drop database");
+        }
+    }
+}
+
+/// `server` (…/db?query) with its database replaced by `name`.
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{host_part}/{name}{query}")
+}
+
+/// Generates `sqlite::NAME` and `postgres::NAME` for every `async fn NAME(&Db)`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = super::Db::sqlite().await;
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(db) = super::Db::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    account_upsert_is_idempotent,
+    create_and_delete_mailboxes,
+    rename_with_children,
+    rename_inbox,
+    subscriptions,
+    append_allocates_uid_and_modseq,
+    store_flags_ops,
+    store_flags_unchanged_since,
+    expunge_with_tombstones,
+    changes_since,
+    copy_and_move,
+    counts,
+    cache_round_trip,
+    flags_are_normalised,
+    delete_account_and_referenced_blobs,
+    concurrent_appends,
+    concurrent_appends_two_pools,
+);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+async fn account(s: &MetadataStore) -> AccountRecord {
+    s.upsert_account(&AccountUpsert {
+        tenant: "acme".into(),
+        address: "User@Example.COM".into(),
+        password_hash: "$argon2id$x".into(),
+        active: true,
+        spec_digest: "d1".into(),
+    })
+    .await
+    .expect("upsert")
+}
+
+async fn mailbox(s: &MetadataStore, a: &AccountRecord, name: &str) -> MailboxRecord {
+    s.mailbox(a.id, name)
+        .await
+        .expect("mailbox")
+        .expect("exists")
+}
+
+fn date() -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339("2024-01-02T03:04:05+02:00").expect("date")
+}
+
+fn msg(flags: &[&str], body: &str) -> NewMessage {
+    NewMessage {
+        flags: flags.iter().map(|f| f.to_string()).collect(),
+        internal_date: date(),
+        size: u32::try_from(body.len()).expect("size"),
+        blob: BlobId::of(body.as_bytes()),
+        cache: MessageCache {
+            envelope: format!("(env {body})").into_bytes(),
+            body: b"(\"text\" \"plain\")".to_vec(),
+            bodystructure: b"(\"text\" \"plain\" NIL)".to_vec(),
+        },
+    }
+}
+
+async fn append_n(s: &MetadataStore, mb: MailboxId, n: usize) -> Vec<Uid> {
+    let mut uids = Vec::new();
+    for i in 0..n {
+        let (_, uid, _) = s
+            .append(mb, &msg(&[], &format!("message {i}")))
+            .await
+            .expect("append");
+        uids.push(uid);
+    }
+    uids
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn uids(v: &[u32]) -> Vec<Uid> {
+    v.iter().copied().map(Uid).collect()
+}
+
+async fn highest(s: &MetadataStore, mb: MailboxId) -> ModSeq {
+    s.changes_since(mb, ModSeq(u64::MAX))
+        .await
+        .expect("changes")
+        .highest_modseq
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests (each runs on both backends)
+
+async fn account_upsert_is_idempotent(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    assert_eq!(a.address, "user@example.com");
+    assert!(a.active);
+    let again = account(s).await;
+    assert_eq!(again, a);
+
+    let boxes = s.list_mailboxes(a.id).await.expect("list");
+    let mut expected: Vec<(String, Option<SpecialUse>)> = DEFAULT_FOLDERS
+        .iter()
+        .map(|(n, u)| (n.to_string(), *u))
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let got: Vec<(String, Option<SpecialUse>)> = boxes
+        .iter()
+        .map(|m| (m.name.clone(), m.special_use))
+        .collect();
+    assert_eq!(got, expected, "default folders, once, ordered by name");
+    let validities: HashSet<UidValidity> = boxes.iter().map(|m| m.uid_validity).collect();
+    assert_eq!(validities.len(), boxes.len(), "distinct UIDVALIDITYs");
+    for m in &boxes {
+        assert_ne!(m.uid_validity.0, 0);
+        assert_eq!(m.uid_next, Uid(1));
+        assert_eq!(m.highest_modseq, ModSeq(1));
+    }
+
+    let updated = s
+        .upsert_account(&AccountUpsert {
+            tenant: "acme".into(),
+            address: "user@EXAMPLE.com".into(),
+            password_hash: "$argon2id$y".into(),
+            active: false,
+            spec_digest: "d2".into(),
+        })
+        .await
+        .expect("update");
+    assert_eq!(updated.id, a.id);
+    assert_eq!(updated.password_hash, "$argon2id$y");
+    assert!(!updated.active);
+    assert_eq!(updated.spec_digest, "d2");
+    assert_eq!(
+        s.list_mailboxes(a.id).await.expect("list").len(),
+        DEFAULT_FOLDERS.len()
+    );
+
+    let found = s
+        .account_by_address("USER@example.com")
+        .await
+        .expect("lookup");
+    assert_eq!(found, Some(updated));
+    assert_eq!(
+        s.account_by_address("nobody@example.com")
+            .await
+            .expect("lookup"),
+        None
+    );
+}
+
+async fn create_and_delete_mailboxes(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let work = s.create_mailbox(a.id, "Work", None).await.expect("create");
+    assert_eq!((work.uid_next, work.highest_modseq), (Uid(1), ModSeq(1)));
+    assert_ne!(work.uid_validity.0, 0);
+    assert!(matches!(
+        s.create_mailbox(a.id, "Work", None).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    let sub = s
+        .create_mailbox(a.id, "Work/Sub", Some(SpecialUse::Flagged))
+        .await
+        .expect("create child");
+    assert_eq!(sub.special_use, Some(SpecialUse::Flagged));
+    append_n(s, work.id, 2).await;
+
+    assert!(matches!(
+        s.delete_mailbox(a.id, "Work").await,
+        Err(StoreError::HasChildren)
+    ));
+    s.delete_mailbox(a.id, "Work/Sub")
+        .await
+        .expect("delete child");
+    s.delete_mailbox(a.id, "Work").await.expect("delete");
+    assert!(matches!(
+        s.delete_mailbox(a.id, "Work").await,
+        Err(StoreError::NoSuchMailbox)
+    ));
+    assert_eq!(s.mailbox(a.id, "Work").await.expect("lookup"), None);
+    assert!(s.messages(work.id).await.expect("messages").is_empty());
+
+    let again = s
+        .create_mailbox(a.id, "Work", None)
+        .await
+        .expect("re-create");
+    assert!(
+        again.uid_validity > work.uid_validity,
+        "re-created mailbox gets a new UIDVALIDITY"
+    );
+    assert!(again.uid_validity > sub.uid_validity);
+
+    assert_eq!(mailbox(s, &a, "inbox").await.name, "INBOX");
+    assert!(matches!(
+        s.create_mailbox(AccountId(999_999), "X", None).await,
+        Err(StoreError::NoSuchAccount)
+    ));
+}
+
+async fn rename_with_children(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    for name in ["a", "a/x", "a/x/y", "ab"] {
+        s.create_mailbox(a.id, name, None).await.expect("create");
+    }
+    let before = mailbox(s, &a, "a").await;
+    append_n(s, before.id, 2).await;
+
+    s.rename_mailbox(a.id, "a", "b").await.expect("rename");
+    let names: Vec<String> = s
+        .list_mailboxes(a.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.name)
+        .filter(|n| !DEFAULT_FOLDERS.iter().any(|(d, _)| d == n))
+        .collect();
+    assert_eq!(names, strings(&["ab", "b", "b/x", "b/x/y"]));
+    let after = mailbox(s, &a, "b").await;
+    assert_eq!(
+        (after.id, after.uid_validity),
+        (before.id, before.uid_validity)
+    );
+    assert_eq!(s.messages(after.id).await.expect("messages").len(), 2);
+
+    assert!(matches!(
+        s.rename_mailbox(a.id, "b", "ab").await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert!(matches!(
+        s.rename_mailbox(a.id, "nope", "c").await,
+        Err(StoreError::NoSuchMailbox)
+    ));
+
+    // Into its own subtree: b -> b/c.
+    s.rename_mailbox(a.id, "b", "b/c")
+        .await
+        .expect("rename into subtree");
+    for name in ["b/c", "b/c/x", "b/c/x/y"] {
+        assert!(
+            s.mailbox(a.id, name).await.expect("lookup").is_some(),
+            "{name}"
+        );
+    }
+    assert_eq!(s.mailbox(a.id, "b").await.expect("lookup"), None);
+}
+
+async fn rename_inbox(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    s.append(inbox.id, &msg(&["\\Seen"], "one"))
+        .await
+        .expect("append");
+    append_n(s, inbox.id, 2).await;
+    let modseq_before = highest(s, inbox.id).await;
+
+    s.rename_mailbox(a.id, "inbox", "Old")
+        .await
+        .expect("rename INBOX");
+    let inbox_after = mailbox(s, &a, "INBOX").await;
+    assert_eq!(inbox_after.id, inbox.id);
+    assert_eq!(inbox_after.uid_validity, inbox.uid_validity);
+    assert_eq!(inbox_after.uid_next, Uid(4), "UIDs are not reused");
+    assert!(s.messages(inbox.id).await.expect("messages").is_empty());
+    let changes = s
+        .changes_since(inbox.id, modseq_before)
+        .await
+        .expect("changes");
+    assert_eq!(changes.expunged, uids(&[1, 2, 3]));
+
+    let old = mailbox(s, &a, "Old").await;
+    assert_ne!(old.uid_validity, inbox.uid_validity);
+    let moved = s.messages(old.id).await.expect("messages");
+    assert_eq!(
+        moved.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        uids(&[1, 2, 3])
+    );
+    assert_eq!(moved[0].flags, strings(&["\\Seen"]));
+    assert_eq!(moved[0].internal_date, date());
+
+    // INBOX can be renamed below itself; the new mailbox is a child of the kept INBOX.
+    append_n(s, inbox.id, 1).await;
+    s.rename_mailbox(a.id, "INBOX", "inbox/Older")
+        .await
+        .expect("rename INBOX below itself");
+    let older = mailbox(s, &a, "INBOX/Older").await;
+    assert_eq!(s.messages(older.id).await.expect("messages").len(), 1);
+    assert!(s.messages(inbox.id).await.expect("messages").is_empty());
+    assert_eq!(mailbox(s, &a, "INBOX").await.uid_next, Uid(5));
+}
+
+async fn subscriptions(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    for name in ["b", "a", "a", "inbox", "Gone/Away"] {
+        s.set_subscribed(a.id, name, true).await.expect("subscribe");
+    }
+    assert_eq!(
+        s.subscriptions(a.id).await.expect("list"),
+        strings(&["Gone/Away", "INBOX", "a", "b"])
+    );
+    s.set_subscribed(a.id, "a", false)
+        .await
+        .expect("unsubscribe");
+    s.set_subscribed(a.id, "never", false)
+        .await
+        .expect("unsubscribe unknown");
+    assert_eq!(
+        s.subscriptions(a.id).await.expect("list"),
+        strings(&["Gone/Away", "INBOX", "b"])
+    );
+}
+
+async fn append_allocates_uid_and_modseq(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    let mut bus = s.bus().subscribe();
+    let mut last = (Uid(0), inbox.highest_modseq);
+    for (i, expected_uid) in (1..=3).enumerate() {
+        let (validity, uid, modseq) = s
+            .append(inbox.id, &msg(&["\\Flagged"], &format!("body {i}")))
+            .await
+            .expect("append");
+        assert_eq!(validity, inbox.uid_validity);
+        assert_eq!(uid, Uid(expected_uid));
+        assert!(uid > last.0 && modseq > last.1);
+        last = (uid, modseq);
+        assert_eq!(bus.recv().await.expect("published"), inbox.id);
+    }
+    let now = mailbox(s, &a, "INBOX").await;
+    assert_eq!(now.uid_next, Uid(4));
+    assert_eq!(now.highest_modseq, last.1);
+
+    let msgs = s.messages(inbox.id).await.expect("messages");
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(msgs[0].flags, strings(&["\\Flagged"]));
+    assert_eq!(msgs[0].internal_date, date());
+    assert_eq!(msgs[0].internal_date.offset().local_minus_utc(), 7200);
+    assert_eq!(msgs[0].size, 6);
+    assert_eq!(msgs[0].blob, BlobId::of(b"body 0"));
+    assert_eq!(msgs[2].modseq, last.1);
+
+    assert!(matches!(
+        s.append(MailboxId(999_999), &msg(&[], "x")).await,
+        Err(StoreError::NoSuchMailbox)
+    ));
+}
+
+async fn store_flags_ops(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    let (_, uid, _) = s
+        .append(inbox.id, &msg(&["\\Seen", "$Work"], "m"))
+        .await
+        .expect("append");
+
+    // (operation, flags, expected flags afterwards, whether it is a change)
+    let cases: &[(FlagOp, &[&str], &[&str], bool)] = &[
+        (
+            FlagOp::Add,
+            &["\\flagged"],
+            &["\\Seen", "$Work", "\\Flagged"],
+            true,
+        ),
+        (
+            FlagOp::Add,
+            &["\\SEEN", "$work"],
+            &["\\Seen", "$Work", "\\Flagged"],
+            false,
+        ),
+        (FlagOp::Remove, &["$WORK"], &["\\Seen", "\\Flagged"], true),
+        (
+            FlagOp::Remove,
+            &["\\Deleted"],
+            &["\\Seen", "\\Flagged"],
+            false,
+        ),
+        (
+            FlagOp::Replace,
+            &["\\Flagged", "\\Seen"],
+            &["\\Seen", "\\Flagged"],
+            false,
+        ),
+        (
+            FlagOp::Replace,
+            &["\\Draft", "\\Recent"],
+            &["\\Draft"],
+            true,
+        ),
+        (FlagOp::Replace, &[], &[], true),
+        (FlagOp::Remove, &["\\Draft"], &[], false),
+    ];
+    for (i, (op, flags, expected, changes)) in cases.iter().enumerate() {
+        let before = highest(s, inbox.id).await;
+        let out = s
+            .store_flags(inbox.id, &[uid, Uid(99)], *op, &strings(flags), None)
+            .await
+            .expect("store");
+        let after = highest(s, inbox.id).await;
+        let stored = &s.messages(inbox.id).await.expect("messages")[0];
+        assert_eq!(stored.flags, strings(expected), "case {i}");
+        assert!(out.modified.is_empty());
+        if *changes {
+            assert_eq!(after, ModSeq(before.0 + 1), "case {i}: one new MODSEQ");
+            assert_eq!(out.updated.len(), 1, "case {i}");
+            assert_eq!(out.updated[0].modseq, after);
+            assert_eq!(&out.updated[0], stored);
+        } else {
+            assert_eq!(
+                after, before,
+                "case {i}: a no-op does not bump HIGHESTMODSEQ"
+            );
+            assert!(out.updated.is_empty(), "case {i}");
+        }
+    }
+}
+
+async fn store_flags_unchanged_since(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    let (_, u1, m1) = s.append(inbox.id, &msg(&[], "1")).await.expect("append");
+    let (_, u2, _) = s.append(inbox.id, &msg(&[], "2")).await.expect("append");
+    s.store_flags(inbox.id, &[u2], FlagOp::Add, &strings(&["$x"]), None)
+        .await
+        .expect("store");
+    let out = s
+        .store_flags(
+            inbox.id,
+            &[u1, u2],
+            FlagOp::Add,
+            &strings(&["\\Seen"]),
+            Some(m1),
+        )
+        .await
+        .expect("conditional store");
+    assert_eq!(
+        out.updated.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![u1]
+    );
+    assert_eq!(out.modified, vec![u2]);
+    let msgs = s.messages(inbox.id).await.expect("messages");
+    assert_eq!(msgs[1].flags, strings(&["$x"]), "u2 untouched");
+}
+
+async fn expunge_with_tombstones(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    append_n(s, inbox.id, 5).await;
+    let before = highest(s, inbox.id).await;
+    assert!(s.expunge(inbox.id, None).await.expect("expunge").is_empty());
+    assert_eq!(
+        highest(s, inbox.id).await,
+        before,
+        "nothing to expunge: no new MODSEQ"
+    );
+
+    s.store_flags(
+        inbox.id,
+        &uids(&[2, 3, 5]),
+        FlagOp::Add,
+        &strings(&["\\Deleted"]),
+        None,
+    )
+    .await
+    .expect("store");
+    let first = s
+        .expunge(inbox.id, Some(&uids(&[2, 4])))
+        .await
+        .expect("expunge subset");
+    assert_eq!(first, uids(&[2]));
+    let after_first = highest(s, inbox.id).await;
+    let rest = s.expunge(inbox.id, None).await.expect("expunge all");
+    assert_eq!(rest, uids(&[3, 5]));
+    let remaining: Vec<Uid> = s
+        .messages(inbox.id)
+        .await
+        .expect("messages")
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(remaining, uids(&[1, 4]));
+
+    let all = s.changes_since(inbox.id, before).await.expect("changes");
+    assert_eq!(all.expunged, uids(&[2, 3, 5]));
+    let later = s
+        .changes_since(inbox.id, after_first)
+        .await
+        .expect("changes");
+    assert_eq!(later.expunged, uids(&[3, 5]));
+    assert_eq!(later.highest_modseq, ModSeq(after_first.0 + 1));
+}
+
+async fn changes_since(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    append_n(s, inbox.id, 3).await;
+    let h = highest(s, inbox.id).await;
+    s.store_flags(
+        inbox.id,
+        &[Uid(1)],
+        FlagOp::Add,
+        &strings(&["\\Seen"]),
+        None,
+    )
+    .await
+    .expect("store");
+
+    let c = s.changes_since(inbox.id, h).await.expect("changes");
+    assert_eq!(c.highest_modseq, ModSeq(h.0 + 1));
+    assert_eq!(
+        c.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        uids(&[1])
+    );
+    assert!(c.expunged.is_empty());
+    let all = s.changes_since(inbox.id, ModSeq(0)).await.expect("changes");
+    assert_eq!(
+        all.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        uids(&[1, 2, 3])
+    );
+    let none = s
+        .changes_since(inbox.id, c.highest_modseq)
+        .await
+        .expect("changes");
+    assert!(none.changed.is_empty() && none.expunged.is_empty());
+    assert!(matches!(
+        s.changes_since(MailboxId(999_999), ModSeq(0)).await,
+        Err(StoreError::NoSuchMailbox)
+    ));
+}
+
+async fn copy_and_move(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let src = mailbox(s, &a, "INBOX").await;
+    let dest = mailbox(s, &a, "Archive").await;
+    for i in 0..4 {
+        s.append(src.id, &msg(&["$k"], &format!("src {i}")))
+            .await
+            .expect("append");
+    }
+    append_n(s, dest.id, 1).await;
+
+    let copied = s
+        .copy(src.id, dest.id, &uids(&[4, 2, 9]))
+        .await
+        .expect("copy");
+    assert_eq!(copied.uid_validity, dest.uid_validity);
+    assert_eq!(copied.pairs, vec![(Uid(2), Uid(2)), (Uid(4), Uid(3))]);
+    let d = s.messages(dest.id).await.expect("messages");
+    assert_eq!(d.len(), 3);
+    assert_eq!(d[1].flags, strings(&["$k"]));
+    assert_eq!(d[1].blob, BlobId::of(b"src 1"));
+    assert_eq!(d[2].blob, BlobId::of(b"src 3"));
+    assert_eq!(d[1].modseq, d[2].modseq);
+    assert_eq!(
+        s.messages(src.id).await.expect("messages").len(),
+        4,
+        "copy keeps the source"
+    );
+
+    let src_modseq = highest(s, src.id).await;
+    let moved = s
+        .move_messages(src.id, dest.id, &uids(&[1, 3]))
+        .await
+        .expect("move");
+    assert_eq!(moved.pairs, vec![(Uid(1), Uid(4)), (Uid(3), Uid(5))]);
+    let left: Vec<Uid> = s
+        .messages(src.id)
+        .await
+        .expect("messages")
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(left, uids(&[2, 4]));
+    let c = s.changes_since(src.id, src_modseq).await.expect("changes");
+    assert_eq!(c.expunged, uids(&[1, 3]));
+    let cache = s.cache(dest.id, &uids(&[4])).await.expect("cache");
+    assert_eq!(cache[0].1.envelope, b"(env src 0)".to_vec());
+
+    let empty = s
+        .copy(src.id, dest.id, &uids(&[77]))
+        .await
+        .expect("copy nothing");
+    assert_eq!(
+        (empty.uid_validity, empty.pairs.len()),
+        (dest.uid_validity, 0)
+    );
+    assert!(matches!(
+        s.copy(src.id, MailboxId(999_999), &uids(&[2])).await,
+        Err(StoreError::NoSuchMailbox)
+    ));
+}
+
+async fn counts(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    assert_eq!(
+        s.counts(inbox.id).await.expect("counts"),
+        MailboxCounts::default()
+    );
+    s.append(inbox.id, &msg(&["\\Seen"], &"a".repeat(100)))
+        .await
+        .expect("append");
+    s.append(inbox.id, &msg(&["\\Deleted"], &"b".repeat(200)))
+        .await
+        .expect("append");
+    s.append(inbox.id, &msg(&[], &"c".repeat(300)))
+        .await
+        .expect("append");
+    assert_eq!(
+        s.counts(inbox.id).await.expect("counts"),
+        MailboxCounts {
+            messages: 3,
+            unseen: 2,
+            deleted: 1,
+            size: 600
+        }
+    );
+}
+
+async fn cache_round_trip(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    let mut m = msg(&[], "cached");
+    m.cache.envelope = vec![0, 1, 2, 255, b'"'];
+    m.cache.bodystructure =
+        b"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"8BIT\" 6 1)".to_vec();
+    let (_, uid, _) = s.append(inbox.id, &m).await.expect("append");
+    append_n(s, inbox.id, 1).await;
+    let got = s
+        .cache(inbox.id, &[Uid(99), uid, uid])
+        .await
+        .expect("cache");
+    assert_eq!(got, vec![(uid, m.cache)]);
+}
+
+async fn flags_are_normalised(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    let raw = [
+        "\\seen",
+        "\\SEEN",
+        "$Label",
+        "$label",
+        "\\Recent",
+        "\\flagged",
+        "\\ANSWERED",
+        "\\draft",
+        "\\deleted",
+    ];
+    s.append(inbox.id, &msg(&raw, "x")).await.expect("append");
+    let stored = &s.messages(inbox.id).await.expect("messages")[0];
+    assert_eq!(
+        stored.flags,
+        strings(&[
+            "\\Seen",
+            "$Label",
+            "\\Flagged",
+            "\\Answered",
+            "\\Draft",
+            "\\Deleted"
+        ])
+    );
+}
+
+async fn delete_account_and_referenced_blobs(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    s.append(inbox.id, &msg(&[], "kept")).await.expect("append");
+    s.append(inbox.id, &msg(&[], "kept")).await.expect("append");
+    let refs = s.referenced_blobs().await.expect("refs");
+    assert_eq!(refs, HashSet::from([BlobId::of(b"kept")]));
+    s.delete_account(a.id).await.expect("delete account");
+    assert_eq!(
+        s.account_by_address(&a.address).await.expect("lookup"),
+        None
+    );
+    assert!(s.referenced_blobs().await.expect("refs").is_empty());
+    assert!(matches!(
+        s.delete_account(a.id).await,
+        Err(StoreError::NoSuchAccount)
+    ));
+}
+
+/// Appends `per_task` messages from `tasks` tasks spread over `stores` into `mb`.
+async fn hammer(stores: &[MetadataStore], mb: MailboxId, tasks: usize, per_task: usize) {
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let s = stores[t % stores.len()].clone();
+        handles.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                s.append(mb, &msg(&[], &format!("task {t} msg {i}")))
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for h in handles {
+        h.await.expect("task");
+    }
+}
+
+async fn assert_dense_uids(s: &MetadataStore, mb: MailboxId, n: u32) {
+    let msgs = s.messages(mb).await.expect("messages");
+    let got: Vec<u32> = msgs.iter().map(|m| m.uid.0).collect();
+    assert_eq!(got, (1..=n).collect::<Vec<_>>(), "UIDs exactly 1..={n}");
+    let modseqs: HashSet<ModSeq> = msgs.iter().map(|m| m.modseq).collect();
+    assert_eq!(modseqs.len(), msgs.len(), "one MODSEQ per append");
+    // UID order and MODSEQ order agree: allocation is serialised per mailbox.
+    assert!(msgs.windows(2).all(|w| w[0].modseq < w[1].modseq));
+    let mb = s.changes_since(mb, ModSeq(0)).await.expect("changes");
+    assert_eq!(mb.highest_modseq, ModSeq(u64::from(n) + 1));
+}
+
+async fn concurrent_appends(db: &Db) {
+    let a = account(&db.store).await;
+    let inbox = mailbox(&db.store, &a, "INBOX").await;
+    hammer(std::slice::from_ref(&db.store), inbox.id, 16, 50).await;
+    assert_dense_uids(&db.store, inbox.id, 800).await;
+}
+
+/// Two pools on one database stand in for two replicas (two processes).
+async fn concurrent_appends_two_pools(db: &Db) {
+    let a = account(&db.store).await;
+    let inbox = mailbox(&db.store, &a, "INBOX").await;
+    let other = MetadataStore::connect(&db.url).await.expect("second pool");
+    hammer(&[db.store.clone(), other.clone()], inbox.id, 16, 30).await;
+    assert_dense_uids(&other, inbox.id, 480).await;
+
+    // Concurrent MOVEs from both pools into one mailbox and back never collide either.
+    let archive = mailbox(&db.store, &a, "Archive").await;
+    let mut handles = Vec::new();
+    for (i, s) in [db.store.clone(), other.clone()].into_iter().enumerate() {
+        handles.push(tokio::spawn(async move {
+            for k in 0..20u32 {
+                let uid = Uid(1 + u32::try_from(i).expect("i") * 100 + k);
+                let out = s
+                    .move_messages(inbox.id, archive.id, &[uid])
+                    .await
+                    .expect("move");
+                assert_eq!(out.pairs.len(), 1);
+            }
+        }));
+    }
+    for h in handles {
+        h.await.expect("task");
+    }
+    let moved: Vec<u32> = other
+        .messages(archive.id)
+        .await
+        .expect("messages")
+        .iter()
+        .map(|m| m.uid.0)
+        .collect();
+    assert_eq!(moved, (1..=40).collect::<Vec<_>>());
+    assert_eq!(
+        db.store.messages(inbox.id).await.expect("messages").len(),
+        440
+    );
+    other.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Backend-independent tests
+
+#[test]
+fn normalize_flags_rules() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &[]),
+        (&["\\SEEN", "\\seen"], &["\\Seen"]),
+        (&["$Foo", "$FOO", "\\Recent", "\\RECENT"], &["$Foo"]),
+        (
+            &["\\draft", "\\answered", "\\Flagged", "\\DELETED"],
+            &["\\Draft", "\\Answered", "\\Flagged", "\\Deleted"],
+        ),
+        (&["", "NonJunk"], &["NonJunk"]),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(normalize_flags(input), strings(expected), "{input:?}");
+    }
+}
+
+#[test]
+fn database_url_rewrite() {
+    assert_eq!(
+        with_database("postgres://u@h:1/postgres", "t_1"),
+        "postgres://u@h:1/t_1"
+    );
+    assert_eq!(
+        with_database("postgres://u@h:1/postgres?sslmode=disable", "t"),
+        "postgres://u@h:1/t?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h:1", "t"), "postgres://u@h:1/t");
+}
+
+#[tokio::test]
+async fn sqlite_file_is_wal_and_persistent() {
+    use sqlx::SqliteConnection;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("sub.db").display());
+    let s = MetadataStore::connect(&url).await.expect("connect");
+    let a = account(&s).await;
+    s.close().await;
+    let mut conn = SqliteConnection::connect(&url).await.expect("raw connect");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    conn.close().await.expect("close");
+    let again = MetadataStore::connect(&url)
+        .await
+        .expect("reopen (migrations are idempotent)");
+    assert_eq!(
+        again.account_by_address(&a.address).await.expect("lookup"),
+        Some(a)
+    );
+    assert!(MetadataStore::connect("mysql://localhost/x").await.is_err());
+}
+
+#[tokio::test]
+async fn blob_put_get() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blobs = BlobStore::open(dir.path().join("blobs"))
+        .await
+        .expect("open");
+    let body = b"From: a@example.com\r\n\r\nhello\r\n";
+    let id = blobs.put(body).await.expect("put");
+    assert_eq!(id, BlobId::of(body));
+    assert!(id.is_valid());
+    let path = dir
+        .path()
+        .join("blobs")
+        .join(&id.0[..2])
+        .join(&id.0[2..4])
+        .join(&id.0);
+    assert_eq!(std::fs::read(&path).expect("file in place"), body);
+    assert_eq!(blobs.get(&id).await.expect("get").as_ref(), body);
+    assert_eq!(blobs.put(body).await.expect("put again"), id, "idempotent");
+    let entries = std::fs::read_dir(path.parent().expect("dir"))
+        .expect("dir")
+        .count();
+    assert_eq!(entries, 1, "no temp files left behind");
+    assert!(blobs.exists(&id).await.expect("exists"));
+
+    let missing = BlobId::of(b"never stored");
+    assert!(matches!(
+        blobs.get(&missing).await,
+        Err(BlobError::NotFound(_))
+    ));
+    let bogus = BlobId("../../etc/passwd".into());
+    assert!(matches!(
+        blobs.get(&bogus).await,
+        Err(BlobError::NotFound(_))
+    ));
+    assert!(!blobs.exists(&bogus).await.expect("exists"));
+
+    blobs.delete(&id).await.expect("delete");
+    assert!(matches!(blobs.get(&id).await, Err(BlobError::NotFound(_))));
+    assert!(matches!(
+        blobs.delete(&id).await,
+        Err(BlobError::NotFound(_))
+    ));
+    let empty = blobs.put(b"").await.expect("empty body");
+    assert!(blobs.get(&empty).await.expect("get").is_empty());
+}
+
+#[tokio::test]
+async fn blob_orphan_collection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blobs = BlobStore::open(dir.path()).await.expect("open");
+    let kept = blobs.put(b"referenced").await.expect("put");
+    let orphan = blobs.put(b"orphan").await.expect("put");
+    let referenced = HashSet::from([kept.clone()]);
+
+    // Young orphans survive (their message may not be committed yet).
+    assert_eq!(
+        blobs
+            .collect_orphans(&referenced, Duration::from_secs(3600))
+            .await
+            .expect("gc"),
+        0
+    );
+    assert!(blobs.exists(&orphan).await.expect("exists"));
+
+    assert_eq!(
+        blobs
+            .collect_orphans(&referenced, Duration::ZERO)
+            .await
+            .expect("gc"),
+        1
+    );
+    assert!(!blobs.exists(&orphan).await.expect("exists"));
+    assert!(blobs.exists(&kept).await.expect("exists"));
+}
