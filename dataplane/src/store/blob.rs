@@ -28,9 +28,15 @@ pub struct BlobStore {
 #[allow(unused_variables, clippy::unused_async)]
 impl BlobStore {
     /// Opens (creating) the store rooted at `root`.
-    pub async fn open(root: impl Into<std::path::PathBuf>) -> Result<Self, BlobError> { todo!() }
+    pub async fn open(root: impl Into<std::path::PathBuf>) -> Result<Self, BlobError> {
+        todo!()
+    }
     /// Stores `body` durably (fsync before returning) and returns its address; idempotent.
-    pub async fn put(&self, body: &[u8]) -> Result<BlobId, BlobError> { todo!() }
+    pub async fn put(&self, body: &[u8]) -> Result<BlobId, BlobError> {
+        todo!()
+    }
     /// Reads a whole body.
-    pub async fn get(&self, id: &BlobId) -> Result<Bytes, BlobError> { todo!() }
+    pub async fn get(&self, id: &BlobId) -> Result<Bytes, BlobError> {
+        todo!()
+    }
 }

@@ -68,7 +68,8 @@ impl SpecialUse {
             SpecialUse::Sent,
             SpecialUse::Trash,
         ];
-        all.into_iter().find(|u| u.as_imap().eq_ignore_ascii_case(s))
+        all.into_iter()
+            .find(|u| u.as_imap().eq_ignore_ascii_case(s))
     }
 }
 
