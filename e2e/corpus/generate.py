@@ -603,6 +603,128 @@ body {}
 --rel--
 """
 
+M["36-nested-close-then-outer"] = """\
+From: alice@example.com
+To: bob@example.org
+Subject: inner close delimiter directly before outer delimiter
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="out"
+
+--out
+Content-Type: multipart/alternative; boundary="in"
+
+--in
+Content-Type: text/plain
+
+plain
+--in
+Content-Type: text/html
+
+<b>html</b>
+--in--
+--out
+Content-Type: text/plain
+
+tail part
+--out--
+"""
+
+M["37-odd-content-types"] = """\
+From: alice@example.com
+To: bob@example.org
+Subject: odd content types
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="odd"
+
+--odd
+Content-Type: text
+
+no subtype
+--odd
+Content-Type: multipart/alternative
+
+multipart without boundary parameter
+--odd
+Content-Type: text/plain ; charset = "utf-8" (a comment) ; format=flowed
+Content-Transfer-Encoding:  8bit 
+
+spaced params
+--odd
+Content-Type: message/rfc822
+Content-Transfer-Encoding: base64
+
+RnJvbTogeEB5DQpTdWJqZWN0OiBiNjQNCg0KYm9keQ0K
+--odd--
+"""
+
+M["38-empty-and-odd-header-values"] = """\
+From: "Alice (not a comment)" <alice@example.com> (real comment)
+To:
+Cc: ,, bob@example.org ,
+Subject:
+Date:   Sat, 15 Apr 2023 10:00:00 +0000   
+Message-ID: <trailing-space@example.com>  
+In-Reply-To:
+
+empty values
+"""
+
+M["39-deep-nesting"] = """\
+From: alice@example.com
+To: bob@example.org
+Subject: deep nesting
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="l1"
+
+--l1
+Content-Type: multipart/mixed; boundary="l2"
+
+--l2
+Content-Type: multipart/mixed; boundary="l3"
+
+--l3
+Content-Type: multipart/mixed; boundary="l4"
+
+--l4
+Content-Type: text/plain; charset=utf-8
+
+deepest
+--l4--
+
+--l3--
+
+--l2--
+
+--l1--
+"""
+
+M["40-boundary-prefix-collision"] = """\
+From: alice@example.com
+To: bob@example.org
+Subject: boundaries sharing a prefix
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="b"
+
+--b
+Content-Type: multipart/alternative; boundary="b-inner"
+
+--b-inner
+Content-Type: text/plain
+
+alt one
+--b-inner
+Content-Type: text/plain
+
+alt two
+--b-inner--
+
+--b
+Content-Type: text/plain
+
+outer two
+--b--
+"""
+
 
 def crlf(data) -> bytes:
     if isinstance(data, str):

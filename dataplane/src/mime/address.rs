@@ -30,19 +30,12 @@ pub(crate) fn parse_list(value: &[u8]) -> Vec<Address> {
     let mut lx = Lexer::new(value);
     let mut out = Vec::new();
     lx.skip_cfws();
-    loop {
-        while lx.eat(b',') {}
-        if lx.at_end() {
-            break;
-        }
-        let before = lx.pos;
-        if !address(&mut lx, &mut out) || lx.pos == before {
-            break;
-        }
-        if lx.at_end() {
-            break;
-        }
-        if !lx.eat(b',') {
+    // An empty element before a comma yields an all-missing address, a trailing comma
+    // does not (Dovecot's behaviour).
+    while !lx.at_end() {
+        // A syntax error inside one element only stops the list if no comma follows.
+        let _ = address(&mut lx, &mut out);
+        if lx.at_end() || !lx.eat(b',') {
             break;
         }
     }

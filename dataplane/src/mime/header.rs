@@ -25,6 +25,8 @@ pub(crate) struct Header {
     pub fields: Vec<Field>,
     /// Offset of the first body octet (after the blank line, or `end` if there is none).
     pub body_start: usize,
+    /// True when the block ended with a blank line.
+    pub terminated: bool,
 }
 
 impl Header {
@@ -45,6 +47,7 @@ impl Header {
                 return Header {
                     fields,
                     body_start: line_end,
+                    terminated: true,
                 };
             }
             if (content[0] == b' ' || content[0] == b'\t') && !fields.is_empty() {
@@ -86,6 +89,7 @@ impl Header {
         Header {
             fields,
             body_start: end,
+            terminated: false,
         }
     }
 

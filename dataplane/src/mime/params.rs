@@ -23,17 +23,18 @@ pub(crate) struct ContentType {
     pub params: Params,
 }
 
-/// Parses a `Content-Type` value; `None` when there is no valid `type/subtype`.
+/// Parses a `Content-Type` value; `None` when there is no type token.
 pub(crate) fn content_type(value: &[u8]) -> Option<ContentType> {
     let mut lx = Lexer::new(value);
     lx.skip_cfws();
     let mut kind = Vec::new();
-    if !lx.token(&mut kind) || !lx.eat(b'/') {
+    if !lx.token(&mut kind) {
         return None;
     }
+    // Like Dovecot, a missing subtype is kept as an empty string.
     let mut subtype = Vec::new();
-    if !lx.token(&mut subtype) {
-        return None;
+    if lx.eat(b'/') {
+        lx.token(&mut subtype);
     }
     Some(ContentType {
         kind,
@@ -167,7 +168,8 @@ mod tests {
                 (b"format".to_vec(), b"flowed".to_vec())
             ]
         );
-        assert!(content_type(b"text").is_none());
+        assert!(content_type(b"text").unwrap().subtype.is_empty());
+        assert!(content_type(b";x").is_none());
         let ct = content_type(b"text/plain; charset=").unwrap();
         assert_eq!(ct.params, vec![(b"charset".to_vec(), b"".to_vec())]);
     }

@@ -47,6 +47,9 @@ pub(crate) struct Part {
     pub content_type: ContentType,
     /// Structure.
     pub kind: Kind,
+    /// For a multipart: its body ends right after a delimiter line whose line break was
+    /// taken as the one preceding the enclosing delimiter.
+    tail_delimiter: bool,
 }
 
 impl Part {
@@ -77,6 +80,7 @@ impl Part {
             body,
             content_type,
             kind: Kind::Leaf,
+            tail_delimiter: false,
         };
         if depth >= MAX_DEPTH {
             return part;
@@ -88,11 +92,24 @@ impl Part {
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(b"boundary"))
                 .map(|(_, v)| v.clone());
+            // Without a usable boundary (or without any delimiter) a multipart gets one empty
+            // text/plain part, as in Dovecot.
             if let Some(boundary) = boundary.filter(|b| !b.is_empty()) {
                 let digest = ct.subtype.eq_ignore_ascii_case(b"digest");
-                let children = split_multipart(raw, part.body.clone(), &boundary)
+                let (ranges, tail) = split_multipart(raw, part.body.clone(), &boundary);
+                part.tail_delimiter = tail;
+                let children = ranges
                     .into_iter()
-                    .map(|r| Part::parse(raw, r.start, r.end, digest, depth + 1))
+                    .map(|(r, line_break)| {
+                        let mut child = Part::parse(raw, r.start, r.end, digest, depth + 1);
+                        // A delimiter line consumes its own line break, so that line break
+                        // cannot also precede the next (enclosing) delimiter: the child
+                        // keeps it (this is what Dovecot does).
+                        if line_break > 0 && child.ends_with_delimiter() {
+                            child.extend_to(r.end + line_break);
+                        }
+                        child
+                    })
                     .collect::<Vec<_>>();
                 let children = if children.is_empty() {
                     let at = part.body.end;
@@ -101,15 +118,49 @@ impl Part {
                     children
                 };
                 part.kind = Kind::Multipart(children);
+            } else {
+                let at = part.body.end;
+                part.kind = Kind::Multipart(vec![Part::parse(raw, at, at, false, depth + 1)]);
             }
         } else if ct.kind.eq_ignore_ascii_case(b"message")
             && ct.subtype.eq_ignore_ascii_case(b"rfc822")
-            && is_identity_cte(raw, &part.header)
         {
+            // Parsed as a message whatever its transfer encoding (as Dovecot does; an
+            // encoded one yields an empty envelope and body).
             let inner = Part::parse(raw, part.body.start, part.body.end, false, depth + 1);
             part.kind = Kind::Message(Box::new(inner));
         }
         part
+    }
+
+    /// True when the last line of this entity was consumed whole (a delimiter line, or a
+    /// header line of a header block without blank line), so the line break before an
+    /// enclosing delimiter belongs to this entity.
+    fn ends_with_delimiter(&self) -> bool {
+        if !self.header.terminated && !self.header_range.is_empty() && self.body.is_empty() {
+            return true;
+        }
+        match &self.kind {
+            Kind::Multipart(_) => self.tail_delimiter,
+            Kind::Message(inner) => inner.body.end == self.body.end && inner.ends_with_delimiter(),
+            Kind::Leaf => false,
+        }
+    }
+
+    fn extend_to(&mut self, end: usize) {
+        let old = self.body.end;
+        if !self.header.terminated && self.body.is_empty() {
+            self.header_range.end = end;
+            self.header.body_start = end;
+            self.body = end..end;
+            return;
+        }
+        self.body.end = end;
+        if let Kind::Message(inner) = &mut self.kind
+            && inner.body.end == old
+        {
+            inner.extend_to(end);
+        }
     }
 
     /// The raw Content-Transfer-Encoding value, if present.
@@ -120,19 +171,6 @@ impl Part {
     /// True for `text/*`.
     pub fn is_text(&self) -> bool {
         self.content_type.kind.eq_ignore_ascii_case(b"text")
-    }
-}
-
-/// A message/rfc822 body is only parsed as a message when not transfer-encoded.
-fn is_identity_cte(raw: &[u8], header: &Header) -> bool {
-    match header.last(raw, "content-transfer-encoding") {
-        None => true,
-        Some(v) => {
-            let v = v.trim_ascii();
-            v.eq_ignore_ascii_case(b"7bit")
-                || v.eq_ignore_ascii_case(b"8bit")
-                || v.eq_ignore_ascii_case(b"binary")
-        }
     }
 }
 
@@ -153,8 +191,14 @@ fn delimiter_at(raw: &[u8], pos: usize, end: usize, boundary: &[u8]) -> Option<b
     }
 }
 
-/// The ranges of the body parts of a multipart body.
-fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range<usize>> {
+/// The ranges of the body parts of a multipart body, each with the length of the line
+/// break excluded before the following delimiter, and whether the body ends right after a
+/// delimiter line that has no line break of its own.
+fn split_multipart(
+    raw: &[u8],
+    body: Range<usize>,
+    boundary: &[u8],
+) -> (Vec<(Range<usize>, usize)>, bool) {
     let mut parts = Vec::new();
     let mut current: Option<usize> = None;
     let mut pos = body.start;
@@ -172,19 +216,26 @@ fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range
                         end -= 1;
                     }
                 }
-                parts.push(start..end.max(start));
+                let end = end.max(start);
+                parts.push((start..end, pos - end));
             }
+            let tail = line_end == body.end && raw[line_end - 1] != b'\n';
             if close {
-                return parts;
+                return (parts, tail);
+            }
+            if tail {
+                // A delimiter as the very last line: one empty part follows it.
+                parts.push((body.end..body.end, 0));
+                return (parts, true);
             }
             current = Some(line_end);
         }
         pos = line_end;
     }
     if let Some(start) = current {
-        parts.push(start.min(body.end)..body.end);
+        parts.push((start.min(body.end)..body.end, 0));
     }
-    parts
+    (parts, false)
 }
 
 #[cfg(test)]
@@ -194,17 +245,19 @@ mod tests {
     #[test]
     fn splits_parts() {
         let raw = b"pre\r\n--b\r\nA: 1\r\n\r\none\r\n--b  \r\n\r\ntwo\r\n--b--\r\nepi";
-        let parts = split_multipart(raw, 0..raw.len(), b"b");
+        let (parts, tail) = split_multipart(raw, 0..raw.len(), b"b");
+        assert!(!tail);
         assert_eq!(parts.len(), 2);
-        assert_eq!(&raw[parts[0].clone()], b"A: 1\r\n\r\none");
-        assert_eq!(&raw[parts[1].clone()], b"\r\ntwo");
+        assert_eq!(&raw[parts[0].0.clone()], b"A: 1\r\n\r\none");
+        assert_eq!(parts[0].1, 2);
+        assert_eq!(&raw[parts[1].0.clone()], b"\r\ntwo");
     }
 
     #[test]
     fn missing_close_and_prefix_boundaries() {
         let raw = b"--b\r\n\r\nx\r\n--bb\r\ny\r\n";
-        let parts = split_multipart(raw, 0..raw.len(), b"b");
+        let (parts, _) = split_multipart(raw, 0..raw.len(), b"b");
         assert_eq!(parts.len(), 1);
-        assert_eq!(&raw[parts[0].clone()], b"\r\nx\r\n--bb\r\ny\r\n");
+        assert_eq!(&raw[parts[0].0.clone()], b"\r\nx\r\n--bb\r\ny\r\n");
     }
 }
