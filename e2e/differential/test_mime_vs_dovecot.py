@@ -24,6 +24,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CORPUS = sorted(glob.glob(os.path.join(ROOT, "e2e", "corpus", "*.eml")))
 PORT = int(os.environ.get("MCP_DOVECOT_PORT", "11143"))
 FIELDS = ("ENVELOPE", "BODY", "BODYSTRUCTURE")
+# BODY[...] sections compared octet for octet (a missing part is "" or NIL on both sides).
+SECTIONS = (
+    "HEADER",
+    "TEXT",
+    "1",
+    "2",
+    "3",
+    "1.MIME",
+    "2.MIME",
+    "1.1",
+    "1.2",
+    "2.1",
+    "2.2",
+    "1.2.1",
+    "1.1.1.1",
+    "1.HEADER",
+    "1.TEXT",
+    "2.HEADER",
+    "2.TEXT",
+    "1.2.HEADER",
+    "HEADER.FIELDS (FROM SUBJECT)",
+    "HEADER.FIELDS.NOT (FROM SUBJECT CONTENT-TYPE)",
+    "2.HEADER.FIELDS (SUBJECT)",
+)
 
 # Files/fields where we knowingly differ from Dovecot: {(file name, field): reason}.
 # Empty on purpose: every corpus file must match exactly.
@@ -171,6 +195,17 @@ def dovecot_results():
         for i in range(0, len(items), 2):
             fields[items[i][1].decode().upper()] = items[i + 1]
         results[CORPUS[int(seq) - 1]] = fields
+    for spec in SECTIONS:
+        typ, resp = imap.fetch(f"1:{len(CORPUS)}", f"(BODY.PEEK[{spec}])")
+        assert typ == "OK", resp
+        for line in _raw_fetch_lines(resp):
+            seq, rest = line.split(b" ", 1)
+            # rest = b'(BODY[<spec>] <nstring>)'; the spec may contain spaces/parens.
+            end = rest.index(b"] ") + 2
+            value = parse_full(rest[end:].rstrip()[:-1])
+            results[CORPUS[int(seq) - 1]].setdefault("sections", {})[spec] = (
+                b"" if value is None else value[1]
+            )
     imap.logout()
     assert len(results) == len(CORPUS)
     return results
@@ -188,6 +223,8 @@ def our_results():
     argv = shlex.split(cmd) if cmd else [
         "cargo", "run", "-q", "-p", "mcp-dataplane", "--example", "mime_dump", "--",
     ]
+    for spec in SECTIONS:
+        argv += ["--section", spec]
     out = subprocess.run(argv + CORPUS, cwd=ROOT, check=True, capture_output=True).stdout
     results = {}
     for line in out.decode().splitlines():
@@ -198,6 +235,7 @@ def our_results():
             "ENVELOPE": parse_full(_decode_field(doc["envelope"])),
             "BODY": parse_full(_decode_field(doc["body"])),
             "BODYSTRUCTURE": parse_full(_decode_field(doc["bodystructure"])),
+            "sections": {k: _decode_field(v) for k, v in doc["sections"].items()},
         }
     return results
 
@@ -218,5 +256,19 @@ def test_matches_dovecot(path, dovecot_results, our_results):
             continue
         failures.append(
             f"{field} differs\n  dovecot: {render(theirs[field])}\n  ours:    {render(ours[field])}"
+        )
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[os.path.basename(p) for p in CORPUS])
+def test_sections_match_dovecot(path, dovecot_results, our_results):
+    name = os.path.basename(path)
+    theirs, ours = dovecot_results[path]["sections"], our_results[path]["sections"]
+    failures = []
+    for spec in SECTIONS:
+        if theirs[spec] == ours[spec] or (name, f"BODY[{spec}]") in ALLOW_DIFF:
+            continue
+        failures.append(
+            f"BODY[{spec}] differs\n  dovecot: {theirs[spec][:300]!r}\n  ours:    {ours[spec][:300]!r}"
         )
     assert not failures, "\n".join(failures)

@@ -11,29 +11,37 @@ use super::tree::{Kind, Part};
 use super::{BinaryError, SectionSpec, SectionText};
 
 /// Finds the part addressed by `path` (non-empty) below the message `msg`.
+///
+/// Matches Dovecot's leniency: a non-multipart part reached as a multipart child also
+/// answers to one extra `.1` (itself).
 pub(crate) fn navigate<'p>(msg: &'p Part, path: &[u32]) -> Option<&'p Part> {
-    let mut cur: Option<&Part> = None;
+    // (current part, may a `.1` still address the part itself)
+    let mut cur: Option<(&Part, bool)> = None;
     for &n in path {
         let idx = usize::try_from(n).ok()?.checked_sub(1)?;
         // The message whose parts `n` numbers: the top-level one, or an embedded one.
         let message = match cur {
             None => msg,
-            Some(p) => match &p.kind {
+            Some((p, can_self)) => match &p.kind {
                 Kind::Message(inner) => inner,
                 Kind::Multipart(children) => {
-                    cur = Some(children.get(idx)?);
+                    cur = Some((children.get(idx)?, true));
+                    continue;
+                }
+                Kind::Leaf if idx == 0 && can_self => {
+                    cur = Some((p, false));
                     continue;
                 }
                 Kind::Leaf => return None,
             },
         };
         cur = Some(match &message.kind {
-            Kind::Multipart(children) => children.get(idx)?,
-            _ if idx == 0 => message,
+            Kind::Multipart(children) => (children.get(idx)?, true),
+            _ if idx == 0 => (message, false),
             _ => return None,
         });
     }
-    cur
+    cur.map(|(p, _)| p)
 }
 
 /// The octets of `BODY[spec]` of the message `root` in `raw`.
@@ -68,13 +76,16 @@ pub(crate) fn extract(raw: &[u8], root: &Part, spec: &SectionSpec) -> Vec<u8> {
 }
 
 /// Selected header fields, byte-exact, followed by the blank line (as Dovecot returns).
+/// Lines without a colon never match a name.
 fn header_fields(raw: &[u8], header: &Header, names: &[String], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    for f in header.fields.iter().filter(|f| f.has_colon) {
+    for f in &header.fields {
         let name = &raw[f.name.clone()];
-        let listed = names
-            .iter()
-            .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
+        // A line without a colon never matches a name (so `.NOT` keeps it, like Dovecot).
+        let listed = f.has_colon
+            && names
+                .iter()
+                .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
         if listed != not {
             out.extend_from_slice(&raw[f.whole.clone()]);
             if !out.ends_with(b"\n") {
@@ -82,7 +93,11 @@ fn header_fields(raw: &[u8], header: &Header, names: &[String], not: bool) -> Ve
             }
         }
     }
-    out.extend_from_slice(b"\r\n");
+    // Dovecot omits the blank line only when nothing matched in a header block that had
+    // no blank line itself.
+    if header.terminated || !out.is_empty() {
+        out.extend_from_slice(b"\r\n");
+    }
     out
 }
 
