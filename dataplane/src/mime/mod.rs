@@ -1,10 +1,32 @@
 //! MIME analysis of stored messages: ENVELOPE, BODY/BODYSTRUCTURE, `BODY[section]` and
 //! `BINARY[section]` extraction, and the decoded views SEARCH needs (RFC 9051 §6.4.4, §7.5.2).
 //!
-//! CONTRACT STUB: the signatures below are the API the IMAP layer codes against; the bodies
-//! are being implemented (mime work item).
+//! Layout: [`tree`] locates parts as byte ranges (boundary rules as Dovecot applies them),
+//! [`header`]/[`lexer`]/[`address`]/[`params`] read raw header values, [`envelope`] and
+//! [`bodystructure`] write the IMAP forms with the small writer in [`encode`], [`section`]
+//! extracts `BODY[...]`/`BINARY[...]`, and [`search`] uses `mail-parser` for every decoding
+//! (RFC 2047, RFC 2231, transfer encodings, charsets, dates).
+
+mod address;
+mod bodystructure;
+mod encode;
+mod envelope;
+mod header;
+mod lexer;
+mod params;
+mod search;
+mod section;
+mod tree;
+
+#[cfg(test)]
+mod tests;
 
 use crate::store::MessageCache;
+use tree::Part;
+
+fn parse_tree(raw: &[u8]) -> Part {
+    Part::parse(raw, 0, raw.len(), false, 0)
+}
 
 /// The text part of a section specifier (RFC 9051 §6.4.5, `section-text`/`section-msgtext`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,48 +66,70 @@ pub enum BinaryError {
     NoSuchPart,
 }
 
-/// Computes the cached IMAP forms of a message. Never fails: malformed input still yields a
-/// syntactically valid ENVELOPE/BODYSTRUCTURE.
-#[allow(unused_variables)]
+/// Computes the cached IMAP forms of a message (RFC 9051 §7.5.2): `envelope` is the
+/// ENVELOPE list, `body` the BODY list (no extension data), `bodystructure` the
+/// BODYSTRUCTURE list, each exactly as it follows the item name in a FETCH response. Never
+/// fails: malformed input still yields a syntactically valid ENVELOPE/BODYSTRUCTURE.
 pub fn analyze(raw: &[u8]) -> MessageCache {
-    todo!()
+    let root = parse_tree(raw);
+    let mut envelope = Vec::new();
+    envelope::write(raw, &root.header, &mut envelope);
+    let mut body = Vec::new();
+    bodystructure::write(raw, &root, false, &mut body);
+    let mut bodystructure = Vec::new();
+    bodystructure::write(raw, &root, true, &mut bodystructure);
+    MessageCache {
+        envelope,
+        body,
+        bodystructure,
+    }
 }
 
-/// The octets of `BODY[section]` (before any `<partial>`), or empty when the part does not
-/// exist.
-#[allow(unused_variables)]
+/// The octets of `BODY[section]` (RFC 9051 §6.4.5, before any `<partial>`), byte-exact
+/// from `raw`, or empty when the part does not exist. `HEADER.FIELDS` output keeps the
+/// selected fields in message order and ends with the blank line.
 pub fn section(raw: &[u8], spec: &SectionSpec) -> Vec<u8> {
-    todo!()
+    section::extract(raw, &parse_tree(raw), spec)
 }
 
-/// The decoded content of `BINARY[part]` (transfer encoding removed).
-#[allow(unused_variables)]
+/// The decoded content of `BINARY[part]` (RFC 3516): base64 and quoted-printable removed,
+/// 7bit/8bit/binary returned as is. An empty `part` means the body of a non-multipart
+/// message.
 pub fn binary(raw: &[u8], part: &[u32]) -> Result<Vec<u8>, BinaryError> {
-    todo!()
+    section::binary(raw, &parse_tree(raw), part)
 }
 
 /// Decoded views of one message for SEARCH (RFC 9051 §6.4.4).
 pub struct SearchDoc {
-    _private: (),
+    decoded: search::Decoded,
 }
 
-#[allow(unused_variables)]
 impl SearchDoc {
-    /// Parses a message for searching.
+    /// Parses a message for searching (with `mail-parser`; never fails, unparsable input
+    /// gives an empty document).
     pub fn new(raw: &[u8]) -> Self {
-        todo!()
+        SearchDoc {
+            decoded: search::decode(raw),
+        }
     }
-    /// Decoded (RFC 2047) and unfolded values of every header field `name`
+    /// Decoded (RFC 2047) and unfolded values of every top-level header field `name`
     /// (case-insensitive), in order.
     pub fn header(&self, name: &str) -> Vec<String> {
-        todo!()
+        let name = name.to_ascii_lowercase();
+        self.decoded
+            .headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
-    /// Decoded text of all text parts (transfer encoding and charset removed).
+    /// Decoded text of all text parts (transfer encoding and charset removed, HTML reduced
+    /// to text), including parts of embedded messages, joined with newlines.
     pub fn body_text(&self) -> String {
-        todo!()
+        self.decoded.body.clone()
     }
-    /// The `Date:` header as a date, if it parses.
+    /// The `Date:` header as a date (RFC 5322 §3.3, parsed leniently), if it parses.
     pub fn sent_date(&self) -> Option<chrono::DateTime<chrono::FixedOffset>> {
-        todo!()
+        self.decoded.date
     }
 }
