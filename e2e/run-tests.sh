@@ -37,7 +37,8 @@ if [[ -f e2e/services/postgres.sh ]]; then
     url=$(printf '%s\n' "$out" | grep -oE "postgres(ql)?://[^[:space:]\"']+" | tail -n 1 || true)
     [[ -n "$url" ]] || fail "e2e/services/postgres.sh start printed no postgres:// URL"
     export MCP_TEST_POSTGRES_URL="$url"
-    echo "MCP_TEST_POSTGRES_URL exported"
+    export MCP_REQUIRE_POSTGRES=1
+    echo "MCP_TEST_POSTGRES_URL exported; PostgreSQL tests are required"
 else
     echo "note: e2e/services/postgres.sh not present; PostgreSQL tests will not run"
 fi
