@@ -173,8 +173,16 @@ def test_subscribe_unsubscribe_and_lsub_rfc9051_6_3_7(shared_mcp):
         assert set(listed(c.cmd(f'LSUB "" {quote(root + "/*")}').ok(), "LSUB")) == {f"{root}/a"}
         subs = listed(c.cmd(f'LIST (SUBSCRIBED) "" {quote(root + "/*")}').ok())
         assert subs == {f"{root}/a": {"\\Subscribed", "\\HasNoChildren"}}, subs
-        # LSUB % matches only one level.
-        assert listed(c.cmd(f'LSUB "" {quote(root + "%")}').ok(), "LSUB") == {}
+        # `%` stops above the subscribed root/a: its unsubscribed parent is returned with
+        # \Noselect (RFC 3501 §6.3.9, as Dovecot).
+        assert listed(c.cmd(f'LSUB "" {quote(root + "%")}').ok(), "LSUB") == {
+            root: {"\\Noselect"}}
+        c.create(f"{root}/a/deep/er")
+        c.cmd(f"SUBSCRIBE {quote(root + '/a/deep/er')}").ok()
+        assert listed(c.cmd(f'LSUB "" {quote(root + "/%")}').ok(), "LSUB") == {
+            f"{root}/a": set()}
+        assert listed(c.cmd(f'LSUB "" {quote(root + "/%/%")}').ok(), "LSUB") == {
+            f"{root}/a/deep": {"\\Noselect"}}
 
 
 def test_list_wildcards_and_reference_rfc9051_6_3_9(shared_mcp):
