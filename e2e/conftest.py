@@ -9,6 +9,7 @@ when `MCP_TEST_POSTGRES_URL` is set (each server gets a fresh database).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -141,11 +142,9 @@ def _backends() -> list[str]:
     return kinds
 
 
-@pytest.fixture(params=_backends())
-def storage(request) -> Iterator[Storage]:
-    """A fresh, empty storage backend: `sqlite` (in the data dir) or a new PostgreSQL
-    database on the server of `MCP_TEST_POSTGRES_URL`, dropped afterwards."""
-    if request.param == "sqlite":
+@contextlib.contextmanager
+def _fresh_storage(kind: str) -> Iterator[Storage]:
+    if kind == "sqlite":
         yield Storage("sqlite", None)
         return
     admin = os.environ["MCP_TEST_POSTGRES_URL"]
@@ -157,13 +156,27 @@ def storage(request) -> Iterator[Storage]:
         _psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture(params=_backends())
+def storage(request) -> Iterator[Storage]:
+    """A fresh, empty storage backend: `sqlite` (in the data dir) or a new PostgreSQL
+    database on the server of `MCP_TEST_POSTGRES_URL`, dropped afterwards."""
+    with _fresh_storage(request.param) as s:
+        yield s
+
+
 class McpServer:
     """A running `mcp standalone` process."""
 
     host = "127.0.0.1"
 
     def __init__(
-        self, binary: Path, data_dir: Path, resources: Path, storage: Storage, log: Path
+        self,
+        binary: Path,
+        data_dir: Path,
+        resources: Path,
+        storage: Storage,
+        log: Path,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
         self.resources = resources
@@ -188,6 +201,7 @@ class McpServer:
         ]
         if storage.url:
             cmd += ["--store-url", storage.url]
+        cmd += list(extra_args)
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
         env.pop("RUST_BACKTRACE", None)
         self._log = open(log, "ab")
@@ -256,14 +270,25 @@ class McpServer:
 def mcp_factory(
     mcp_binary: Path, storage: Storage, tmp_path: Path
 ) -> Iterator[Callable[..., McpServer]]:
-    """Starts servers on demand: `start(data_dir=None, resources=None)` returns a greeted
-    [McpServer]. Servers still running at the end are stopped with Ctrl-C."""
+    """Starts servers on demand: `start(data_dir=None, resources=None, extra_args=())`
+    returns a greeted [McpServer]. Starting again with the same `data_dir` restarts on the
+    same data (and the same PostgreSQL database). Servers still running at the end are
+    stopped with Ctrl-C."""
     started: list[McpServer] = []
 
-    def start(data_dir: Path | None = None, resources: Path | None = None) -> McpServer:
+    def start(
+        data_dir: Path | None = None,
+        resources: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> McpServer:
         data_dir = data_dir or tmp_path / "data"
         server = McpServer(
-            mcp_binary, data_dir, resources or SAMPLES, storage, tmp_path / "mcp.log"
+            mcp_binary,
+            data_dir,
+            resources or SAMPLES,
+            storage,
+            tmp_path / "mcp.log",
+            extra_args,
         )
         started.append(server)
         server.wait_for_greeting()
@@ -287,3 +312,19 @@ def resources_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "resources"
     shutil.copytree(SAMPLES, dest)
     return dest
+
+
+@pytest.fixture(scope="session", params=_backends())
+def shared_mcp(request, mcp_binary: Path, tmp_path_factory) -> Iterator[McpServer]:
+    """One server per storage backend for the whole session, for tests that keep to their
+    own mailboxes (unique names) so that they can share it; much faster than a server per
+    test. Tests that need a fresh account or a restart use `mcp_factory` instead."""
+    tmp = tmp_path_factory.mktemp(f"shared-{request.param}")
+    with _fresh_storage(request.param) as storage:
+        server = McpServer(mcp_binary, tmp / "data", SAMPLES, storage, tmp / "mcp.log")
+        try:
+            server.wait_for_greeting()
+            yield server
+        finally:
+            if server.proc.poll() is None:
+                server.stop()

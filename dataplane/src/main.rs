@@ -64,6 +64,9 @@ struct StandaloneArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Seconds between `* OK Still here` keepalives during IDLE (1-300). [default: 120]
+    #[arg(long, value_name = "SECS")]
+    idle_keepalive_secs: Option<u64>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -108,6 +111,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 blob_dir: a.blob_dir,
                 tls_cert: a.tls_cert,
                 tls_key: a.tls_key,
+                idle_keepalive_secs: a.idle_keepalive_secs,
             };
             let config = Config::from_settings(&settings)?;
             standalone::run(config).await?;

@@ -123,6 +123,18 @@ impl SearchDoc {
             .map(|(_, v)| v.clone())
             .collect()
     }
+    /// Every top-level header field as a `name: value` line, values decoded (RFC 2047) and
+    /// unfolded: what SEARCH TEXT matches in the header (RFC 9051 §6.4.4).
+    pub fn header_text(&self) -> String {
+        let mut out = String::new();
+        for (name, value) in &self.decoded.headers {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(value);
+            out.push('\n');
+        }
+        out
+    }
     /// Decoded text of all text parts (transfer encoding and charset removed, HTML reduced
     /// to text), including parts of embedded messages, joined with newlines.
     pub fn body_text(&self) -> String {

@@ -44,6 +44,9 @@ pub struct Settings {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key; needs `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Interval of `* OK Still here` keepalives during IDLE, seconds (1..=300). Default
+    /// [`crate::imap::Limits`]'s 120. Mostly for tests.
+    pub idle_keepalive_secs: Option<u64>,
 }
 
 /// A validated configuration.
@@ -65,6 +68,8 @@ pub struct Config {
     pub blob_dir: PathBuf,
     /// Source of the TLS certificate.
     pub tls: TlsSource,
+    /// Interval of IDLE keepalives, seconds (1..=300).
+    pub idle_keepalive_secs: u64,
 }
 
 /// A setting that cannot be used.
@@ -193,6 +198,17 @@ impl Config {
             (None, Some(_)) => return Err(err("--tls-cert", "required with --tls-key")),
         };
 
+        let idle_keepalive_secs = match settings.idle_keepalive_secs {
+            None => crate::imap::Limits::default().idle_keepalive_secs,
+            Some(secs @ 1..=300) => secs,
+            Some(secs) => {
+                return Err(err(
+                    "--idle-keepalive-secs",
+                    format!("{secs} is not between 1 and 300 seconds"),
+                ));
+            }
+        };
+
         Ok(Config {
             resources,
             data_dir,
@@ -202,6 +218,7 @@ impl Config {
             store_url,
             blob_dir,
             tls,
+            idle_keepalive_secs,
         })
     }
 }
@@ -308,6 +325,20 @@ mod tests {
                     ..base(p)
                 },
                 "--tls-cert",
+            ),
+            (
+                Settings {
+                    idle_keepalive_secs: Some(0),
+                    ..base(p)
+                },
+                "--idle-keepalive-secs",
+            ),
+            (
+                Settings {
+                    idle_keepalive_secs: Some(301),
+                    ..base(p)
+                },
+                "--idle-keepalive-secs",
             ),
             (
                 Settings {

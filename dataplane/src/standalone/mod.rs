@@ -188,7 +188,10 @@ pub async fn run_until(
         blobs,
         auth: Authenticator::new(store),
         tls: Some(acceptor),
-        limits: Limits::default(),
+        limits: Limits {
+            idle_keepalive_secs: config.idle_keepalive_secs,
+            ..Limits::default()
+        },
         metrics: Arc::clone(&metrics),
     });
 

@@ -1,7 +1,7 @@
 //! LIST with LIST-EXTENDED, LIST-STATUS, SPECIAL-USE and CHILDREN (RFC 9051 §6.3.9,
 //! RFC 5258, RFC 5819, RFC 6154, RFC 3348), and LSUB (RFC 3501 §6.3.9).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 
@@ -178,18 +178,31 @@ pub(super) async fn lsub(
         .into_iter()
         .map(|m| m.name)
         .collect();
-    for name in s.ctx.store.subscriptions(account).await? {
+    let subs = s.ctx.store.subscriptions(account).await?;
+    let subscribed: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
+    // Name -> \Noselect. Sorted, and a parent reached from several children is sent once.
+    let mut found: BTreeMap<String, bool> = BTreeMap::new();
+    for name in &subs {
         let chars: Vec<char> = name.chars().collect();
         if patterns.iter().any(|p| matches(p, &chars)) {
-            let attrs = if existing.contains(&name) {
-                ""
-            } else {
-                "\\Noselect"
-            };
-            let mut line = format!("LSUB ({attrs}) \"/\" ").into_bytes();
-            out::mailbox(&mut line, &name, s.utf8);
-            s.untagged(line);
+            found.insert(name.clone(), !existing.contains(name));
+            continue;
         }
+        // RFC 3501 §6.3.9: when `%` stops the match above a subscribed "foo/bar", LSUB
+        // returns the unsubscribed "foo" flagged \Noselect (as Dovecot does).
+        for (i, _) in name.match_indices('/') {
+            let parent = &name[..i];
+            let chars: Vec<char> = parent.chars().collect();
+            if !subscribed.contains(parent) && patterns.iter().any(|p| matches(p, &chars)) {
+                found.entry(parent.to_owned()).or_insert(true);
+            }
+        }
+    }
+    for (name, noselect) in found {
+        let attrs = if noselect { "\\Noselect" } else { "" };
+        let mut line = format!("LSUB ({attrs}) \"/\" ").into_bytes();
+        out::mailbox(&mut line, &name, s.utf8);
+        s.untagged(line);
     }
     Ok(Completion::ok("Lsub completed."))
 }

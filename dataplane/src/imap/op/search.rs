@@ -161,8 +161,12 @@ fn eval(key: &SearchKey<'_>, m: &Msg<'_>, env: &Env<'_>) -> bool {
         SearchKey::Body(s) => m
             .doc
             .is_some_and(|d| contains(&d.search.body_text(), s.as_ref())),
+        // The raw header block and its RFC 2047-decoded form, so that `TEXT Köln` finds
+        // `Subject: =?utf-8?q?K=C3=B6ln?=` as SUBJECT does (RFC 9051 §6.4.4, as Dovecot).
         SearchKey::Text(s) => m.doc.is_some_and(|d| {
-            contains(&d.header_text, s.as_ref()) || contains(&d.search.body_text(), s.as_ref())
+            contains(&d.header_text, s.as_ref())
+                || contains(&d.search.header_text(), s.as_ref())
+                || contains(&d.search.body_text(), s.as_ref())
         }),
         SearchKey::ModSequence { modseq, .. } => m.rec.modseq.0 >= *modseq,
     }
