@@ -16,6 +16,11 @@ use crate::store::MailboxRecord;
 /// hostile patterns like `*a*a*a*...` cannot blow up.
 pub(crate) fn matches(pattern: &[char], name: &[char]) -> bool {
     let n = name.len();
+    // Every non-wildcard character consumes one character of the name: a pattern with more
+    // of them than the name is long cannot match (and costs nothing to reject).
+    if pattern.iter().filter(|&&c| c != '*' && c != '%').count() > n {
+        return false;
+    }
     let mut dp = vec![false; n + 1];
     dp[0] = true;
     for &pc in pattern {
@@ -47,9 +52,28 @@ fn full_patterns(reference: &str, patterns: &[String]) -> Vec<Vec<char>> {
             } else {
                 format!("{reference}{p}")
             };
-            normalize_inbox(full).chars().collect()
+            collapse_wildcards(normalize_inbox(full).chars())
         })
         .collect()
+}
+
+/// Replaces each run of wildcards by one: `*` if the run holds a `*`, else `%` (`**`, `*%`
+/// and `%*` match what `*` matches; `%%` what `%` matches). Together with the length check
+/// in [`matches`] this bounds the matching work by the name's length, not the pattern's:
+/// a 64 KiB `*%*%...` pattern costs no more than `*`.
+fn collapse_wildcards(chars: impl Iterator<Item = char>) -> Vec<char> {
+    let mut out: Vec<char> = Vec::new();
+    for c in chars {
+        match (c, out.last_mut()) {
+            ('*' | '%', Some(last @ ('*' | '%'))) => {
+                if c == '*' {
+                    *last = '*';
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 struct Entry<'a> {
@@ -209,7 +233,7 @@ pub(super) async fn lsub(
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{collapse_wildcards, matches};
 
     #[test]
     fn wildcards() {
@@ -222,11 +246,18 @@ mod tests {
             ("INBOX", "INBOX", true),
             ("D%s", "Drafts", true),
             ("", "x", false),
+            ("%%", "a/b", false),
+            ("%*%", "a/b", true),
+            ("a%%/%", "ab/c", true),
+            ("*a*a*a*a", "aaa", false),
+            ("*a*a*a", "aaa", true),
         ];
-        for (p, n, want) in cases {
-            let p: Vec<char> = p.chars().collect();
+        for (pattern, n, want) in cases {
+            let p: Vec<char> = pattern.chars().collect();
             let n: Vec<char> = n.chars().collect();
             assert_eq!(matches(&p, &n), want, "{p:?} {n:?}");
+            let collapsed = collapse_wildcards(pattern.chars());
+            assert_eq!(matches(&collapsed, &n), want, "collapsed {p:?} {n:?}");
         }
     }
 }

@@ -22,7 +22,10 @@ pub struct Mutf7Error;
 /// # Errors
 /// [`Mutf7Error`] for a non-printable or 8-bit octet, an unterminated or empty-but-not-`&-`
 /// shift sequence, bad base64, odd UTF-16, unpaired surrogates, or an encoded run that only
-/// holds printable ASCII (which RFC 3501 forbids encoding).
+/// holds printable ASCII (which RFC 3501 forbids encoding), or any other non-canonical
+/// spelling such as two adjacent shift sequences (`&ZeVnLIqe-&U,BTFw-`): like Dovecot, a
+/// name is accepted only when it re-encodes to itself, so that the name a client creates
+/// is the name LIST shows it.
 pub fn decode(name: &[u8]) -> Result<String, Mutf7Error> {
     let mut out = String::with_capacity(name.len());
     let mut i = 0;
@@ -61,6 +64,9 @@ pub fn decode(name: &[u8]) -> Result<String, Mutf7Error> {
             out.push_str(&text);
         }
         i = end + 1;
+    }
+    if encode(&out).as_bytes() != name {
+        return Err(Mutf7Error);
     }
     Ok(out)
 }
@@ -107,6 +113,7 @@ mod tests {
             ("Entw&APw-rfe", "Entwürfe"),
             ("&2D3eAA-", "😀"),
             ("plain", "plain"),
+            ("&ZeVnLIqe-&-", "日本語&"),
         ];
         for (wire, utf8) in cases {
             assert_eq!(decode(wire.as_bytes()).as_deref(), Ok(utf8), "{wire}");
@@ -117,7 +124,14 @@ mod tests {
     #[test]
     fn rejects_invalid_names() {
         for bad in [
-            "&", "&Jjo", "&AGE-", "&U,BTFw", "a\u{e9}", "&Jjo!-", "&2D0-",
+            "&",
+            "&Jjo",
+            "&AGE-",
+            "&U,BTFw",
+            "a\u{e9}",
+            "&Jjo!-",
+            "&2D0-",
+            "&ZeVnLIqe-&U,BTFw-",
         ] {
             assert_eq!(decode(bad.as_bytes()), Err(Mutf7Error), "{bad:?}");
         }
