@@ -61,9 +61,31 @@ first_valid_uid = 1
 first_valid_gid = 1
 mail_location = maildir:$BASE/mail/%u:LAYOUT=fs
 mail_home = $BASE/mail/%u
+# The special-use folders MCP creates for every new account (unsubscribed), so that LIST
+# compares in the session differential (e2e/differential/test_sessions_vs_dovecot.py).
 namespace inbox {
   inbox = yes
   separator = /
+  mailbox Drafts {
+    auto = create
+    special_use = \\Drafts
+  }
+  mailbox Sent {
+    auto = create
+    special_use = \\Sent
+  }
+  mailbox Trash {
+    auto = create
+    special_use = \\Trash
+  }
+  mailbox Junk {
+    auto = create
+    special_use = \\Junk
+  }
+  mailbox Archive {
+    auto = create
+    special_use = \\Archive
+  }
 }
 passdb {
   driver = passwd-file
@@ -84,6 +106,7 @@ service imap-login {
 }
 service anvil {
   chroot =
+  client_limit = 4100
 }
 service imap-login {
   chroot =
@@ -98,7 +121,17 @@ service stats {
   chroot =
 }
 protocol imap {
-  mail_max_userip_connections = 100
+  mail_max_userip_connections = 2000
+}
+# Room for e2e/bench/imap_bench.py (1,000 idle connections: one imap process each).
+default_process_limit = 2000
+default_client_limit = 4000
+service imap {
+  process_limit = 2000
+}
+service imap-login {
+  process_limit = 2000
+  client_limit = 4000
 }
 CONF
 }

@@ -92,9 +92,32 @@ pub fn section(raw: &[u8], spec: &SectionSpec) -> Vec<u8> {
     section::extract(raw, &parse_tree(raw), spec)
 }
 
+/// The header blocks of every MIME part below the top level (multipart children and
+/// embedded messages, recursively), concatenated. SEARCH TEXT looks in them: "in the
+/// header (including MIME header fields) or body of the message" (RFC 9051 §6.4.4).
+pub fn mime_headers(raw: &[u8]) -> Vec<u8> {
+    fn walk(raw: &[u8], part: &Part, top: bool, out: &mut Vec<u8>) {
+        if !top {
+            out.extend_from_slice(&raw[part.header_range.clone()]);
+        }
+        match &part.kind {
+            tree::Kind::Leaf => {}
+            tree::Kind::Multipart(children) => {
+                for c in children {
+                    walk(raw, c, false, out);
+                }
+            }
+            tree::Kind::Message(inner) => walk(raw, inner, false, out),
+        }
+    }
+    let mut out = Vec::new();
+    walk(raw, &parse_tree(raw), true, &mut out);
+    out
+}
+
 /// The decoded content of `BINARY[part]` (RFC 3516): base64 and quoted-printable removed,
-/// 7bit/8bit/binary returned as is. An empty `part` means the body of a non-multipart
-/// message.
+/// 7bit/8bit/binary returned as is. An empty `part` means the whole message, a multipart
+/// part its body unchanged.
 pub fn binary(raw: &[u8], part: &[u32]) -> Result<Vec<u8>, BinaryError> {
     section::binary(raw, &parse_tree(raw), part)
 }

@@ -102,14 +102,18 @@ fn header_fields(raw: &[u8], header: &Header, names: &[String], not: bool) -> Ve
 }
 
 /// The decoded content of `BINARY[part]`.
+///
+/// RFC 3516 §4.2 / RFC 9051 §6.4.5: the section is returned after removing its
+/// Content-Transfer-Encoding. `BINARY[]` is the whole message and a multipart part is
+/// its body: neither has a transfer encoding of its own to remove (a multipart's must be
+/// an identity encoding, RFC 2045 §6.4), so they are returned as stored.
 pub(crate) fn binary(raw: &[u8], root: &Part, path: &[u32]) -> Result<Vec<u8>, BinaryError> {
-    let part = if path.is_empty() {
-        root
-    } else {
-        navigate(root, path).ok_or(BinaryError::NoSuchPart)?
-    };
+    if path.is_empty() {
+        return Ok(raw.to_vec());
+    }
+    let part = navigate(root, path).ok_or(BinaryError::NoSuchPart)?;
     if matches!(part.kind, Kind::Multipart(_)) {
-        return Err(BinaryError::NoSuchPart);
+        return Ok(raw[part.body.clone()].to_vec());
     }
     let body = &raw[part.body.clone()];
     let cte = part

@@ -113,7 +113,24 @@ fn binary_decodes() {
     assert_eq!(binary(&raw, &[2]).unwrap(), "café soft".as_bytes());
     assert_eq!(binary(&raw, &[3]), Err(BinaryError::UnknownCte));
     assert_eq!(binary(&raw, &[4]), Err(BinaryError::NoSuchPart));
-    assert_eq!(binary(&raw, &[]), Err(BinaryError::NoSuchPart));
+    assert_eq!(binary(&raw, &[]).unwrap(), raw);
+}
+
+#[test]
+fn binary_of_multipart_part_is_its_body() {
+    let raw = crlf(
+        "Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: multipart/alternative; boundary=i\n\n--i\n\nplain\n--i--\n--o--\n",
+    );
+    // The same octets as BODY[1] (which the MIME differential checks against Dovecot).
+    assert_eq!(
+        binary(&raw, &[1]).unwrap(),
+        section(&raw, &spec(&[1], None))
+    );
+    assert!(
+        binary(&raw, &[1])
+            .unwrap()
+            .starts_with(b"--i\r\n\r\nplain\r\n--i--")
+    );
 }
 
 #[test]
@@ -187,4 +204,17 @@ fn deep_nesting_is_bounded() {
     raw.extend_from_slice(b"body\r\n");
     let c = analyze(&raw);
     assert!(c.bodystructure.starts_with(b"(\"message\""));
+}
+
+#[test]
+fn mime_headers_collects_part_headers() {
+    let raw = crlf(
+        "Subject: top\n\
+         Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nbody\n--b\nContent-Disposition: attachment; filename=x.pdf\n\nAAAA\n--b--\n",
+    );
+    let h = crate::mime::mime_headers(&raw);
+    let h = String::from_utf8_lossy(&h);
+    assert!(h.contains("Content-Disposition: attachment"), "{h}");
+    assert!(h.contains("Content-Type: text/plain"), "{h}");
+    assert!(!h.contains("Subject: top"), "{h}");
 }

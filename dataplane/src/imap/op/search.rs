@@ -20,6 +20,7 @@ struct Msg<'a> {
 
 struct Doc {
     search: SearchDoc,
+    /// The top-level header and the MIME headers of all parts (for TEXT).
     header_text: String,
 }
 
@@ -221,9 +222,11 @@ pub(super) async fn search(
                         text: Some(SectionText::Header),
                     },
                 );
+                let mut header_text = String::from_utf8_lossy(&header).into_owned();
+                header_text.push_str(&String::from_utf8_lossy(&crate::mime::mime_headers(&raw)));
                 Doc {
                     search: SearchDoc::new(&raw),
-                    header_text: String::from_utf8_lossy(&header).into_owned(),
+                    header_text,
                 }
             })
             .await

@@ -11,13 +11,19 @@ use crate::imap::session::{Completion, OpResult, Session};
 use crate::store::{FlagOp, ModSeq, Uid};
 
 /// Converts protocol flags to stored spellings. `\Recent` cannot be stored (RFC 9051 §2.3.2
-/// removed it; RFC 3501 forbids setting it).
+/// removed it; RFC 3501 forbids setting it). Other unknown system flags (`\Foo`,
+/// flag-extension) are refused too: a server "MUST NOT generate flag-extension flags except
+/// as defined by a future Standard" (RFC 9051 §2.3.2), and a stored one would come back in
+/// FETCH FLAGS.
 pub(super) fn flag_strings(flags: &[Flag<'_>]) -> Result<Vec<String>, Completion> {
     let mut out: Vec<String> = Vec::with_capacity(flags.len());
     for f in flags {
         let text = f.to_string();
         if text.eq_ignore_ascii_case("\\Recent") {
             return Err(Completion::bad("\\Recent can't be stored"));
+        }
+        if matches!(f, Flag::Extension(_)) {
+            return Err(Completion::bad(format!("Unknown system flag {text}")));
         }
         if !out.iter().any(|o| o.eq_ignore_ascii_case(&text)) {
             out.push(text);
