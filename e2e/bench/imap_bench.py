@@ -30,6 +30,7 @@ import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,7 @@ class Mcp:
         self.port = free_port()
         self.user = ("alice@example.com", "alice-demo")
         data = os.path.join(workdir, "mcp-data")
+        self.data = data
         self.log = open(os.path.join(workdir, "mcp.log"), "ab")
         self.proc = subprocess.Popen(
             [binary, "standalone", "--resources", os.path.join(ROOT, "config", "samples", "standalone"),
@@ -136,13 +138,29 @@ class Mcp:
             self.proc.kill()
 
 
+def mcp_passwd_file(mcp_data: str, workdir: str) -> str:
+    """A Dovecot passwd-file holding the argon2id hashes MCP stored for the same users, so
+    both servers pay the same password-hashing cost per LOGIN (a `{PLAIN}` Dovecot would
+    get every LOGIN nearly for free)."""
+    db = sqlite3.connect(os.path.join(mcp_data, "meta.sqlite"))
+    rows = db.execute("SELECT address, password_hash FROM accounts").fetchall()
+    db.close()
+    path = os.path.join(workdir, "dovecot-passwd")
+    with open(path, "w") as f:
+        for address, phc in rows:
+            f.write(f"{address.split('@')[0]}:{{ARGON2ID}}{phc}::::::\n")
+    os.chmod(path, 0o644)
+    return path
+
+
 class Dovecot:
     name = "dovecot"
 
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, passwd: str) -> None:
         self.port = free_port()
         self.base = os.path.join(workdir, "svc")
-        self.env = dict(os.environ, MCP_SERVICES_DIR=self.base, MCP_DOVECOT_PORT=str(self.port))
+        self.env = dict(os.environ, MCP_SERVICES_DIR=self.base, MCP_DOVECOT_PORT=str(self.port),
+                        MCP_DOVECOT_PASSWD=passwd)
         self.user = ("alice", "alice-demo")
         subprocess.run(["bash", os.path.join(ROOT, "e2e", "services", "dovecot.sh"), "start"],
                        env=self.env, check=True, stdout=subprocess.DEVNULL)
@@ -189,16 +207,26 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def rss_kib(pids: list[int]) -> int:
+def mem_kib(pids: list[int], field: str) -> int:
+    """Sum of one memory field over processes: `Rss` or `Pss` from /proc/PID/smaps_rollup.
+
+    PSS divides each shared page among the processes that map it, so summing it over
+    Dovecot's thousand imap processes does not count the shared binary and libraries a
+    thousand times, as summing RSS does.
+    """
     total = 0
     for p in pids:
         try:
-            for line in open(f"/proc/{p}/status"):
-                if line.startswith("VmRSS:"):
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                if line.startswith(field + ":"):
                     total += int(line.split()[1])
         except OSError:
             pass
     return total
+
+
+def rss_kib(pids: list[int]) -> int:
+    return mem_kib(pids, "Rss")
 
 
 # ---------------------------------------------------------------------------------------
@@ -279,6 +307,7 @@ async def run_load(server, clients: int, duration: float, seed_done: set) -> tup
 
 async def idle_rss(server, n: int) -> dict:
     before = rss_kib(server.pids())
+    before_pss = mem_kib(server.pids(), "Pss")
     conns = []
     sem = asyncio.Semaphore(50)
 
@@ -298,12 +327,13 @@ async def idle_rss(server, n: int) -> dict:
     await asyncio.sleep(3)  # let the servers settle
     pids = server.pids()
     after = rss_kib(pids)
+    after_pss = mem_kib(pids, "Pss")
     for c in conns:
         c.w.write(b"DONE\r\n")
         c.w.close()
     await asyncio.sleep(1)
     return {"before_kib": before, "after_kib": after, "processes": len(pids),
-            "per_conn_kib": (after - before) / n}
+            "per_conn_kib": (after - before) / n, "per_conn_pss_kib": (after_pss - before_pss) / n}
 
 
 def report(name: str, lat: dict, elapsed: float) -> dict:
@@ -337,9 +367,24 @@ def main() -> None:
 
     work = tempfile.mkdtemp(prefix="mcp-bench-")
     os.chmod(work, 0o755)  # Dovecot's auth and mail processes (dovecot/nobody) must read it
-    servers = [Mcp(args.mcp_bin, work), Dovecot(work)]
+    mcp = Mcp(args.mcp_bin, work)
+    servers = [mcp, Dovecot(work, mcp_passwd_file(mcp.data, work))]
     print(f"work dir {work}; RLIMIT_NOFILE {want}; cpus {os.cpu_count()}")
     try:
+        # Idle memory first, while both servers are fresh: afterwards their heaps carry
+        # whatever the load phase left behind.
+        if args.idle:
+            print(f"\n===== {args.idle} idle connections (LOGIN, SELECT INBOX, IDLE) =====")
+            res = {}
+            for s in servers:
+                res[s.name] = asyncio.run(idle_rss(s, args.idle))
+                r = res[s.name]
+                print(f"  {s.name:<8} processes {r['processes']:>5}  RSS before {r['before_kib'] / 1024:8.1f} MiB"
+                      f"  after {r['after_kib'] / 1024:8.1f} MiB  per connection {r['per_conn_kib']:8.1f} KiB RSS,"
+                      f" {r['per_conn_pss_kib']:8.1f} KiB PSS")
+            if res["dovecot"]["per_conn_kib"] and res["dovecot"]["per_conn_pss_kib"]:
+                print(f"  ratio MCP/Dovecot per connection: RSS {res['mcp']['per_conn_kib'] / res['dovecot']['per_conn_kib']:.3f},"
+                      f" PSS {res['mcp']['per_conn_pss_kib'] / res['dovecot']['per_conn_pss_kib']:.3f}")
         seeded: set = set()
         for clients in args.clients:
             lats = {s.name: {} for s in servers}
@@ -357,16 +402,6 @@ def main() -> None:
                 m, d = rows["mcp"][op], rows["dovecot"][op]
                 r = [m[k] / d[k] if d[k] else float("nan") for k in range(3)]
                 print(f"  {op:<11} {r[0]:>9.2f} {r[1]:>8.2f} {r[2]:>8.2f}")
-        if args.idle:
-            print(f"\n===== {args.idle} idle connections (LOGIN, SELECT INBOX, IDLE) =====")
-            res = {}
-            for s in servers:
-                res[s.name] = asyncio.run(idle_rss(s, args.idle))
-                r = res[s.name]
-                print(f"  {s.name:<8} processes {r['processes']:>5}  RSS before {r['before_kib'] / 1024:8.1f} MiB"
-                      f"  after {r['after_kib'] / 1024:8.1f} MiB  per connection {r['per_conn_kib']:8.1f} KiB")
-            if res["dovecot"]["per_conn_kib"]:
-                print(f"  ratio MCP/Dovecot per connection: {res['mcp']['per_conn_kib'] / res['dovecot']['per_conn_kib']:.3f}")
     finally:
         for s in servers:
             s.stop()

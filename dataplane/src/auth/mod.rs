@@ -68,12 +68,22 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 #[derive(Clone)]
 pub struct Authenticator {
     store: MetadataStore,
+    /// Bounds concurrent argon2 checks. Each needs its memory cost (19 MiB with the default
+    /// parameters) for its duration; a burst of logins (a thousand clients reconnecting)
+    /// would otherwise run hundreds at once on the blocking pool, and the allocator keeps
+    /// that memory long after. More parallel checks than cores gain no throughput anyway.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Authenticator {
-    /// An authenticator over `store`.
+    /// An authenticator over `store`, running at most one password check per CPU core at a
+    /// time (at least 2).
     pub fn new(store: MetadataStore) -> Self {
-        Self { store }
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Self {
+            store,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
+        }
     }
 
     /// Checks `password` for `login` (an address, case-insensitive). The argon2 work runs off
@@ -96,6 +106,11 @@ impl Authenticator {
             _ => DUMMY_HASH.to_owned(),
         };
         let password = password.to_owned();
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Unavailable(format!("password check unavailable: {e}")))?;
         let matches = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
             .await
             .map_err(|e| AuthError::Unavailable(format!("password check aborted: {e}")))?;

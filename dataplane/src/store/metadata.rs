@@ -14,6 +14,7 @@
 mod sql;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -40,6 +41,35 @@ pub struct MetadataStore {
     pool: AnyPool,
     backend: Backend,
     bus: ChangeBus,
+    /// Serialises SQLite writers inside this process. SQLite allows one writer at a time;
+    /// without the gate, waiting writers sit in SQLite's busy handler, which sleeps in steps
+    /// of up to 100 ms and turns contention into long tail latencies.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction, holding the SQLite writer gate (if any) until it ends.
+struct WriteTx {
+    tx: Tx,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
 }
 
 impl std::fmt::Debug for MetadataStore {
@@ -102,6 +132,7 @@ impl MetadataStore {
             pool,
             backend,
             bus: ChangeBus::new(),
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -117,10 +148,19 @@ impl MetadataStore {
 
     /// A write transaction: on SQLite it holds the write lock from the start, so it never
     /// fails on a lock upgrade; waits up to the busy timeout for other writers.
-    async fn begin_write(&self) -> Result<Tx, StoreError> {
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => {
+                let gate = self.write_gate.clone().lock_owned().await;
+                WriteTx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _gate: Some(gate),
+                }
+            }
+            Backend::Postgres => WriteTx {
+                tx: self.pool.begin().await?,
+                _gate: None,
+            },
         })
     }
 
@@ -151,7 +191,7 @@ impl MetadataStore {
         .bind(&a.password_hash)
         .bind(i64::from(a.active))
         .bind(&a.spec_digest)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         match inserted {
             Some(row) => {
@@ -171,7 +211,7 @@ impl MetadataStore {
                 .bind(&a.password_hash)
                 .bind(i64::from(a.active))
                 .bind(&a.spec_digest)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
@@ -199,7 +239,7 @@ impl MetadataStore {
         let ids = mailbox_names(&mut tx, account).await?;
         let deleted = sqlx::query("DELETE FROM accounts WHERE id = $1")
             .bind(account.0)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NoSuchAccount);
@@ -272,7 +312,7 @@ impl MetadataStore {
         }
         sqlx::query("DELETE FROM mailboxes WHERE id = $1")
             .bind(id.0)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         self.bus.publish(*id);
@@ -358,7 +398,7 @@ impl MetadataStore {
         sqlx::query(sql)
             .bind(account.0)
             .bind(canonical_name(name))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -403,7 +443,7 @@ impl MetadataStore {
         .bind(&msg.cache.envelope)
         .bind(&msg.cache.body)
         .bind(&msg.cache.bodystructure)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         self.bus.publish(mailbox);
@@ -506,7 +546,7 @@ impl MetadataStore {
                 .bind(i64::from(has_flag(&new, "\\Seen")))
                 .bind(i64::from(has_flag(&new, "\\Deleted")))
                 .bind(modseq_param(modseq))
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 m.flags = new;
                 m.modseq = modseq;
@@ -541,7 +581,7 @@ impl MetadataStore {
                 "SELECT uid FROM messages WHERE mailbox_id = $1 AND deleted = 1 ORDER BY uid",
             )
             .bind(mailbox.0)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| Ok(Uid(u32_col(r, "uid")?)))
