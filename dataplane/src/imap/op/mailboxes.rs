@@ -16,6 +16,11 @@ fn account(s: &Session) -> Result<AccountId, Completion> {
         .ok_or_else(|| Completion::bad("Not authenticated"))
 }
 
+/// The account and the decoded mailbox name a command operates on.
+fn target(s: &Session, mailbox: &Mailbox<'_>) -> Result<(AccountId, String), Completion> {
+    Ok((account(s)?, mailbox_arg(s, mailbox)?))
+}
+
 /// Creates every missing ancestor of `name` (RFC 9051 §6.3.4: "create any superior
 /// hierarchical names").
 async fn create_parents(s: &Session, account: AccountId, name: &str) -> Result<(), StoreError> {
@@ -78,12 +83,8 @@ pub(super) async fn create(s: &mut Session, mailbox: &Mailbox<'_>) -> OpResult {
 
 /// DELETE. INBOX cannot be deleted; a mailbox with children is refused, as Dovecot does.
 pub(super) async fn delete(s: &mut Session, mailbox: &Mailbox<'_>) -> OpResult {
-    let account = match account(s) {
-        Ok(a) => a,
-        Err(c) => return Ok(c),
-    };
-    let name = match mailbox_arg(s, mailbox) {
-        Ok(n) => n,
+    let (account, name) = match target(s, mailbox) {
+        Ok(t) => t,
         Err(c) => return Ok(c),
     };
     if name == "INBOX" {
@@ -156,12 +157,8 @@ pub(super) async fn rename(s: &mut Session, from: &Mailbox<'_>, to: &Mailbox<'_>
 
 /// SUBSCRIBE / UNSUBSCRIBE. Subscribing to a nonexistent name is allowed (RFC 9051 §6.3.7).
 pub(super) async fn subscribe(s: &mut Session, mailbox: &Mailbox<'_>, on: bool) -> OpResult {
-    let account = match account(s) {
-        Ok(a) => a,
-        Err(c) => return Ok(c),
-    };
-    let name = match mailbox_arg(s, mailbox) {
-        Ok(n) => n,
+    let (account, name) = match target(s, mailbox) {
+        Ok(t) => t,
         Err(c) => return Ok(c),
     };
     if on && s.ctx.store.mailbox(account, &name).await?.is_none() {
@@ -187,12 +184,8 @@ pub(super) async fn status(
     mailbox: &Mailbox<'_>,
     items: &[StatusDataItemName],
 ) -> OpResult {
-    let account = match account(s) {
-        Ok(a) => a,
-        Err(c) => return Ok(c),
-    };
-    let name = match mailbox_arg(s, mailbox) {
-        Ok(n) => n,
+    let (account, name) = match target(s, mailbox) {
+        Ok(t) => t,
         Err(c) => return Ok(c),
     };
     let Some(record) = s.ctx.store.mailbox(account, &name).await? else {

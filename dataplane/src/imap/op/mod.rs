@@ -29,15 +29,7 @@ pub(crate) fn command_name(req: &Request) -> &'static str {
         Request::List(_) => return "LIST",
         Request::Command { body, .. } => body,
     };
-    let uid = matches!(
-        body,
-        CommandBody::Fetch { uid: true, .. }
-            | CommandBody::Store { uid: true, .. }
-            | CommandBody::Copy { uid: true, .. }
-            | CommandBody::Move { uid: true, .. }
-            | CommandBody::Search { uid: true, .. }
-            | CommandBody::ExpungeUid { .. }
-    );
+    let uid = is_uid_command(body);
     match (body.name(), uid) {
         ("FETCH", true) => "UID FETCH",
         ("STORE", true) => "UID STORE",
@@ -47,6 +39,20 @@ pub(crate) fn command_name(req: &Request) -> &'static str {
         ("EXPUNGE", true) => "UID EXPUNGE",
         (name, _) => name,
     }
+}
+
+/// True for the UID forms, whose responses carry UIDs and may announce EXPUNGE
+/// (RFC 9051 §6.4.9, §7.5.1).
+fn is_uid_command(body: &CommandBody<'_>) -> bool {
+    matches!(
+        body,
+        CommandBody::Fetch { uid: true, .. }
+            | CommandBody::Store { uid: true, .. }
+            | CommandBody::Copy { uid: true, .. }
+            | CommandBody::Move { uid: true, .. }
+            | CommandBody::Search { uid: true, .. }
+            | CommandBody::ExpungeUid { .. }
+    )
 }
 
 fn required_state(body: &CommandBody<'_>) -> State {
@@ -98,15 +104,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
         }
         _ => {}
     }
-    s.uid_command = matches!(
-        body,
-        CommandBody::Fetch { uid: true, .. }
-            | CommandBody::Store { uid: true, .. }
-            | CommandBody::Copy { uid: true, .. }
-            | CommandBody::Move { uid: true, .. }
-            | CommandBody::Search { uid: true, .. }
-            | CommandBody::ExpungeUid { .. }
-    );
+    s.uid_command = is_uid_command(&body);
     let restricts_expunge = matches!(
         body,
         CommandBody::Fetch { uid: false, .. }

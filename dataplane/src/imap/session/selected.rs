@@ -227,28 +227,12 @@ impl Selected {
     }
 }
 
-/// Formats UIDs as a compact sequence set (`1:3,7`), for COPYUID and ESEARCH ALL.
+/// Formats UIDs as a compact sequence set (`1:3,7`), for ESEARCH ALL and MODIFIED.
 pub(crate) fn compact_set(values: impl IntoIterator<Item = u32>) -> String {
     let mut v: Vec<u32> = values.into_iter().collect();
     v.sort_unstable();
     v.dedup();
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let start = v[i];
-        let mut end = start;
-        while i + 1 < v.len() && v[i + 1] == end + 1 {
-            i += 1;
-            end = v[i];
-        }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}:{end}")
-        });
-        i += 1;
-    }
-    parts.join(",")
+    uid_list(v)
 }
 
 /// Formats (source, destination) UID pairs in order, keeping their correspondence (COPYUID).
