@@ -80,7 +80,28 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Pins glibc's mmap threshold at its initial 128 KiB.
+///
+/// By default glibc raises the threshold (up to 32 MiB) each time a large mmapped block is
+/// freed, after which blocks that size come from the per-thread heaps and stay resident
+/// when freed. One burst of logins (each argon2 check allocates 19 MiB) or of large APPENDs
+/// then leaves hundreds of MiB resident for good; measured: 1,000 logins left 210 MiB
+/// without this setting, 3 MiB with it. Setting the threshold explicitly disables the
+/// adjustment (mallopt(3)).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn pin_mmap_threshold() {
+    // SAFETY: mallopt only changes allocator parameters; it is called before any other
+    // thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn pin_mmap_threshold() {}
+
 fn main() -> ExitCode {
+    pin_mmap_threshold();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = tokio::runtime::Builder::new_multi_thread()

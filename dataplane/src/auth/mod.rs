@@ -68,21 +68,70 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 #[derive(Clone)]
 pub struct Authenticator {
     store: MetadataStore,
-    /// Bounds concurrent argon2 checks. Each needs its memory cost (19 MiB with the default
-    /// parameters) for its duration; a burst of logins (a thousand clients reconnecting)
-    /// would otherwise run hundreds at once on the blocking pool, and the allocator keeps
-    /// that memory long after. More parallel checks than cores gain no throughput anyway.
-    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    checks: CheckPool,
+}
+
+/// A password check waiting for a thread: password, PHC string, where to send the verdict.
+type Check = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+/// A fixed set of threads that run argon2 checks, one per CPU core (at least 2).
+///
+/// Each check needs its memory cost (19 MiB with the default parameters). On tokio's
+/// blocking pool a burst of logins (a thousand clients reconnecting) would run on hundreds
+/// of threads, and the allocator keeps each thread's 19 MiB long after; on a fixed pool the
+/// memory held is bounded by the number of threads, and more parallel checks than cores gain
+/// no throughput anyway. The threads end when the last [`Authenticator`] clone is dropped.
+#[derive(Clone)]
+struct CheckPool {
+    queue: std::sync::mpsc::Sender<Check>,
+}
+
+impl CheckPool {
+    fn new() -> Self {
+        let (queue, jobs) = std::sync::mpsc::channel::<Check>();
+        let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        for i in 0..threads.max(2) {
+            let jobs = jobs.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("mcp-argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match jobs.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((password, phc, reply)) = job else {
+                            return;
+                        };
+                        let _ = reply.send(verify_password(&password, &phc));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password-check thread");
+            }
+        }
+        Self { queue }
+    }
+
+    async fn verify(&self, password: String, phc: String) -> Result<bool, AuthError> {
+        let (reply, verdict) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((password, phc, reply))
+            .map_err(|_| AuthError::Unavailable("password-check threads are gone".into()))?;
+        verdict
+            .await
+            .map_err(|_| AuthError::Unavailable("password check aborted".into()))
+    }
 }
 
 impl Authenticator {
-    /// An authenticator over `store`, running at most one password check per CPU core at a
-    /// time (at least 2).
+    /// An authenticator over `store`, with its own password-check threads.
     pub fn new(store: MetadataStore) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Self {
             store,
-            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
+            checks: CheckPool::new(),
         }
     }
 
@@ -105,15 +154,7 @@ impl Authenticator {
             Some(a) if !a.password_hash.is_empty() => a.password_hash.clone(),
             _ => DUMMY_HASH.to_owned(),
         };
-        let password = password.to_owned();
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Unavailable(format!("password check unavailable: {e}")))?;
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-            .await
-            .map_err(|e| AuthError::Unavailable(format!("password check aborted: {e}")))?;
+        let matches = self.checks.verify(password.to_owned(), phc).await?;
         match account {
             Some(a) if matches && !a.password_hash.is_empty() => {
                 if a.active {

@@ -139,7 +139,7 @@ impl Session {
             ctx,
             io: Some(io),
             framer,
-            out: Vec::with_capacity(4096),
+            out: Vec::new(),
             account: None,
             selected: None,
             utf8: false,
@@ -207,12 +207,23 @@ impl Session {
             Err(_) => return Err(OpError::Closed),
         }
         self.out.clear();
+        if self.out.capacity() > 256 * 1024 {
+            // Do not keep a large FETCH's buffer for the rest of the session.
+            self.out = Vec::new();
+        }
         Ok(())
     }
 
     /// Reads more bytes into the framer. `Ok(false)` on EOF.
     pub async fn read_more(&mut self, timeout: Duration) -> Result<bool, OpError> {
-        let mut buf = [0u8; 16 * 1024];
+        // On the heap and sized to the moment: an idle session waits in this read, and a
+        // stack buffer would stay in its task for as long as it idles.
+        let size = if self.framer.in_literal() {
+            64 * 1024
+        } else {
+            4 * 1024
+        };
+        let mut buf = vec![0u8; size];
         let io = self.io.as_mut().ok_or(OpError::Closed)?;
         let n = tokio::select! {
             r = tokio::time::timeout(timeout, io.read(&mut buf)) => match r {

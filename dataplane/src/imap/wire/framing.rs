@@ -4,6 +4,8 @@
 //! Built on imap-codec's I/O-free [`Fragmentizer`]. The caller feeds bytes with
 //! [`Framer::push`] and calls [`Framer::advance`] until it returns [`Frame::NeedMore`].
 
+use std::collections::VecDeque;
+
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::LiteralMode;
 
@@ -30,42 +32,98 @@ pub enum Frame {
     Fatal(&'static str),
 }
 
+/// Above this size a finished message's buffer is released instead of kept for reuse
+/// (octets), so that one large APPEND does not pin its size in an idle session.
+const KEEP_BUFFER: usize = 64 * 1024;
+
 /// Message framer for one connection.
+///
+/// Received bytes wait in `pending`; the [`Fragmentizer`] is fed only up to the end of the
+/// fragment it is parsing (through the next LF in a line, or the rest of a literal). So it
+/// never holds bytes of the next message, and can be replaced by a fresh one between
+/// messages, which frees the buffer of a large message.
 #[derive(Debug)]
 pub struct Framer {
     frag: Fragmentizer,
+    pending: VecDeque<u8>,
     max_line: usize,
     max_literal: u32,
     /// Where the line being parsed starts in the message buffer, when not inside a literal.
     line_start: Option<usize>,
+    /// Octets of the announced literal not yet fed, while inside a literal.
+    literal_left: Option<usize>,
+    /// The last returned frame was a complete message.
+    complete: bool,
 }
 
 impl Framer {
     /// A framer with a maximum line length and maximum literal size, both in octets.
     pub fn new(max_line: usize, max_literal: u32) -> Self {
-        let max_message = max_literal
-            .saturating_add(u32::try_from(max_line.saturating_mul(4)).unwrap_or(u32::MAX));
         Self {
-            frag: Fragmentizer::new(max_message),
+            frag: Self::fragmentizer(max_line, max_literal),
+            pending: VecDeque::new(),
             max_line,
             max_literal,
             line_start: Some(0),
+            literal_left: None,
+            complete: false,
         }
+    }
+
+    fn fragmentizer(max_line: usize, max_literal: u32) -> Fragmentizer {
+        let lines = u32::try_from(max_line.saturating_mul(4)).unwrap_or(u32::MAX);
+        Fragmentizer::new(max_literal.saturating_add(lines))
     }
 
     /// Feeds bytes read from the client.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.frag.enqueue_bytes(bytes);
+        self.pending.extend(bytes);
+    }
+
+    /// True while a literal's octets are being received: a good time for large reads.
+    pub fn in_literal(&self) -> bool {
+        self.literal_left.is_some()
+    }
+
+    /// Moves the next chunk of `pending` into the fragmentizer; false when nothing is pending.
+    fn feed(&mut self) -> bool {
+        if self.pending.is_empty() {
+            if self.pending.capacity() > KEEP_BUFFER {
+                self.pending = VecDeque::new();
+            }
+            return false;
+        }
+        let n = match self.literal_left {
+            Some(left) => left.min(self.pending.len()),
+            None => self
+                .pending
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(self.pending.len(), |i| i + 1),
+        };
+        let chunk: Vec<u8> = self.pending.drain(..n).collect();
+        if let Some(left) = self.literal_left.as_mut() {
+            *left -= n;
+        }
+        self.frag.enqueue_bytes(&chunk);
+        true
     }
 
     /// Advances framing; see [`Frame`].
     pub fn advance(&mut self) -> Frame {
+        if std::mem::take(&mut self.complete) && self.frag.message_bytes().len() > KEEP_BUFFER {
+            // Between messages the fragmentizer holds nothing else (see `feed`).
+            self.frag = Self::fragmentizer(self.max_line, self.max_literal);
+        }
         loop {
             let Some(fragment) = self.frag.progress() else {
                 if let Some(start) = self.line_start
                     && self.frag.message_bytes().len().saturating_sub(start) > self.max_line
                 {
                     return Frame::Fatal("Command line too long");
+                }
+                if self.feed() {
+                    continue;
                 }
                 return Frame::NeedMore;
             };
@@ -82,6 +140,7 @@ impl Framer {
                     match announcement {
                         None => {
                             self.line_start = Some(0);
+                            self.complete = true;
                             return Frame::Message;
                         }
                         Some(LiteralAnnouncement { mode, length }) => {
@@ -98,6 +157,7 @@ impl Framer {
                                     LiteralMode::NonSync => Frame::Fatal("Literal too large"),
                                 };
                             }
+                            self.literal_left = Some(length as usize);
                             if mode == LiteralMode::Sync {
                                 return Frame::NeedContinuation;
                             }
@@ -105,6 +165,7 @@ impl Framer {
                     }
                 }
                 FragmentInfo::Literal { end, .. } => {
+                    self.literal_left = None;
                     self.line_start = Some(end);
                 }
             }
@@ -119,11 +180,7 @@ impl Framer {
     /// Drops everything buffered, e.g. bytes pipelined after STARTTLS (RFC 9051 §6.2.1:
     /// they must not be executed).
     pub fn discard_buffered(&mut self) {
-        self.frag = Fragmentizer::new(
-            self.max_literal
-                .saturating_add(u32::try_from(self.max_line.saturating_mul(4)).unwrap_or(u32::MAX)),
-        );
-        self.line_start = Some(0);
+        *self = Self::new(self.max_line, self.max_literal);
     }
 }
 
