@@ -228,11 +228,36 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
         }),
         Ok(_) => Err(format!("Unexpected data after {cmd} command")),
         Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
-            Err(syntax_reason(&cmd))
+            if cmd == "SEARCH" && search_depth(args) > MAX_SEARCH_DEPTH {
+                Err(format!(
+                    "SEARCH criteria nested more than {MAX_SEARCH_DEPTH} levels deep are not supported"
+                ))
+            } else {
+                Err(syntax_reason(&cmd))
+            }
         }
         Err(CommandDecodeError::LiteralFound { .. }) => Err("Unexpected literal".into()),
     };
     Some(Parsed { tag, request })
+}
+
+/// How deeply imap-codec lets search keys nest (its parser's fixed recursion limit).
+const MAX_SEARCH_DEPTH: usize = 9;
+
+/// An upper bound of the nesting depth of search criteria: parentheses plus chains of
+/// `OR`/`NOT`, whose operands nest in the grammar.
+fn search_depth(args: &[(Token, std::ops::Range<usize>)]) -> usize {
+    let (mut parens, mut operators, mut max) = (0usize, 0usize, 0usize);
+    for (tok, _) in args {
+        match tok {
+            Token::Open => parens += 1,
+            Token::Close => parens = parens.saturating_sub(1),
+            t if t.is_atom("OR") || t.is_atom("NOT") => operators += 1,
+            _ => {}
+        }
+        max = max.max(parens + operators);
+    }
+    max
 }
 
 fn syntax_reason(cmd: &str) -> String {
@@ -557,6 +582,10 @@ mod tests {
                 "Unknown SEARCH RETURN option",
             ),
             ("x6 LIST \"\" \"a\r\n", "quoted"),
+            (
+                "x7 SEARCH NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT ALL\r\n",
+                "nested more than 9 levels",
+            ),
         ];
         for (msg, want) in cases {
             let p = parse(msg.as_bytes(), false).expect("tag");
