@@ -110,10 +110,10 @@ pub struct ApiRate {
 /// tried against each enabled one in the order password, OIDC, LDAP.
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.password) && self.password.enabled) || has(self.oidc) || has(self.ldap)").message("at least one authentication provider must be enabled"))]
+#[x_kube(validation = Rule::new("!has(self.password) || self.password.enabled || has(self.oidc) || has(self.ldap)").message("at least one authentication provider must be enabled: password is disabled and neither oidc nor ldap is set"))]
 pub struct AuthSpec {
     /// Passwords from the Secrets that Mailboxes reference (`spec.credentials.secretRef`),
-    /// stored as argon2id hashes. Default enabled.
+    /// stored as argon2id hashes. Absent means enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<PasswordAuth>,
     /// OpenID Connect: IMAP `AUTHENTICATE OAUTHBEARER` / `XOAUTH2` with access tokens of this
