@@ -1,14 +1,14 @@
 //! Reading MCP resources from YAML, for the standalone mode and for tests (DESIGN.md §1,
 //! "Standalone").
 //!
-//! A YAML stream may hold several documents (`---`), each a `Tenant`, a `Mailbox` or a core
-//! `v1` `Secret`. Unknown kinds are an error naming the document, never silently skipped.
+//! A YAML stream may hold several documents (`---`), each one of the five MCP kinds or a
+//! core `v1` `Secret`. Unknown kinds are an error naming the document, never silently skipped.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::{Mailbox, Tenant};
+use crate::{Mailbox, MigrationJob, Pipeline, PluginDeployment, Tenant};
 
 /// A `v1` Secret as far as MCP reads it: name, namespace and its decoded key/value pairs.
 ///
@@ -31,6 +31,12 @@ pub enum Resource {
     Tenant(Box<Tenant>),
     /// `mcp.dev/v1alpha1` `Mailbox`.
     Mailbox(Box<Mailbox>),
+    /// `mcp.dev/v1alpha1` `Pipeline`.
+    Pipeline(Box<Pipeline>),
+    /// `mcp.dev/v1alpha1` `PluginDeployment`.
+    PluginDeployment(Box<PluginDeployment>),
+    /// `mcp.dev/v1alpha1` `MigrationJob`.
+    MigrationJob(Box<MigrationJob>),
     /// `v1` `Secret`.
     Secret(SecretResource),
 }
@@ -77,6 +83,18 @@ pub enum ResourceError {
 }
 
 impl Resource {
+    /// The resource's `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resource::Tenant(_) => "Tenant",
+            Resource::Mailbox(_) => "Mailbox",
+            Resource::Pipeline(_) => "Pipeline",
+            Resource::PluginDeployment(_) => "PluginDeployment",
+            Resource::MigrationJob(_) => "MigrationJob",
+            Resource::Secret(_) => "Secret",
+        }
+    }
+
     /// Parses every document of a YAML stream. Empty documents are skipped.
     ///
     /// # Errors
@@ -115,6 +133,15 @@ impl Resource {
                 serde_json::from_value(value).map_err(invalid)?,
             ))),
             ("mcp.dev/v1alpha1", "Mailbox") => Ok(Resource::Mailbox(Box::new(
+                serde_json::from_value(value).map_err(invalid)?,
+            ))),
+            ("mcp.dev/v1alpha1", "Pipeline") => Ok(Resource::Pipeline(Box::new(
+                serde_json::from_value(value).map_err(invalid)?,
+            ))),
+            ("mcp.dev/v1alpha1", "PluginDeployment") => Ok(Resource::PluginDeployment(Box::new(
+                serde_json::from_value(value).map_err(invalid)?,
+            ))),
+            ("mcp.dev/v1alpha1", "MigrationJob") => Ok(Resource::MigrationJob(Box::new(
                 serde_json::from_value(value).map_err(invalid)?,
             ))),
             ("v1", "Secret") => {

@@ -56,6 +56,18 @@ pub enum ApplyError {
         /// What is wrong.
         message: String,
     },
+    /// A valid MCP resource of a kind the standalone mode does not apply yet (Pipeline,
+    /// PluginDeployment, MigrationJob). Refused rather than ignored, so nobody believes it
+    /// took effect.
+    #[error("{path}: {kind} {name:?}: not supported in standalone mode yet")]
+    Unsupported {
+        /// The file holding the resource.
+        path: PathBuf,
+        /// The resource's kind.
+        kind: &'static str,
+        /// The resource's `metadata.name`.
+        name: String,
+    },
     /// The digest key file could not be read or written, or is corrupt.
     #[error("{path}: {message}")]
     DigestKey {
@@ -136,10 +148,31 @@ pub fn read_dir(dir: &Path) -> Result<ResourceSet, ApplyError> {
                 Resource::Tenant(t) => set.tenants.push(Sourced { path, value: *t }),
                 Resource::Mailbox(m) => set.mailboxes.push(Sourced { path, value: *m }),
                 Resource::Secret(s) => set.secrets.push(Sourced { path, value: s }),
+                Resource::Pipeline(_)
+                | Resource::PluginDeployment(_)
+                | Resource::MigrationJob(_) => {
+                    return Err(ApplyError::Unsupported {
+                        path,
+                        kind: r.kind(),
+                        name: resource_name(&r),
+                    });
+                }
             }
         }
     }
     Ok(set)
+}
+
+fn resource_name(r: &Resource) -> String {
+    let name = match r {
+        Resource::Tenant(t) => t.metadata.name.as_deref(),
+        Resource::Mailbox(m) => m.metadata.name.as_deref(),
+        Resource::Pipeline(p) => p.metadata.name.as_deref(),
+        Resource::PluginDeployment(p) => p.metadata.name.as_deref(),
+        Resource::MigrationJob(m) => m.metadata.name.as_deref(),
+        Resource::Secret(s) => Some(s.name.as_str()),
+    };
+    name.unwrap_or("").to_owned()
 }
 
 /// A 32-octet key for the account digests, kept in the data directory.
@@ -579,6 +612,31 @@ mod tests {
             .expect("alice");
         assert_eq!(alice.password, "alice-demo");
         assert!(alice.active);
+    }
+
+    #[test]
+    fn kinds_standalone_does_not_apply_yet_are_refused_naming_file_and_resource() {
+        let pipeline = "apiVersion: mcp.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: p, namespace: mcp-example}\nspec:\n  scope: {type: TenantDefault}\n  stages: [deliver]\n  steps: [{name: s, plugin: {builtin: dlp}}]\n";
+        let err = desired(&[("a.yaml", TENANT), ("p.yaml", pipeline)])
+            .expect_err("Pipeline accepted")
+            .to_string();
+        assert!(
+            err.ends_with("p.yaml: Pipeline \"p\": not supported in standalone mode yet"),
+            "{err}"
+        );
+    }
+
+    /// The digest covers the serialised Mailbox spec: new optional fields of the API must
+    /// not change it for existing Mailboxes, or every account would be re-hashed on upgrade.
+    #[test]
+    fn mailbox_spec_serialisation_is_stable_for_digests() {
+        let Resource::Mailbox(m) = Resource::parse_stream(MAILBOX).expect("valid").remove(0) else {
+            panic!("not a Mailbox");
+        };
+        assert_eq!(
+            serde_json::to_string(&m.spec).expect("serialises"),
+            r#"{"tenant":"example","address":"Alice@Example.com","credentials":{"secretRef":{"name":"alice","key":"password"}},"state":"Active","retention":"Retain"}"#
+        );
     }
 
     #[test]
