@@ -1,0 +1,199 @@
+//! The dataplane's configuration file, rendered into a ConfigMap.
+//!
+//! The document mirrors the dataplane's settings (`dataplane/src/standalone/config.rs`,
+//! `Settings`) with the same names in camelCase, plus what Kubernetes mode adds (LMTP, S3,
+//! the tenant). Values that are secret never appear: the PostgreSQL URL and the S3 keys are
+//! named by the environment variable that carries them (filled from the Secret by a
+//! `secretKeyRef`), the TLS key by its path on a projected Secret volume.
+//!
+//! The dataplane cannot read this file yet (`mcp dataplane --config` is still to come; see
+//! docs/operator.md).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use mcp_crds::Tenant;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{
+    BuildError, IMAP, IMAPS, LMTP, METRICS, Port, Storage, child_metadata, labels, names, storage,
+    tenant_name,
+};
+
+/// Key of the configuration in the ConfigMap, and file name in [`CONFIG_DIR`].
+pub const CONFIG_KEY: &str = "config.yaml";
+/// Where the ConfigMap is mounted.
+pub const CONFIG_DIR: &str = "/etc/mcp";
+/// Where the TLS Secret is mounted (`tls.crt`, `tls.key`).
+pub const TLS_DIR: &str = "/etc/mcp/tls";
+/// The data directory: the PersistentVolume with embedded storage, an `emptyDir` otherwise.
+pub const DATA_DIR: &str = "/var/lib/mcp";
+/// Environment variable with the PostgreSQL URL (the dataplane's `--store-url` already reads
+/// it).
+pub const STORE_URL_ENV: &str = "MCP_STORE_URL";
+/// Environment variable with the S3 access key id (the AWS SDK's own name).
+pub const S3_ACCESS_KEY_ID_ENV: &str = "AWS_ACCESS_KEY_ID";
+/// Environment variable with the S3 secret access key (the AWS SDK's own name).
+pub const S3_SECRET_ACCESS_KEY_ENV: &str = "AWS_SECRET_ACCESS_KEY";
+/// Pod-template annotation holding [`hash`] of the ConfigMap: a changed configuration
+/// changes the pod template, which rolls the pods.
+pub const HASH_ANNOTATION: &str = "mcp.dev/config-hash";
+/// Default S3 region (`spec.dataplane.storage.s3.region`).
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
+
+/// The configuration file of one tenant's dataplane.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataplaneConfig {
+    /// The Tenant's name.
+    pub tenant: String,
+    /// The Tenant's mail domains, as in its spec.
+    pub domains: Vec<String>,
+    /// IMAP (STARTTLS) listen address.
+    pub imap: String,
+    /// IMAPS listen address.
+    pub imaps: String,
+    /// LMTP listen address.
+    pub lmtp: String,
+    /// Metrics and health (`/metrics`, `/healthz`) listen address.
+    pub metrics: String,
+    /// Data directory.
+    pub data_dir: String,
+    /// Metadata store URL, when it is not secret (embedded SQLite).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_url: Option<String>,
+    /// Environment variable holding the metadata store URL (PostgreSQL, with its password).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_url_env: Option<String>,
+    /// Blob directory (embedded storage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob_dir: Option<String>,
+    /// S3 bucket of the message bodies (PostgreSQL storage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+    /// PEM certificate chain.
+    pub tls_cert: String,
+    /// PEM private key.
+    pub tls_key: String,
+}
+
+/// S3 settings of [`DataplaneConfig`], defaults applied.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix; default `<tenant>/`.
+    pub prefix: String,
+    /// Endpoint URL; absent means AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region; default `us-east-1`.
+    pub region: String,
+    /// Path-style addressing.
+    pub force_path_style: bool,
+    /// Environment variable holding the access key id.
+    pub access_key_id_env: String,
+    /// Environment variable holding the secret access key.
+    pub secret_access_key_env: String,
+}
+
+fn listen(port: Port) -> String {
+    format!("0.0.0.0:{}", port.number)
+}
+
+impl DataplaneConfig {
+    /// The configuration of `tenant`'s dataplane.
+    ///
+    /// # Errors
+    /// [`BuildError`] for a Tenant without a name or with unusable storage settings.
+    pub fn from_tenant(tenant: &Tenant) -> Result<Self, BuildError> {
+        let name = tenant_name(tenant)?;
+        let mut config = DataplaneConfig {
+            tenant: name.to_owned(),
+            domains: tenant.spec.domains.clone(),
+            imap: listen(IMAP),
+            imaps: listen(IMAPS),
+            lmtp: listen(LMTP),
+            metrics: listen(METRICS),
+            data_dir: DATA_DIR.to_owned(),
+            store_url: None,
+            store_url_env: None,
+            blob_dir: None,
+            s3: None,
+            tls_cert: format!("{TLS_DIR}/tls.crt"),
+            tls_key: format!("{TLS_DIR}/tls.key"),
+        };
+        match storage(tenant)? {
+            Storage::Embedded { .. } => {
+                config.store_url = Some(format!("sqlite://{DATA_DIR}/meta.sqlite"));
+                config.blob_dir = Some(format!("{DATA_DIR}/blobs"));
+            }
+            Storage::Postgres { s3, .. } => {
+                config.store_url_env = Some(STORE_URL_ENV.to_owned());
+                config.s3 = Some(S3Config {
+                    bucket: s3.bucket.clone(),
+                    prefix: s3.prefix.clone().unwrap_or_else(|| format!("{name}/")),
+                    endpoint: s3.endpoint.clone(),
+                    region: s3
+                        .region
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_S3_REGION.to_owned()),
+                    force_path_style: s3.force_path_style,
+                    access_key_id_env: S3_ACCESS_KEY_ID_ENV.to_owned(),
+                    secret_access_key_env: S3_SECRET_ACCESS_KEY_ENV.to_owned(),
+                });
+            }
+        }
+        Ok(config)
+    }
+
+    /// The configuration as a YAML document, with a header saying where it comes from.
+    ///
+    /// # Errors
+    /// [`BuildError::Render`] if serialization fails.
+    pub fn to_yaml(&self) -> Result<String, BuildError> {
+        let body = yaml_serde::to_string(self).map_err(BuildError::Render)?;
+        Ok(format!(
+            "# Dataplane configuration of Tenant {:?}, rendered by {}.\n\
+             # Edits are overwritten: change the Tenant instead.\n{body}",
+            self.tenant,
+            labels::MANAGER,
+        ))
+    }
+}
+
+/// The ConfigMap `mcp-<tenant>-dataplane-config` with [`CONFIG_KEY`].
+///
+/// # Errors
+/// As [`DataplaneConfig::from_tenant`], and [`BuildError::Missing`] without `metadata.uid`.
+pub fn build(tenant: &Tenant) -> Result<ConfigMap, BuildError> {
+    let yaml = DataplaneConfig::from_tenant(tenant)?.to_yaml()?;
+    Ok(ConfigMap {
+        metadata: child_metadata(tenant, names::config_map(tenant)?, labels::DATAPLANE)?,
+        data: Some(BTreeMap::from([(CONFIG_KEY.to_owned(), yaml)])),
+        ..ConfigMap::default()
+    })
+}
+
+/// SHA-256 (hex) of the ConfigMap's `data` and `binaryData`; metadata does not count.
+pub fn hash(config_map: &ConfigMap) -> String {
+    let mut digest = Sha256::new();
+    // Length prefixes keep ("ab","c") and ("a","bc") apart; the tag keeps data and binaryData
+    // apart.
+    let mut entry = |tag: &[u8], key: &str, value: &[u8]| {
+        digest.update(tag);
+        for part in [key.as_bytes(), value] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part);
+        }
+    };
+    for (key, value) in config_map.data.iter().flatten() {
+        entry(b"d", key, value.as_bytes());
+    }
+    for (key, value) in config_map.binary_data.iter().flatten() {
+        entry(b"b", key, &value.0);
+    }
+    hex::encode(digest.finalize())
+}
