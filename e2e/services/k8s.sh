@@ -47,13 +47,16 @@ ETCD_VERSION="$(mod_version go.etcd.io/etcd/server/v3)"
 [ -n "$K8S_VERSION" ] && [ -n "$ETCD_VERSION" ] || die "cannot read pinned versions from $MODDIR/go.mod"
 BIN="${MCP_K8S_CACHE:-/var/cache/mcp-e2e}/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 
+# Our own PKI tool is keyed by its source, so editing it rebuilds it under the same pins.
+PKI_TOOL="mcp-k8s-pki-$(cat "$MODDIR/cmd/mcp-k8s-pki/"*.go | sha256sum | cut -c1-12)"
+
 # name:package pairs, built in this order.
 TARGETS=(
     "etcd:go.etcd.io/etcd/server/v3"
     "kube-apiserver:k8s.io/kubernetes/cmd/kube-apiserver"
     "kube-controller-manager:k8s.io/kubernetes/cmd/kube-controller-manager"
     "kubectl:k8s.io/kubernetes/cmd/kubectl"
-    "mcp-k8s-pki:mcp.test/e2e/k8s/cmd/mcp-k8s-pki"
+    "$PKI_TOOL:mcp.test/e2e/k8s/cmd/mcp-k8s-pki"
 )
 
 find_go() {
@@ -163,13 +166,15 @@ kcurl() {
         "https://127.0.0.1:$KUBE_PORT$1"
 }
 
-wait_for() { # description, timeout seconds, command...
-    local what=$1 timeout=$2 deadline
+wait_for() { # process name, timeout seconds, check command...; fails early if it exits
+    local name=$1 timeout=$2 deadline
     shift 2
     deadline=$(($(date +%s) + timeout))
     until "$@" >/dev/null 2>&1; do
+        # (kill -0, not pid_alive: just after `&` the child may not have exec'd yet.)
+        kill -0 "$(cat "$DIR/$name.pid")" 2>/dev/null || die "$name exited; see $DIR/$name.log"
         [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.5
+        sleep 0.2
     done
 }
 
@@ -210,7 +215,7 @@ start_etcd() {
         --unsafe-no-fsync --quota-backend-bytes 2147483648 \
         --log-level warn >"$DIR/etcd.log" 2>&1 </dev/null &
     echo $! >"$DIR/etcd.pid"
-    wait_for etcd 30 etcd_healthy || die "etcd did not become healthy; see $DIR/etcd.log"
+    wait_for etcd 30 etcd_healthy || die "etcd not healthy after 30s; see $DIR/etcd.log"
 }
 
 start_apiserver() {
@@ -259,18 +264,16 @@ start() {
     t0=$(date +%s%N)
     # CA, serving certificate for 127.0.0.1/localhost, admin and controller-manager client
     # certificates, service-account key pair. Generated once; kept across restarts.
-    "$BIN/mcp-k8s-pki" "$PKI"
+    "$BIN/$PKI_TOOL" "$PKI"
     write_kubeconfig "$KUBECONFIG_PATH" "$PKI/admin.crt" "$PKI/admin.key" admin
     write_kubeconfig "$DIR/kcm.kubeconfig" "$PKI/kcm.crt" "$PKI/kcm.key" kube-controller-manager
     start_etcd
     start_apiserver
-    wait_for kube-apiserver "$START_TIMEOUT" apiserver_ready || {
-        pid_alive kube-apiserver || die "kube-apiserver exited; see $DIR/kube-apiserver.log"
+    wait_for kube-apiserver "$START_TIMEOUT" apiserver_ready ||
         die "kube-apiserver not ready after ${START_TIMEOUT}s: $(kcurl '/readyz?verbose' | grep -v '\] ok' || true)"
-    }
     start_controller_manager
     wait_for kube-controller-manager 60 kcm_healthy ||
-        die "kube-controller-manager not healthy; see $DIR/kube-controller-manager.log"
+        die "kube-controller-manager not healthy after 60s; see $DIR/kube-controller-manager.log"
     log "ready in $((($(date +%s%N) - t0) / 1000000)) ms (API server on https://127.0.0.1:$KUBE_PORT)"
     echo "export KUBECONFIG=$KUBECONFIG_PATH"
 }
