@@ -4,7 +4,7 @@
 # Stops at the first failure with a message saying which step failed.
 #
 # Environment: PYTHON (default python3); MCP_TEST_POSTGRES_URL is exported from
-# e2e/services/postgres.sh when that script exists.
+# e2e/services/postgres.sh and KUBECONFIG from e2e/services/k8s.sh when those scripts exist.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -49,6 +49,24 @@ if [[ -f e2e/services/dovecot.sh ]]; then
     started+=(dovecot)
 else
     echo "note: e2e/services/dovecot.sh not present; Dovecot tests will not run"
+fi
+
+if [[ -f e2e/services/k8s.sh ]]; then
+    # The first build compiles etcd, kube-apiserver, kube-controller-manager and kubectl from
+    # e2e/k8s/go.mod (tens of minutes on 2 cores); later runs reuse the cached binaries.
+    step "build the Kubernetes control plane (e2e/services/k8s.sh build)"
+    bash e2e/services/k8s.sh build || fail "e2e/services/k8s.sh build"
+    step "start etcd, kube-apiserver, kube-controller-manager (e2e/services/k8s.sh start)"
+    started+=(k8s) # before start: a failed start may leave etcd running
+    out=$(bash e2e/services/k8s.sh start) || fail "e2e/services/k8s.sh start"
+    printf '%s\n' "$out"
+    kc=$(printf '%s\n' "$out" | sed -nE 's/^export KUBECONFIG=(.*)$/\1/p' | tail -n 1)
+    [[ -n "$kc" ]] || fail "e2e/services/k8s.sh start printed no KUBECONFIG"
+    export KUBECONFIG="$kc"
+    export MCP_REQUIRE_K8S=1
+    echo "KUBECONFIG exported; Kubernetes API server tests are required"
+else
+    echo "note: e2e/services/k8s.sh not present; Kubernetes API server tests will not run"
 fi
 
 step "Rust tests (cargo test --workspace)"
