@@ -69,11 +69,28 @@ struct StandaloneArgs {
     idle_keepalive_secs: Option<u64>,
 }
 
+/// stderr for logs, ignoring write errors: with a closed stderr (a `| tee` that was
+/// interrupted) tracing-subscriber would otherwise report the failure with `eprintln!`, which
+/// panics, and a panicking log line in the signal task stopped the shutdown.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogWriter);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),

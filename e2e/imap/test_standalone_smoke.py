@@ -4,13 +4,16 @@ sample user log in and out, re-applies resources idempotently and stops cleanly 
 from __future__ import annotations
 
 import imaplib
+import os
 import signal
 import socket
 import ssl
+import subprocess
+import time
 
 import pytest
 
-from conftest import ALICE, BOB
+from conftest import ALICE, BOB, SAMPLES, free_ports
 
 
 def _applied(server) -> list[dict]:
@@ -91,3 +94,55 @@ def test_ctrl_c_says_bye_to_open_sessions_and_exits_zero(mcp):
         rest = f.read()  # until the server closes the connection
     assert b"* BYE" in rest, rest
     assert mcp.stop() == 0, mcp.log_text()
+
+
+def test_second_process_on_the_same_data_dir_is_refused_and_changes_nothing(mcp, mcp_binary):
+    """One process per data directory: a second one exits 1 naming the lock, before it
+    applies any resource or touches the store (found by a newcomer: it re-hashed passwords
+    of the running server's accounts and then failed on the port)."""
+    out = subprocess.run(
+        [str(mcp_binary), "standalone", "--resources", str(mcp.resources), "--data-dir", str(mcp.data_dir),
+         "--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 1, out
+    assert "in use by another mcp process" in out.stderr, out.stderr
+    assert "resources applied" not in out.stderr
+    _login_works(mcp)
+
+
+def test_ctrl_c_stops_the_server_even_when_its_stderr_is_closed(mcp_binary, tmp_path):
+    """`cargo run ... 2>&1 | tee log` then Ctrl-C kills tee first: a failing log write must
+    not stop the shutdown (found by a newcomer: SIGINT and SIGTERM were ignored)."""
+    imap, imaps, metrics = free_ports(3)
+    reader_r, writer_w = os.pipe()
+    proc = subprocess.Popen(
+        [str(mcp_binary), "standalone", "--resources", str(SAMPLES), "--data-dir", str(tmp_path / "d"),
+         "--imap", f"127.0.0.1:{imap}", "--imaps", f"127.0.0.1:{imaps}", "--metrics", f"127.0.0.1:{metrics}"],
+        stdout=writer_w, stderr=writer_w,
+    )
+    os.close(writer_w)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", imap), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        os.close(reader_r)  # the log reader goes away, like an interrupted `tee`
+        m = imaplib.IMAP4("127.0.0.1", imap)
+        assert m.login(*ALICE)[0] == "OK"
+        m.logout()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _login_works(server) -> None:
+    m = imaplib.IMAP4(server.host, server.imap_port)
+    assert m.login(*ALICE)[0] == "OK"
+    m.logout()

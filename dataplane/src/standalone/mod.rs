@@ -53,6 +53,12 @@ pub enum StandaloneError {
         /// I/O error.
         source: std::io::Error,
     },
+    /// Another process holds the data directory (its `lock` file).
+    #[error("{path}: the data directory is in use by another mcp process")]
+    DataDirLocked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The resources are unreadable or invalid, or could not be applied.
     #[error("resources: {0}")]
     Apply(#[from] ApplyError),
@@ -118,6 +124,9 @@ pub async fn run(config: Config) -> Result<(), StandaloneError> {
     result
 }
 
+/// The lock file in the data directory, held (flock) while a process serves from it.
+const LOCK_FILE: &str = "lock";
+
 /// Like [`run`], but stops when `shutdown` is cancelled (not on signals), and calls `ready`
 /// with the bound addresses once every listener accepts connections.
 ///
@@ -139,6 +148,37 @@ pub async fn run_until(
             source,
         })?;
     }
+    // One process per data directory: a second one would apply resources and serve from the
+    // same store, but change notifications (IDLE, NOOP) do not cross processes.
+    let lock_path = config.data_dir.join(LOCK_FILE);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StandaloneError::CreateDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+    if lock.try_lock().is_err() {
+        return Err(StandaloneError::DataDirLocked { path: lock_path });
+    }
+
+    // Bind before touching the store, so that an instance that cannot serve (port taken)
+    // changes nothing.
+    let bind = |field: &'static str, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StandaloneError::Bind {
+                field,
+                addr,
+                source,
+            })
+    };
+    let imap_listener = bind("--imap", config.imap).await?;
+    let imaps_listener = bind("--imaps", config.imaps).await?;
+    let metrics_listener = bind("--metrics", config.metrics).await?;
+
     let key = apply::DigestKey::load_or_create(&config.data_dir.join(DIGEST_KEY_FILE))?;
     let accounts = apply::desired_accounts(&set, &key)?;
 
@@ -156,19 +196,6 @@ pub async fn run_until(
     let acceptor = tokio::task::spawn_blocking(move || crate::tls::acceptor(&tls_source))
         .await
         .map_err(|_| StandaloneError::Panicked { name: "tls" })??;
-
-    let bind = |field: &'static str, addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StandaloneError::Bind {
-                field,
-                addr,
-                source,
-            })
-    };
-    let imap_listener = bind("--imap", config.imap).await?;
-    let imaps_listener = bind("--imaps", config.imaps).await?;
-    let metrics_listener = bind("--metrics", config.metrics).await?;
     let local = |field: &'static str, l: &TcpListener, addr: SocketAddr| {
         l.local_addr().map_err(|source| StandaloneError::Bind {
             field,
@@ -287,6 +314,7 @@ async fn cancel_on_signal(mut term: Signals, token: CancellationToken) {
         }
         _ = terminated => {}
     }
-    tracing::info!("shutdown requested");
+    // Cancel first: logging can fail (a closed stderr) and must not stop the shutdown.
     token.cancel();
+    tracing::info!("shutdown requested");
 }
