@@ -88,8 +88,14 @@ impl<'a> Lexer<'a> {
 
     /// Parses an atom into `out`; false if there is none here. Skips trailing CFWS.
     pub fn atom(&mut self, out: &mut Vec<u8>) -> bool {
+        self.run_of(is_atext, out)
+    }
+
+    /// Appends the longest run of octets matching `class` to `out`, then skips CFWS; false
+    /// (and nothing consumed) when the run is empty.
+    fn run_of(&mut self, class: fn(u8) -> bool, out: &mut Vec<u8>) -> bool {
         let start = self.pos;
-        while self.peek().is_some_and(is_atext) {
+        while self.peek().is_some_and(class) {
             self.pos += 1;
         }
         if self.pos == start {
@@ -181,16 +187,7 @@ impl<'a> Lexer<'a> {
 
     /// Parses an RFC 2045 token into `out`; false if there is none. Skips trailing CFWS.
     pub fn token(&mut self, out: &mut Vec<u8>) -> bool {
-        let start = self.pos;
-        while self.peek().is_some_and(is_token) {
-            self.pos += 1;
-        }
-        if self.pos == start {
-            return false;
-        }
-        out.extend_from_slice(&self.data[start..self.pos]);
-        self.skip_cfws();
-        true
+        self.run_of(is_token, out)
     }
 
     /// Consumes `b` (then CFWS) if it is the current octet.

@@ -17,7 +17,7 @@ enum Event {
 /// IDLE. Sends `* OK Still here` every `idle_keepalive_secs` (at most 5 minutes) so that
 /// NAT boxes keep the connection; ends on `DONE`, on shutdown (BYE), or after the idle
 /// timeout.
-pub(super) async fn idle(s: &mut Session, _tag: &str) -> OpResult {
+pub(super) async fn idle(s: &mut Session) -> OpResult {
     s.out.extend_from_slice(b"+ idling\r\n");
     s.sync_selected(true, false).await?;
     s.flush().await?;

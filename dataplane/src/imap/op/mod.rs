@@ -157,7 +157,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             date,
             message,
         } => append::append(s, &mailbox, &flags, date.as_ref(), message).await,
-        CommandBody::Idle => return idle::idle(s, tag).await,
+        CommandBody::Idle => return idle::idle(s).await,
         CommandBody::Expunge => expunge::expunge(s, None).await,
         CommandBody::ExpungeUid { sequence_set } => {
             expunge::expunge(s, Some((&sequence_set, saved.as_deref()))).await

@@ -430,9 +430,8 @@ impl Session {
         let (id, since) = (sel.mailbox.id, sel.known_modseq);
         let changes = self.ctx.store.changes_since(id, since).await?;
         let uid_cmd = self.uid_command;
-        let rev2 = self.rev2;
         if let Some(sel) = self.selected.as_mut() {
-            sel.apply_changes(changes, allow_expunge, uid_cmd, rev2, &mut self.out);
+            sel.apply_changes(changes, allow_expunge, uid_cmd, &mut self.out);
         }
         Ok(())
     }

@@ -110,7 +110,6 @@ impl Selected {
         changes: Changes,
         allow_expunge: bool,
         uid_cmd: bool,
-        _rev2: bool,
         out: &mut Vec<u8>,
     ) {
         for uid in &changes.expunged {
