@@ -13,9 +13,11 @@
 //! | `MigrationJob` | namespaced | [`migration`] |
 //!
 //! Shared pieces: [`condition`], [`quota`], [`reference`] (Secret and object references),
-//! [`duration`]. [`manifests`] renders the CRDs; [`schema`] checks they are structural.
+//! [`duration`]. [`dataplane`] is the contract between the operator and a tenant's
+//! dataplane (configuration file and admin API). [`manifests`] renders the CRDs; [`schema`] checks they are structural.
 
 pub mod condition;
+pub mod dataplane;
 pub mod duration;
 pub mod mailbox;
 pub mod manifests;

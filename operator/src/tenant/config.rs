@@ -13,20 +13,26 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use mcp_crds::Tenant;
-use serde::Serialize;
+pub use mcp_crds::dataplane::{DataplaneConfig, S3Config};
 use sha2::{Digest, Sha256};
 
 use super::{
-    BuildError, IMAP, IMAPS, LMTP, METRICS, Port, Storage, child_metadata, labels, names, storage,
-    tenant_name,
+    ADMIN, BuildError, IMAP, IMAPS, LMTP, METRICS, Port, Storage, child_metadata, labels, names,
+    storage, tenant_name,
 };
 
 /// Key of the configuration in the ConfigMap, and file name in [`CONFIG_DIR`].
 pub const CONFIG_KEY: &str = "config.yaml";
 /// Where the ConfigMap is mounted.
 pub const CONFIG_DIR: &str = "/etc/mcp";
-/// Where the TLS Secret is mounted (`tls.crt`, `tls.key`).
-pub const TLS_DIR: &str = "/etc/mcp/tls";
+/// Where the TLS Secret is projected (`tls.crt`, `tls.key`), relative to [`CONFIG_DIR`].
+pub const TLS_DIR: &str = "tls";
+/// Where the admin Secret is projected (`tls.crt`, `tls.key`, `token`), relative to
+/// [`CONFIG_DIR`].
+pub const ADMIN_DIR: &str = "admin";
+/// Key of the admin API's bearer token in the admin Secret (`names::admin_secret`); the
+/// Secret's type is `kubernetes.io/tls`, so it also holds `tls.crt` and `tls.key`.
+pub const ADMIN_TOKEN_KEY: &str = "token";
 /// The data directory: the PersistentVolume with embedded storage, an `emptyDir` otherwise.
 pub const DATA_DIR: &str = "/var/lib/mcp";
 /// Environment variable with the PostgreSQL URL (the dataplane's `--store-url` already reads
@@ -42,134 +48,80 @@ pub const HASH_ANNOTATION: &str = "mcp.dev/config-hash";
 /// Default S3 region (`spec.dataplane.storage.s3.region`).
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
 
-/// The configuration file of one tenant's dataplane.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DataplaneConfig {
-    /// The Tenant's name.
-    pub tenant: String,
-    /// The Tenant's mail domains, as in its spec.
-    pub domains: Vec<String>,
-    /// IMAP (STARTTLS) listen address.
-    pub imap: String,
-    /// IMAPS listen address.
-    pub imaps: String,
-    /// LMTP listen address.
-    pub lmtp: String,
-    /// Metrics and health (`/metrics`, `/healthz`) listen address.
-    pub metrics: String,
-    /// Data directory.
-    pub data_dir: String,
-    /// Metadata store URL, when it is not secret (embedded SQLite).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub store_url: Option<String>,
-    /// Environment variable holding the metadata store URL (PostgreSQL, with its password).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub store_url_env: Option<String>,
-    /// Blob directory (embedded storage).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub blob_dir: Option<String>,
-    /// S3 bucket of the message bodies (PostgreSQL storage).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub s3: Option<S3Config>,
-    /// PEM certificate chain.
-    pub tls_cert: String,
-    /// PEM private key.
-    pub tls_key: String,
-}
-
-/// S3 settings of [`DataplaneConfig`], defaults applied.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct S3Config {
-    /// Bucket name.
-    pub bucket: String,
-    /// Key prefix; default `<tenant>/`.
-    pub prefix: String,
-    /// Endpoint URL; absent means AWS.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// Region; default `us-east-1`.
-    pub region: String,
-    /// Path-style addressing.
-    pub force_path_style: bool,
-    /// Environment variable holding the access key id.
-    pub access_key_id_env: String,
-    /// Environment variable holding the secret access key.
-    pub secret_access_key_env: String,
-}
-
 fn listen(port: Port) -> String {
     format!("0.0.0.0:{}", port.number)
 }
 
-impl DataplaneConfig {
-    /// The configuration of `tenant`'s dataplane.
-    ///
-    /// # Errors
-    /// [`BuildError`] for a Tenant without a name or with unusable storage settings.
-    pub fn from_tenant(tenant: &Tenant) -> Result<Self, BuildError> {
-        let name = tenant_name(tenant)?;
-        let mut config = DataplaneConfig {
-            tenant: name.to_owned(),
-            domains: tenant.spec.domains.clone(),
-            imap: listen(IMAP),
-            imaps: listen(IMAPS),
-            lmtp: listen(LMTP),
-            metrics: listen(METRICS),
-            data_dir: DATA_DIR.to_owned(),
-            store_url: None,
-            store_url_env: None,
-            blob_dir: None,
-            s3: None,
-            tls_cert: format!("{TLS_DIR}/tls.crt"),
-            tls_key: format!("{TLS_DIR}/tls.key"),
-        };
-        match storage(tenant)? {
-            Storage::Embedded { .. } => {
-                config.store_url = Some(format!("sqlite://{DATA_DIR}/meta.sqlite"));
-                config.blob_dir = Some(format!("{DATA_DIR}/blobs"));
-            }
-            Storage::Postgres { s3, .. } => {
-                config.store_url_env = Some(STORE_URL_ENV.to_owned());
-                config.s3 = Some(S3Config {
-                    bucket: s3.bucket.clone(),
-                    prefix: s3.prefix.clone().unwrap_or_else(|| format!("{name}/")),
-                    endpoint: s3.endpoint.clone(),
-                    region: s3
-                        .region
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_S3_REGION.to_owned()),
-                    force_path_style: s3.force_path_style,
-                    access_key_id_env: S3_ACCESS_KEY_ID_ENV.to_owned(),
-                    secret_access_key_env: S3_SECRET_ACCESS_KEY_ENV.to_owned(),
-                });
-            }
+/// The configuration of `tenant`'s dataplane. File paths are relative to [`CONFIG_DIR`], where
+/// the ConfigMap and the Secrets are projected together.
+///
+/// # Errors
+/// [`BuildError`] for a Tenant without a name or with unusable storage settings.
+pub fn dataplane_config(tenant: &Tenant) -> Result<DataplaneConfig, BuildError> {
+    let name = tenant_name(tenant)?;
+    let mut config = DataplaneConfig {
+        tenant: name.to_owned(),
+        domains: tenant.spec.domains.clone(),
+        imap: listen(IMAP),
+        imaps: listen(IMAPS),
+        lmtp: listen(LMTP),
+        metrics: listen(METRICS),
+        admin: listen(ADMIN),
+        data_dir: DATA_DIR.to_owned(),
+        store_url: None,
+        store_url_env: None,
+        blob_dir: None,
+        s3: None,
+        tls_cert: format!("{TLS_DIR}/tls.crt"),
+        tls_key: format!("{TLS_DIR}/tls.key"),
+        admin_tls_cert: format!("{ADMIN_DIR}/tls.crt"),
+        admin_tls_key: format!("{ADMIN_DIR}/tls.key"),
+        admin_token_file: format!("{ADMIN_DIR}/{ADMIN_TOKEN_KEY}"),
+    };
+    match storage(tenant)? {
+        Storage::Embedded { .. } => {
+            config.store_url = Some(format!("sqlite://{DATA_DIR}/meta.sqlite"));
+            config.blob_dir = Some(format!("{DATA_DIR}/blobs"));
         }
-        Ok(config)
+        Storage::Postgres { s3, .. } => {
+            config.store_url_env = Some(STORE_URL_ENV.to_owned());
+            config.s3 = Some(S3Config {
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone().unwrap_or_else(|| format!("{name}/")),
+                endpoint: s3.endpoint.clone(),
+                region: s3
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_S3_REGION.to_owned()),
+                force_path_style: s3.force_path_style,
+                access_key_id_env: S3_ACCESS_KEY_ID_ENV.to_owned(),
+                secret_access_key_env: S3_SECRET_ACCESS_KEY_ENV.to_owned(),
+            });
+        }
     }
+    Ok(config)
+}
 
-    /// The configuration as a YAML document, with a header saying where it comes from.
-    ///
-    /// # Errors
-    /// [`BuildError::Render`] if serialization fails.
-    pub fn to_yaml(&self) -> Result<String, BuildError> {
-        let body = yaml_serde::to_string(self).map_err(BuildError::Render)?;
-        Ok(format!(
-            "# Dataplane configuration of Tenant {:?}, rendered by {}.\n\
-             # Edits are overwritten: change the Tenant instead.\n{body}",
-            self.tenant,
-            labels::MANAGER,
-        ))
-    }
+/// `config` as a YAML document, with a header saying where it comes from.
+///
+/// # Errors
+/// [`BuildError::Render`] if serialization fails.
+pub fn to_yaml(config: &DataplaneConfig) -> Result<String, BuildError> {
+    let body = yaml_serde::to_string(config).map_err(BuildError::Render)?;
+    Ok(format!(
+        "# Dataplane configuration of Tenant {:?}, rendered by {}.\n\
+         # Edits are overwritten: change the Tenant instead.\n{body}",
+        config.tenant,
+        labels::MANAGER,
+    ))
 }
 
 /// The ConfigMap `mcp-<tenant>-dataplane-config` with [`CONFIG_KEY`].
 ///
 /// # Errors
-/// As [`DataplaneConfig::from_tenant`], and [`BuildError::Missing`] without `metadata.uid`.
+/// As [`dataplane_config`], and [`BuildError::Missing`] without `metadata.uid`.
 pub fn build(tenant: &Tenant) -> Result<ConfigMap, BuildError> {
-    let yaml = DataplaneConfig::from_tenant(tenant)?.to_yaml()?;
+    let yaml = to_yaml(&dataplane_config(tenant)?)?;
     Ok(ConfigMap {
         metadata: child_metadata(tenant, names::config_map(tenant)?, labels::DATAPLANE)?,
         data: Some(BTreeMap::from([(CONFIG_KEY.to_owned(), yaml)])),

@@ -38,6 +38,11 @@ pub const MTA: (&str, &str) = ("mcp.dev/role", "mta");
 /// Prometheus with it.
 pub const MONITORING: (&str, &str) = ("mcp.dev/monitoring", "true");
 
+/// Component label value of the operator's own pods (set by the chart). The NetworkPolicy
+/// admits the admin API port from pods with `app.kubernetes.io/name: mcp` and this component
+/// in the operator's namespace.
+pub const OPERATOR_COMPONENT: &str = "operator";
+
 /// Maximum length of a label value.
 const MAX_VALUE: usize = 63;
 

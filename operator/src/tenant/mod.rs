@@ -50,7 +50,13 @@ pub struct Options {
     /// `imagePullPolicy` of the dataplane container. `None` leaves the Kubernetes default
     /// (`Always` for `:latest`, `IfNotPresent` otherwise).
     pub image_pull_policy: Option<String>,
+    /// Namespace the operator runs in: the NetworkPolicy admits the admin API port from the
+    /// operator's pods there. Default [`DEFAULT_OPERATOR_NAMESPACE`].
+    pub operator_namespace: String,
 }
+
+/// Default of [`Options::operator_namespace`], the chart's usual release namespace.
+pub const DEFAULT_OPERATOR_NAMESPACE: &str = "mcp-system";
 
 impl Options {
     /// Options with the given image and the default pull policy.
@@ -58,6 +64,7 @@ impl Options {
         Self {
             image: image.into(),
             image_pull_policy: None,
+            operator_namespace: DEFAULT_OPERATOR_NAMESPACE.to_owned(),
         }
     }
 }
@@ -106,7 +113,7 @@ pub struct Children {
     pub config_map: ConfigMap,
     /// StatefulSet or Deployment ([`workload::build`]).
     pub workload: Workload,
-    /// IMAP, IMAPS, LMTP and metrics ports ([`service::build`]).
+    /// IMAP, IMAPS, LMTP, metrics and admin ports ([`service::build`]).
     pub service: Service,
     /// Who may talk to the dataplane and where it may connect ([`network_policy::build`]).
     pub network_policy: NetworkPolicy,
@@ -125,7 +132,7 @@ pub fn build(tenant: &Tenant, options: &Options) -> Result<Children, BuildError>
         namespace: namespace::build(tenant)?,
         workload: workload::build(tenant, options, &config_map)?,
         service: service::build(tenant)?,
-        network_policy: network_policy::build(tenant)?,
+        network_policy: network_policy::build(tenant, options)?,
         pod_disruption_budget: pdb::build(tenant)?,
         config_map,
     })
@@ -159,6 +166,13 @@ pub const LMTP: Port = Port {
 pub const METRICS: Port = Port {
     name: "metrics",
     number: 9090,
+};
+
+/// The admin API (HTTPS) the operator provisions Mailboxes through
+/// (`mcp_crds::dataplane`).
+pub const ADMIN: Port = Port {
+    name: "admin",
+    number: 9443,
 };
 
 /// Default size of the embedded storage volume (`spec.dataplane.storage.embedded.size`).

@@ -114,6 +114,18 @@ pub fn self_signed_tls(tenant: &Tenant) -> Result<String, BuildError> {
     ))
 }
 
+/// The `kubernetes.io/tls` Secret of the admin API: `mcp-<tenant>-dataplane-admin`, with a
+/// self-signed certificate (`tls.crt`, `tls.key`) the operator pins and the bearer token
+/// (`token`). The controller issues it; the workload mounts it.
+pub fn admin_secret(tenant: &Tenant) -> Result<String, BuildError> {
+    Ok(dns_label(
+        "mcp",
+        tenant_name(tenant)?,
+        "dataplane-admin",
+        MAX_LABEL,
+    ))
+}
+
 /// Whether `name` is a DNS-1123 label of at most `max` characters.
 pub fn is_dns_label(name: &str, max: usize) -> bool {
     let bytes = name.as_bytes();

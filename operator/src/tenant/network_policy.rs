@@ -12,7 +12,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mcp_crds::Tenant;
 
 use super::{
-    BuildError, IMAP, IMAPS, LMTP, METRICS, Storage, child_metadata, labels, names, storage,
+    ADMIN, BuildError, IMAP, IMAPS, LMTP, METRICS, Options, Storage, child_metadata, labels, names,
+    storage,
 };
 
 /// Port of PostgreSQL. The server's address is inside the Secret's URL, which the operator
@@ -105,14 +106,16 @@ pub fn egress_tcp_ports(tenant: &Tenant) -> Result<BTreeSet<i32>, BuildError> {
 /// The NetworkPolicy `mcp-<tenant>-dataplane` over the dataplane's pods.
 ///
 /// Ingress: IMAP and IMAPS from anywhere; LMTP only from pods labelled [`labels::MTA`] (in
-/// any namespace); metrics only from namespaces labelled [`labels::MONITORING`].
+/// any namespace); metrics only from namespaces labelled [`labels::MONITORING`]; the admin
+/// API only from the operator's pods ([`labels::OPERATOR_COMPONENT`]) in
+/// [`Options::operator_namespace`].
 /// Egress: DNS (UDP and TCP 53), and the TCP ports of [`egress_tcp_ports`], to any address
 /// (the operator does not know the servers' addresses, only their URLs).
 ///
 /// # Errors
 /// [`BuildError::Missing`] without `metadata.name`/`metadata.uid`; [`BuildError::Invalid`]
 /// for an S3 endpoint, OIDC issuer or LDAP URL without a usable port.
-pub fn build(tenant: &Tenant) -> Result<NetworkPolicy, BuildError> {
+pub fn build(tenant: &Tenant, options: &Options) -> Result<NetworkPolicy, BuildError> {
     let ingress = vec![
         NetworkPolicyIngressRule {
             ports: Some(vec![port("TCP", IMAP.number), port("TCP", IMAPS.number)]),
@@ -130,6 +133,29 @@ pub fn build(tenant: &Tenant) -> Result<NetworkPolicy, BuildError> {
             ports: Some(vec![port("TCP", METRICS.number)]),
             from: Some(vec![NetworkPolicyPeer {
                 namespace_selector: Some(match_labels(labels::MONITORING)),
+                ..NetworkPolicyPeer::default()
+            }]),
+        },
+        NetworkPolicyIngressRule {
+            ports: Some(vec![port("TCP", ADMIN.number)]),
+            from: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(match_labels((
+                    "kubernetes.io/metadata.name",
+                    &options.operator_namespace,
+                ))),
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(
+                        [
+                            (labels::NAME.to_owned(), labels::APP.to_owned()),
+                            (
+                                labels::COMPONENT.to_owned(),
+                                labels::OPERATOR_COMPONENT.to_owned(),
+                            ),
+                        ]
+                        .into(),
+                    ),
+                    ..LabelSelector::default()
+                }),
                 ..NetworkPolicyPeer::default()
             }]),
         },

@@ -1,10 +1,11 @@
-//! The dataplane's Service: IMAP 143, IMAPS 993, LMTP 24 and metrics 9090, by name.
+//! The dataplane's Service: IMAP 143, IMAPS 993, LMTP 24, metrics 9090 and admin 9443, by
+//! name.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mcp_crds::Tenant;
 
-use super::{BuildError, IMAP, IMAPS, LMTP, METRICS, child_metadata, labels, names};
+use super::{ADMIN, BuildError, IMAP, IMAPS, LMTP, METRICS, child_metadata, labels, names};
 
 /// The ClusterIP Service `mcp-<tenant>-dataplane` in front of the dataplane's pods.
 ///
@@ -22,6 +23,7 @@ pub fn build(tenant: &Tenant) -> Result<Service, BuildError> {
         (IMAPS, "imaps"),
         (LMTP, "lmtp"),
         (METRICS, "http"),
+        (ADMIN, "https"),
     ]
     .into_iter()
     .map(|(port, app_protocol)| ServicePort {

@@ -344,10 +344,14 @@ fn no_secret_value_reaches_any_child_only_references() {
         .collect();
     assert_eq!(literal, ["MCP_LOG_FORMAT"]);
 
-    // The TLS Secret is projected, by name; without spec.tls it is the operator's own.
+    // The TLS Secret is projected, by name (without spec.tls it is the operator's own), and
+    // so is the admin API's Secret.
     for (t, secret) in [
-        (tenant(ACME), "acme-tls"),
-        (tenant(EXAMPLE), "mcp-example-dataplane-tls"),
+        (tenant(ACME), ["acme-tls", "mcp-acme-dataplane-admin"]),
+        (
+            tenant(EXAMPLE),
+            ["mcp-example-dataplane-tls", "mcp-example-dataplane-admin"],
+        ),
     ] {
         let c = children(&t);
         let projected: Vec<&str> = pod(&c)
@@ -358,7 +362,7 @@ fn no_secret_value_reaches_any_child_only_references() {
             .flat_map(|p| p.sources.iter().flatten())
             .filter_map(|s| s.secret.as_ref().map(|s| s.name.as_str()))
             .collect();
-        assert_eq!(projected, [secret]);
+        assert_eq!(projected, secret);
         assert!(pod(&c).volumes.iter().flatten().all(|v| v.secret.is_none()));
     }
 }
@@ -428,7 +432,8 @@ fn pods_meet_the_restricted_pod_security_standard() {
                 (Some("imap"), 143),
                 (Some("imaps"), 993),
                 (Some("lmtp"), 24),
-                (Some("metrics"), 9090)
+                (Some("metrics"), 9090),
+                (Some("admin"), 9443)
             ]
         );
         // Writable places are volumes; the root filesystem is not.
@@ -589,8 +594,18 @@ fn config_file_mirrors_the_dataplane_settings() {
         assert_eq!(config["lmtp"], "0.0.0.0:24");
         assert_eq!(config["metrics"], "0.0.0.0:9090");
         assert_eq!(config["dataDir"], "/var/lib/mcp");
-        assert_eq!(config["tlsCert"], "/etc/mcp/tls/tls.crt");
-        assert_eq!(config["tlsKey"], "/etc/mcp/tls/tls.key");
+        assert_eq!(config["admin"], "0.0.0.0:9443");
+        // Relative to the configuration file's directory, where the Secrets are projected.
+        assert_eq!(config["tlsCert"], "tls/tls.crt");
+        assert_eq!(config["tlsKey"], "tls/tls.key");
+        assert_eq!(config["adminTlsCert"], "admin/tls.crt");
+        assert_eq!(config["adminTlsKey"], "admin/tls.key");
+        assert_eq!(config["adminTokenFile"], "admin/token");
+        // The dataplane reads the file back into the same type.
+        let text = yaml_serde::to_string(config).expect("yaml");
+        let back: mcp_crds::dataplane::DataplaneConfig =
+            yaml_serde::from_str(&text).expect("the dataplane's type reads it");
+        assert_eq!(back.tenant, tenant);
     }
     assert_eq!(example["storeUrl"], "sqlite:///var/lib/mcp/meta.sqlite");
     assert_eq!(example["blobDir"], "/var/lib/mcp/blobs");
@@ -641,6 +656,7 @@ fn service_names_its_ports() {
             ("imaps", 993, named("imaps")),
             ("lmtp", 24, named("lmtp")),
             ("metrics", 9090, named("metrics")),
+            ("admin", 9443, named("admin")),
         ]
     );
 }
@@ -666,6 +682,9 @@ fn network_policy_admits_clients_mtas_and_monitoring_and_egresses_to_backends() 
              "from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"mcp.dev/role": "mta"}}}]},
             {"ports": [{"protocol": "TCP", "port": 9090}],
              "from": [{"namespaceSelector": {"matchLabels": {"mcp.dev/monitoring": "true"}}}]},
+            {"ports": [{"protocol": "TCP", "port": 9443}],
+             "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mcp-system"}},
+                       "podSelector": {"matchLabels": {"app.kubernetes.io/name": "mcp", "app.kubernetes.io/component": "operator"}}}]},
         ])
     );
     let dns = serde_json::json!({"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]});
@@ -709,7 +728,7 @@ fn network_policy_admits_clients_mtas_and_monitoring_and_egresses_to_backends() 
             .into_iter()
             .collect();
         assert_eq!(ports, want, "{name}");
-        let np = network_policy::build(&t).expect(name);
+        let np = network_policy::build(&t, &options()).expect(name);
         let egress = np.spec.and_then(|s| s.egress).expect("egress");
         assert_eq!(egress.len(), if want.is_empty() { 1 } else { 2 }, "{name}");
     }

@@ -29,12 +29,12 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mcp_crds::Tenant;
 
 use super::config::{
-    self, CONFIG_DIR, CONFIG_KEY, DATA_DIR, S3_ACCESS_KEY_ID_ENV, S3_SECRET_ACCESS_KEY_ENV,
-    STORE_URL_ENV,
+    self, ADMIN_DIR, ADMIN_TOKEN_KEY, CONFIG_DIR, CONFIG_KEY, DATA_DIR, S3_ACCESS_KEY_ID_ENV,
+    S3_SECRET_ACCESS_KEY_ENV, STORE_URL_ENV, TLS_DIR,
 };
 use super::{
-    BuildError, IMAP, IMAPS, LMTP, METRICS, Options, Storage, Workload, child_metadata, dataplane,
-    labels, names, storage,
+    ADMIN, BuildError, IMAP, IMAPS, LMTP, METRICS, Options, Storage, Workload, child_metadata,
+    dataplane, labels, names, storage,
 };
 
 /// Name of the dataplane container.
@@ -237,8 +237,8 @@ fn pod_template(
         ..EnvVar::default()
     }];
     let mut volumes = vec![
-        // One projected volume for the configuration and the certificate: /etc/mcp/config.yaml
-        // and /etc/mcp/tls/tls.{crt,key}, without mounting one read-only volume inside
+        // One projected volume for the configuration and the certificates: /etc/mcp/config.yaml,
+        // /etc/mcp/tls/tls.{crt,key} and /etc/mcp/admin/{tls.crt,tls.key,token}, without mounting one read-only volume inside
         // another. A renewed certificate appears in place.
         Volume {
             name: "etc".to_owned(),
@@ -257,8 +257,23 @@ fn pod_template(
                         secret: Some(SecretProjection {
                             name: tls_secret,
                             items: Some(vec![
-                                key_to_path("tls.crt", "tls/tls.crt"),
-                                key_to_path("tls.key", "tls/tls.key"),
+                                key_to_path("tls.crt", &format!("{TLS_DIR}/tls.crt")),
+                                key_to_path("tls.key", &format!("{TLS_DIR}/tls.key")),
+                            ]),
+                            optional: Some(false),
+                        }),
+                        ..VolumeProjection::default()
+                    },
+                    VolumeProjection {
+                        secret: Some(SecretProjection {
+                            name: names::admin_secret(tenant)?,
+                            items: Some(vec![
+                                key_to_path("tls.crt", &format!("{ADMIN_DIR}/tls.crt")),
+                                key_to_path("tls.key", &format!("{ADMIN_DIR}/tls.key")),
+                                key_to_path(
+                                    ADMIN_TOKEN_KEY,
+                                    &format!("{ADMIN_DIR}/{ADMIN_TOKEN_KEY}"),
+                                ),
                             ]),
                             optional: Some(false),
                         }),
@@ -298,7 +313,7 @@ fn pod_template(
         image_pull_policy: options.image_pull_policy.clone(),
         args: Some(ARGS.iter().map(|a| (*a).to_owned()).collect()),
         ports: Some(
-            [IMAP, IMAPS, LMTP, METRICS]
+            [IMAP, IMAPS, LMTP, METRICS, ADMIN]
                 .iter()
                 .map(|p| ContainerPort {
                     name: Some(p.name.to_owned()),

@@ -1,0 +1,180 @@
+//! The contract between the operator and a tenant's dataplane (docs/operator.md).
+//!
+//! Two pieces, each one type on both sides so writer and reader cannot drift:
+//!
+//! - [`DataplaneConfig`]: the configuration file `config.yaml` the operator renders into a
+//!   ConfigMap and `mcp dataplane --config` reads. Unknown fields are an error, so a typo or
+//!   a field from a newer operator is named rather than ignored.
+//! - The admin API the operator provisions Mailboxes through: HTTPS on [`DataplaneConfig::admin`]
+//!   with a bearer token, paths under [`ADMIN_PATH`]. [`AccountRequest`] is the body of
+//!   `PUT {ADMIN_PATH}/{address}`, [`AccountState`] the answer to `PUT` and `GET`,
+//!   [`DeleteOutcome`] the answer to `DELETE {ADMIN_PATH}/{address}?retention=Retain|Delete`,
+//!   and every error is a [`Problem`] (RFC 9457 `application/problem+json`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::mailbox::{MailboxSpec, Retention};
+
+/// Prefix of the account endpoints of the admin API: `PUT`, `GET` and `DELETE`
+/// `{ADMIN_PATH}/{address}` (the address percent-encoded as one path segment).
+pub const ADMIN_PATH: &str = "/internal/v1/accounts";
+
+/// The configuration file of one tenant's dataplane (`mcp dataplane --config FILE`).
+///
+/// Relative paths (`tlsCert`, `tlsKey`, `adminTlsCert`, `adminTlsKey`, `adminTokenFile`)
+/// resolve against the directory of the configuration file ([`DataplaneConfig::resolve`]),
+/// so the ConfigMap and Secrets projected into one directory can be run anywhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataplaneConfig {
+    /// The Tenant's name; the admin API refuses accounts of any other tenant.
+    pub tenant: String,
+    /// The Tenant's mail domains; every provisioned address and alias is in one of them.
+    pub domains: Vec<String>,
+    /// IMAP (STARTTLS) listen address, `IP:PORT`.
+    pub imap: String,
+    /// IMAPS (implicit TLS) listen address, `IP:PORT`.
+    pub imaps: String,
+    /// LMTP listen address, `IP:PORT` (served once LMTP exists, issue 4).
+    pub lmtp: String,
+    /// Metrics and health (`/metrics`, `/healthz`) listen address, `IP:PORT`, plain HTTP.
+    pub metrics: String,
+    /// Admin API listen address, `IP:PORT`, HTTPS with `adminTlsCert`/`adminTlsKey`.
+    pub admin: String,
+    /// Data directory (SQLite file and blobs with embedded storage).
+    pub data_dir: String,
+    /// Metadata store URL when it holds no secret (embedded SQLite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_url: Option<String>,
+    /// Name of the environment variable holding the metadata store URL (PostgreSQL, whose URL
+    /// carries a password). Exactly one of `storeUrl` and `storeUrlEnv` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_url_env: Option<String>,
+    /// Blob directory (embedded storage). Exactly one of `blobDir` and `s3` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_dir: Option<String>,
+    /// S3 bucket of the message bodies (PostgreSQL storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+    /// PEM certificate chain served on IMAPS and after STARTTLS.
+    pub tls_cert: String,
+    /// PEM private key of `tlsCert`.
+    pub tls_key: String,
+    /// PEM certificate of the admin API: self-signed by the operator, which pins it.
+    pub admin_tls_cert: String,
+    /// PEM private key of `adminTlsCert`.
+    pub admin_tls_key: String,
+    /// File holding the admin API's bearer token (one line, surrounding whitespace ignored).
+    pub admin_token_file: String,
+}
+
+impl DataplaneConfig {
+    /// `path` as given when absolute, otherwise joined to `config_dir` (the directory of the
+    /// configuration file).
+    pub fn resolve(config_dir: &Path, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            config_dir.join(p)
+        }
+    }
+}
+
+/// S3 settings of [`DataplaneConfig`], defaults applied by the operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix, e.g. `acme/`.
+    pub prefix: String,
+    /// Endpoint URL; absent means AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region, e.g. `us-east-1`.
+    pub region: String,
+    /// Path-style addressing (`https://host/bucket/key`), needed by most non-AWS servers.
+    pub force_path_style: bool,
+    /// Name of the environment variable holding the access key id.
+    pub access_key_id_env: String,
+    /// Name of the environment variable holding the secret access key.
+    pub secret_access_key_env: String,
+}
+
+/// Body of `PUT {ADMIN_PATH}/{address}`: create or update one account.
+///
+/// Idempotent: the dataplane keeps a keyed digest of (tenant, spec, password) and skips an
+/// account whose digest is unchanged, so repeating a request costs no password hashing.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountRequest {
+    /// Must equal the dataplane's [`DataplaneConfig::tenant`].
+    pub tenant: String,
+    /// The Mailbox's spec; `spec.address` must equal the path's address (case-insensitive).
+    pub spec: MailboxSpec,
+    /// The password from the Mailbox's credentials Secret; hashed with argon2id before it is
+    /// stored. Never logged.
+    pub password: String,
+}
+
+impl std::fmt::Debug for AccountRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRequest")
+            .field("tenant", &self.tenant)
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One account as the dataplane's store holds it: the answer to `PUT` and `GET`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountState {
+    /// Login name and primary address, lower-case.
+    pub address: String,
+    /// Whether login is allowed (`spec.state: Active`, and not retained after deletion).
+    pub active: bool,
+    /// `true` when this request created the account (`PUT` only; `false` on `GET`).
+    pub created: bool,
+    /// `true` when this request changed a stored account (`PUT` only).
+    pub updated: bool,
+    /// The account's folders, in name order (the default special-use ones at least).
+    pub folders: Vec<String>,
+    /// Messages stored, all folders.
+    pub messages: u64,
+    /// Octets stored (sum of RFC822.SIZE), all folders.
+    pub bytes: u64,
+}
+
+/// The answer to `DELETE {ADMIN_PATH}/{address}?retention=Retain|Delete`.
+///
+/// Idempotent: deleting an address that holds no account answers `existed: false`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteOutcome {
+    /// Login name and primary address, lower-case.
+    pub address: String,
+    /// Whether an account existed.
+    pub existed: bool,
+    /// The retention applied: `Retain` disabled login and kept the folders and messages (a
+    /// later `PUT` of the same address finds them again); `Delete` removed them.
+    pub retention: Retention,
+}
+
+/// An RFC 9457 problem document, the body of every admin API error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short, fixed summary of the type, e.g. `Bad Request`.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, naming the field at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
