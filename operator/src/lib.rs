@@ -1,9 +1,20 @@
 //! The MCP operator (DESIGN.md §1): controllers that reconcile the `mcp.dev/v1alpha1`
-//! resources into Kubernetes objects.
+//! resources into Kubernetes objects and dataplane accounts (docs/operator.md).
 //!
-//! This crate holds, so far, the *desired state* of a [`Tenant`](mcp_crds::Tenant): pure
-//! functions from the Tenant's spec to the child objects the operator applies
-//! ([`tenant::build`]). They do no I/O and are tested without a cluster; the reconcile loop
-//! that applies them is still to come (`docs/operator.md`).
+//! - [`tenant`]: the children of a Tenant as pure functions of its spec, the Secrets the
+//!   operator issues, and the Tenant controller.
+//! - [`mailbox`]: the Mailbox controller, which provisions accounts through the tenant
+//!   dataplane's admin API ([`dataplane`]) and honours `spec.retention` with a finalizer.
+//! - [`run`]: leader election and the controllers' assembly; [`telemetry`]: metrics and
+//!   health endpoints; [`context`], [`conditions`], [`backoff`], [`error`]: what the
+//!   controllers share.
 
+pub mod backoff;
+pub mod conditions;
+pub mod context;
+pub mod dataplane;
+pub mod error;
+pub mod mailbox;
+pub mod run;
+pub mod telemetry;
 pub mod tenant;

@@ -29,6 +29,8 @@ use mcp_crds::Tenant;
 use mcp_crds::tenant::{DataplaneSpec, PostgresStorage, S3Storage, StorageBackend};
 
 pub mod config;
+pub mod controller;
+pub mod issue;
 pub mod labels;
 pub mod names;
 pub mod namespace;

@@ -1,0 +1,71 @@
+//! What every reconciliation shares: the API client, the operator's options, caches of the
+//! watched objects, the dataplane clients, Events, metrics and backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource};
+use mcp_crds::{Mailbox, Tenant};
+
+use crate::backoff::Backoff;
+use crate::dataplane::Dataplanes;
+use crate::telemetry::Metrics;
+use crate::tenant::Options;
+
+/// First retry delay after a failed reconciliation.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay after repeated failures.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// The API client (the operator's ServiceAccount, or an impersonating kubeconfig).
+    pub client: Client,
+    /// Settings the children depend on (image, operator namespace).
+    pub options: Options,
+    /// How often a Ready Mailbox is provisioned again, to refresh `status.usage` and repair a
+    /// dataplane store that lost the account.
+    pub mailbox_resync: Duration,
+    /// Cache of every Tenant (the Tenant controller's reflector).
+    pub tenants: Store<Tenant>,
+    /// Cache of every Mailbox (the Mailbox controller's reflector).
+    pub mailboxes: Store<Mailbox>,
+    /// Admin API clients, one per tenant.
+    pub dataplanes: Dataplanes,
+    /// Publishes Kubernetes Events (`events.k8s.io/v1`, created then patched as a series).
+    pub recorder: Recorder,
+    /// Reconciliation metrics.
+    pub metrics: Arc<Metrics>,
+    /// Backoff of failed Tenants.
+    pub tenant_backoff: Backoff<ObjectRef<Tenant>>,
+    /// Backoff of failed Mailboxes.
+    pub mailbox_backoff: Backoff<ObjectRef<Mailbox>>,
+}
+
+impl Context {
+    /// Publishes an Event about `object`; a failure to publish is logged, not returned (an
+    /// Event is a courtesy, the reconciliation's outcome does not depend on it).
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let reference: ObjectReference = object.object_ref(&());
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, reason, "could not publish an Event");
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The Mailbox controller: provisions each Mailbox as an account in its tenant's dataplane
+//! store through the admin API, and honours `spec.retention` on deletion with a finalizer.
+//!
+//! Apply (the Mailbox exists):
+//! 1. Find its Tenant (cache). The Mailbox must live in the tenant's namespace and its
+//!    addresses in the tenant's domains; otherwise `Ready=False` with the reason, no retry
+//!    until something changes.
+//! 2. Read the password from `spec.credentials.secretRef` (one `GET`; the Secret is watched,
+//!    so a changed password is applied promptly).
+//! 3. `PUT` the account: the dataplane creates it with its default special-use folders, or
+//!    updates it; an unchanged request costs it one lookup (keyed digest).
+//! 4. Write status (provisioned, usage, `Ready`) only when it changed, and come back after
+//!    `mailbox_resync` to refresh the usage.
+//!
+//! Cleanup (the Mailbox is being deleted, finalizer [`FINALIZER`]): `DELETE` the account with
+//! `Retain` (login disabled, mail kept for a later Mailbox of the same address) or `Delete`
+//! (mail removed). Until the dataplane confirms, the finalizer stays and the object with it;
+//! failures retry with backoff and are reported as `CleanupFailed` Events. When the Tenant
+//! itself is gone or going, the dataplane goes with it: the finalizer is removed without a
+//! call, and what remains of the data follows the tenant's storage (the StatefulSet's claim
+//! is retained; see docs/operator.md).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::Patch;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use mcp_crds::condition::READY;
+use mcp_crds::dataplane::{AccountRequest, AccountState};
+use mcp_crds::mailbox::MailboxStatus;
+use mcp_crds::quota::Usage;
+use mcp_crds::{ConditionStatus, Mailbox, Tenant};
+
+use crate::conditions::{self, Observed};
+use crate::context::Context;
+use crate::error::Error;
+use crate::tenant::controller::{apply_params, dataplane_client};
+use crate::tenant::names;
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "mailbox";
+/// The finalizer that holds a Mailbox until its data has been retained or deleted.
+pub const FINALIZER: &str = "mcp.dev/mailbox-data";
+
+/// A reason the Mailbox cannot be provisioned that only a change of the Mailbox, its Tenant
+/// or its Secret can cure.
+struct Blocked {
+    reason: &'static str,
+    message: String,
+}
+
+fn blocked(reason: &'static str, message: String) -> Blocked {
+    Blocked { reason, message }
+}
+
+/// The Mailbox's Tenant, from the cache.
+fn tenant_of(ctx: &Context, mailbox: &Mailbox) -> Option<Arc<Tenant>> {
+    ctx.tenants.get(&ObjectRef::new(&mailbox.spec.tenant))
+}
+
+/// Checks that `mailbox` belongs where it is: the tenant's namespace and domains.
+fn check_placement(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
+    let want = names::namespace(tenant).map_err(|e| blocked("InvalidTenant", e.to_string()))?;
+    let have = mailbox.namespace().unwrap_or_default();
+    if have != want {
+        return Err(blocked(
+            "WrongNamespace",
+            format!(
+                "Mailboxes of Tenant {:?} live in namespace {want:?}, not {have:?}",
+                tenant.name_any()
+            ),
+        ));
+    }
+    let domains = &tenant.spec.domains;
+    for (field, address) in std::iter::once(("spec.address", &mailbox.spec.address))
+        .chain(mailbox.spec.aliases.iter().map(|a| ("spec.aliases", a)))
+    {
+        let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            return Err(blocked(
+                "AddressOutsideDomains",
+                format!(
+                    "{field}: the domain of {address:?} is not one of Tenant {:?}'s spec.domains {domains:?}",
+                    tenant.name_any()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The password from the credentials Secret.
+async fn password(ctx: &Context, mailbox: &Mailbox) -> Result<Result<String, Blocked>, Error> {
+    let Some(secret_ref) = &mailbox.spec.credentials.secret_ref else {
+        return Ok(Err(blocked(
+            "ExternalIdentityUnsupported",
+            "spec.credentials.external: the dataplane does not support external identity \
+             providers yet; use spec.credentials.secretRef"
+                .to_owned(),
+        )));
+    };
+    let namespace = mailbox
+        .namespace()
+        .ok_or(Error::Incomplete("metadata.namespace"))?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(secret) = api.get_opt(&secret_ref.name).await? else {
+        return Ok(Err(blocked(
+            "SecretNotFound",
+            format!(
+                "spec.credentials.secretRef: Secret {namespace}/{} not found",
+                secret_ref.name
+            ),
+        )));
+    };
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&secret_ref.key))
+        .map(|v| v.0.clone());
+    let missing = || {
+        blocked(
+            "SecretKeyMissing",
+            format!(
+                "spec.credentials.secretRef: Secret {namespace}/{} has no non-empty key {:?}",
+                secret_ref.name, secret_ref.key
+            ),
+        )
+    };
+    let Some(bytes) = value.filter(|v| !v.is_empty()) else {
+        return Ok(Err(missing()));
+    };
+    match String::from_utf8(bytes) {
+        Ok(p) => Ok(Ok(p)),
+        Err(_) => Ok(Err(blocked(
+            "SecretKeyMissing",
+            format!(
+                "spec.credentials.secretRef: key {:?} of Secret {namespace}/{} is not UTF-8",
+                secret_ref.key, secret_ref.name
+            ),
+        ))),
+    }
+}
+
+fn usage(state: &AccountState) -> Usage {
+    Usage {
+        storage: Some(Quantity(state.bytes.to_string())),
+        messages: Some(i64::try_from(state.messages).unwrap_or(i64::MAX)),
+    }
+}
+
+/// Writes `status` through the status subresource unless it equals the stored one.
+async fn write_status(
+    ctx: &Context,
+    mailbox: &Mailbox,
+    status: MailboxStatus,
+) -> Result<(), Error> {
+    if mailbox.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let namespace = mailbox
+        .namespace()
+        .ok_or(Error::Incomplete("metadata.namespace"))?;
+    let api: Api<Mailbox> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = serde_json::json!({
+        "apiVersion": Mailbox::api_version(&()),
+        "kind": Mailbox::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&mailbox.name_any(), &apply_params(), &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}
+
+fn status_with(
+    mailbox: &Mailbox,
+    provisioned: Option<bool>,
+    usage: Option<Usage>,
+    ready: Observed<'_>,
+) -> MailboxStatus {
+    let previous = mailbox.status.clone().unwrap_or_default();
+    let generation = mailbox.meta().generation;
+    MailboxStatus {
+        observed_generation: generation,
+        provisioned: provisioned.unwrap_or(previous.provisioned),
+        usage: usage.or(previous.usage.clone()),
+        conditions: conditions::set(&previous.conditions, &[ready], generation),
+    }
+}
+
+fn ready(status: ConditionStatus, reason: &str, message: String) -> Observed<'_> {
+    Observed {
+        type_: READY,
+        status,
+        reason,
+        message,
+    }
+}
+
+/// Reports a [`Blocked`] Mailbox (`Ready=False`, a Warning Event when the status changes)
+/// and waits for a change.
+async fn report_blocked(ctx: &Context, mailbox: &Mailbox, b: Blocked) -> Result<Action, Error> {
+    let s = status_with(
+        mailbox,
+        None,
+        None,
+        ready(ConditionStatus::False, b.reason, b.message.clone()),
+    );
+    if mailbox.status.as_ref() != Some(&s) {
+        ctx.event(
+            mailbox,
+            EventType::Warning,
+            b.reason,
+            "Provision",
+            b.message,
+        )
+        .await;
+    }
+    write_status(ctx, mailbox, s).await?;
+    Ok(Action::await_change())
+}
+
+async fn provision(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> {
+    let Some(tenant) = tenant_of(ctx, &mailbox) else {
+        let message = format!("spec.tenant: Tenant {:?} not found", mailbox.spec.tenant);
+        return report_blocked(ctx, &mailbox, blocked("TenantNotFound", message)).await;
+    };
+    if let Err(b) = check_placement(&mailbox, &tenant) {
+        return report_blocked(ctx, &mailbox, b).await;
+    }
+    let password = match password(ctx, &mailbox).await? {
+        Ok(p) => p,
+        Err(b) => return report_blocked(ctx, &mailbox, b).await,
+    };
+    let request = AccountRequest {
+        tenant: tenant.name_any(),
+        spec: mailbox.spec.clone(),
+        password,
+    };
+    let client = dataplane_client(ctx, &tenant).await?;
+    let state = match client.put_account(&request).await {
+        Ok(s) => s,
+        Err(e) if e.is_permanent() => {
+            return report_blocked(ctx, &mailbox, blocked("DataplaneRefused", e.to_string())).await;
+        }
+        Err(e) => {
+            ctx.dataplanes.forget(&tenant.name_any());
+            let s = status_with(
+                &mailbox,
+                None,
+                None,
+                ready(ConditionStatus::False, e.reason(), e.to_string()),
+            );
+            write_status(ctx, &mailbox, s).await?;
+            return Err(e.into());
+        }
+    };
+    if state.created {
+        ctx.event(
+            mailbox.as_ref(),
+            EventType::Normal,
+            "Provisioned",
+            "Provision",
+            format!(
+                "account {} created with folders {}",
+                state.address,
+                state.folders.join(", ")
+            ),
+        )
+        .await;
+    }
+    let s = status_with(
+        &mailbox,
+        Some(true),
+        Some(usage(&state)),
+        ready(
+            ConditionStatus::True,
+            "Provisioned",
+            format!(
+                "account {} provisioned in the tenant's store",
+                state.address
+            ),
+        ),
+    );
+    write_status(ctx, &mailbox, s).await?;
+    Ok(Action::requeue(ctx.mailbox_resync))
+}
+
+async fn cleanup(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> {
+    let tenant = tenant_of(ctx, &mailbox);
+    let Some(tenant) = tenant.filter(|t| t.meta().deletion_timestamp.is_none()) else {
+        ctx.event(
+            mailbox.as_ref(),
+            EventType::Normal,
+            "TenantGone",
+            "Cleanup",
+            format!(
+                "Tenant {:?} is gone or being deleted: its dataplane goes with it; the data \
+                 follows the tenant's storage",
+                mailbox.spec.tenant
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    };
+    let retention = mailbox.spec.retention;
+    let outcome = async {
+        let client = dataplane_client(ctx, &tenant).await?;
+        Ok::<_, Error>(
+            client
+                .delete_account(&mailbox.spec.address, retention)
+                .await?,
+        )
+    }
+    .await;
+    match outcome {
+        Ok(o) => {
+            ctx.event(
+                mailbox.as_ref(),
+                EventType::Normal,
+                "CleanedUp",
+                "Cleanup",
+                format!(
+                    "account {}: {:?} (existed: {})",
+                    o.address, o.retention, o.existed
+                ),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            ctx.dataplanes.forget(&tenant.name_any());
+            let message = format!("{:?} of the account failed, will retry: {e}", retention);
+            ctx.event(
+                mailbox.as_ref(),
+                EventType::Warning,
+                "CleanupFailed",
+                "Cleanup",
+                message.clone(),
+            )
+            .await;
+            let s = status_with(
+                &mailbox,
+                None,
+                None,
+                ready(ConditionStatus::False, "CleanupFailed", message),
+            );
+            // The status write is best effort: the object may be gone the moment after.
+            if let Err(we) = write_status(ctx, &mailbox, s).await {
+                tracing::debug!(error = %we, "status of a deleting Mailbox not written");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Reconciles one Mailbox (see the module documentation).
+///
+/// # Errors
+/// A failed API call, an unreachable dataplane or a failed cleanup; the caller retries with
+/// backoff.
+pub async fn reconcile(mailbox: Arc<Mailbox>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = ObjectRef::from_obj(mailbox.as_ref());
+    let namespace = mailbox
+        .namespace()
+        .ok_or(Error::Incomplete("metadata.namespace"));
+    let result = match namespace {
+        Err(e) => Err(e),
+        Ok(namespace) => {
+            let api: Api<Mailbox> = Api::namespaced(ctx.client.clone(), &namespace);
+            finalizer(&api, FINALIZER, mailbox, |event| async {
+                match event {
+                    FinalizerEvent::Apply(m) => provision(m, &ctx).await,
+                    FinalizerEvent::Cleanup(m) => cleanup(m, &ctx).await,
+                }
+            })
+            .await
+            .map_err(|e| match e {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+                other => Error::Finalizer(other.to_string()),
+            })
+        }
+    };
+    ctx.metrics.reconciled(
+        CONTROLLER,
+        started.elapsed(),
+        result.as_ref().err().map(Error::reason),
+    );
+    if result.is_ok() {
+        ctx.mailbox_backoff.succeeded(&key);
+    }
+    result
+}
+
+/// What to do after a failed reconciliation: retry with this Mailbox's backoff.
+pub fn error_policy(mailbox: Arc<Mailbox>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx
+        .mailbox_backoff
+        .failed(ObjectRef::from_obj(mailbox.as_ref()));
+    tracing::warn!(
+        mailbox = %mailbox.name_any(),
+        namespace = %mailbox.namespace().unwrap_or_default(),
+        reason = error.reason(),
+        error = %error,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> Tenant {
+        yaml_serde::from_str(
+            "apiVersion: mcp.dev/v1alpha1\nkind: Tenant\n\
+             metadata: {name: acme, uid: u-1}\nspec: {domains: [acme.example]}",
+        )
+        .expect("tenant")
+    }
+
+    fn mailbox(namespace: &str, address: &str, aliases: &[&str]) -> Mailbox {
+        let mut m: Mailbox = yaml_serde::from_str(&format!(
+            "apiVersion: mcp.dev/v1alpha1\nkind: Mailbox\n\
+             metadata: {{name: alice, namespace: {namespace}}}\n\
+             spec: {{tenant: acme, address: {address}, credentials: {{secretRef: {{name: s}}}}}}"
+        ))
+        .expect("mailbox");
+        m.spec.aliases = aliases.iter().map(|a| (*a).to_owned()).collect();
+        m
+    }
+
+    #[test]
+    fn placement_is_checked_against_the_tenant() {
+        let t = tenant();
+        let cases = [
+            ("mcp-acme", "alice@acme.example", &[][..], None),
+            ("mcp-acme", "Alice@ACME.example", &[], None),
+            ("default", "alice@acme.example", &[], Some("WrongNamespace")),
+            (
+                "mcp-acme",
+                "alice@other.example",
+                &[],
+                Some("AddressOutsideDomains"),
+            ),
+            (
+                "mcp-acme",
+                "alice@acme.example",
+                &["al@other.example"],
+                Some("AddressOutsideDomains"),
+            ),
+        ];
+        for (ns, address, aliases, want) in cases {
+            let got = check_placement(&mailbox(ns, address, aliases), &t)
+                .err()
+                .map(|b| b.reason);
+            assert_eq!(got, want, "{ns} {address} {aliases:?}");
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Assembles and runs the operator: API client, metrics endpoint, leader election and the
+//! Tenant and Mailbox controllers (docs/operator.md, "Running the operator").
+//!
+//! Only the holder of the Lease reconciles. A standby serves `/healthz` and `/readyz` and
+//! waits. A leader that loses its Lease exits with an error (its pod restarts as a standby)
+//! rather than keep writing next to a new leader. SIGTERM or Ctrl-C stop the controllers
+//! after the reconciliations in flight and release the Lease.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use kube_lease_manager::LeaseManagerBuilder;
+use mcp_crds::condition::READY;
+use mcp_crds::{ConditionStatus, Mailbox, Tenant};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::context::{BACKOFF_BASE, BACKOFF_MAX, Context};
+use crate::dataplane::Dataplanes;
+use crate::telemetry::{self, Metrics};
+use crate::tenant::{self, Options, labels};
+
+/// Seconds a Lease is valid without renewal.
+pub const LEASE_DURATION_SECS: u64 = 15;
+/// Seconds before expiry at which the holder renews.
+pub const LEASE_GRACE_SECS: u64 = 5;
+
+/// The operator's validated settings (the `mcp-operator` command line).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Image of the dataplane workloads (the operator's own image).
+    pub image: String,
+    /// `imagePullPolicy` of the dataplane container, if set.
+    pub image_pull_policy: Option<String>,
+    /// Namespace the operator runs in: its Lease lives there.
+    pub namespace: String,
+    /// Holder identity in the Lease (the pod name).
+    pub identity: String,
+    /// `/metrics`, `/healthz`, `/readyz` listen address.
+    pub metrics_addr: SocketAddr,
+    /// Name of the leader-election Lease; `None` runs without leader election (one replica
+    /// only, e.g. in development).
+    pub lease_name: Option<String>,
+    /// How often a Ready Mailbox is provisioned again (usage refresh, repair).
+    pub mailbox_resync: Duration,
+    /// Parallel reconciliations per controller.
+    pub concurrency: u16,
+    /// Admin API base URL per tenant, replacing the Service's DNS name (operator outside the
+    /// cluster).
+    pub dataplane_endpoints: HashMap<String, String>,
+}
+
+/// Why the operator stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No usable kubeconfig or in-cluster configuration.
+    #[error("Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    /// The metrics listener could not be bound.
+    #[error("metrics listener {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Bind error.
+        source: std::io::Error,
+    },
+    /// Leader election failed.
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    /// This instance lost the Lease while reconciling.
+    #[error("lost the leader Lease {0:?}; exiting so that only the new leader writes")]
+    LostLease(String),
+}
+
+/// A client from the kubeconfig (or the in-cluster configuration) that counts its requests
+/// in `mcp_operator_api_requests_total`.
+async fn counting_client(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let count =
+        tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+            metrics.api_request(request.method().as_str(), request.uri().query());
+            request
+        });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs the operator until a signal (`Ok`) or a fatal error.
+///
+/// # Errors
+/// [`RunError`].
+pub async fn run(settings: Settings) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::default());
+    let client = counting_client(metrics.clone()).await?;
+    let version = client.apiserver_version().await?;
+    tracing::info!(
+        server = %format!("{}.{}", version.major, version.minor),
+        identity = %settings.identity,
+        namespace = %settings.namespace,
+        "connected to the API server"
+    );
+    telemetry::serve(settings.metrics_addr, metrics.clone())
+        .await
+        .map_err(|source| RunError::Metrics {
+            addr: settings.metrics_addr,
+            source,
+        })?;
+    metrics.set_ready(true);
+
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            stop.cancel();
+        });
+    }
+
+    let Some(lease_name) = settings.lease_name.clone() else {
+        tracing::warn!("leader election disabled: run exactly one operator");
+        metrics.set_leader(true);
+        run_controllers(client, &settings, metrics, stop).await;
+        return Ok(());
+    };
+
+    let manager = LeaseManagerBuilder::new(client.clone(), &lease_name)
+        .with_namespace(&settings.namespace)
+        .with_identity(&settings.identity)
+        .with_duration(LEASE_DURATION_SECS)
+        .with_grace(LEASE_GRACE_SECS)
+        .with_field_manager(labels::MANAGER)
+        .build()
+        .await?;
+    let (mut leader, lease_task) = manager.watch().await;
+    tracing::info!(lease = %lease_name, "waiting for the leader Lease");
+    loop {
+        if *leader.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    return finish_lease(lease_task).await.and(Err(RunError::LostLease(lease_name)));
+                }
+            }
+        }
+    }
+    tracing::info!(lease = %lease_name, "acquired the leader Lease");
+    metrics.set_leader(true);
+
+    let lost = CancellationToken::new();
+    {
+        let (lost, stop) = (lost.clone(), stop.clone());
+        let mut leader = leader.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    changed = leader.changed() => {
+                        if changed.is_err() || !*leader.borrow_and_update() {
+                            lost.cancel();
+                            stop.cancel();
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    run_controllers(client, &settings, metrics.clone(), stop).await;
+    metrics.set_leader(false);
+    drop(leader);
+    let released = finish_lease(lease_task).await;
+    if lost.is_cancelled() {
+        return Err(RunError::LostLease(lease_name));
+    }
+    released
+}
+
+async fn finish_lease(
+    task: tokio::task::JoinHandle<
+        Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>,
+    >,
+) -> Result<(), RunError> {
+    match task.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "lease task ended abnormally");
+            Ok(())
+        }
+    }
+}
+
+/// What of a Tenant wakes its Mailboxes: its generation and its `Ready` status.
+type TenantTrigger = (Option<i64>, Option<ConditionStatus>);
+
+/// Only the children the operator made (label `app.kubernetes.io/managed-by`).
+fn managed() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
+}
+
+/// Runs both controllers until `stop` is cancelled.
+async fn run_controllers(
+    client: Client,
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let all = watcher::Config::default;
+    let tenant_ctrl = Controller::new(Api::<Tenant>::all(client.clone()), all())
+        .owns(Api::<Namespace>::all(client.clone()), managed())
+        .owns(Api::<ConfigMap>::all(client.clone()), managed())
+        .owns(Api::<StatefulSet>::all(client.clone()), managed())
+        .owns(Api::<Deployment>::all(client.clone()), managed())
+        .owns(Api::<Service>::all(client.clone()), managed())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), managed())
+        .owns(Api::<PodDisruptionBudget>::all(client.clone()), managed())
+        // Mailbox changes move the tenant's counts; the debounce folds a burst into one pass.
+        .watches(Api::<Mailbox>::all(client.clone()), all(), |m| {
+            Some(ObjectRef::<Tenant>::new(&m.spec.tenant))
+        })
+        .with_config(
+            controller::Config::default()
+                .debounce(Duration::from_secs(1))
+                .concurrency(settings.concurrency),
+        );
+    let mailbox_ctrl = Controller::new(Api::<Mailbox>::all(client.clone()), all())
+        .with_config(controller::Config::default().concurrency(settings.concurrency));
+    let tenants = tenant_ctrl.store();
+    let mailboxes = mailbox_ctrl.store();
+
+    // A Tenant wakes its Mailboxes when its spec or its readiness changes, not on every status
+    // write (the mailbox counts change with each Mailbox).
+    let seen: Arc<Mutex<HashMap<String, TenantTrigger>>> = Arc::default();
+    let by_tenant = mailboxes.clone();
+    let by_secret = mailboxes.clone();
+    let mailbox_ctrl = mailbox_ctrl
+        .watches(
+            Api::<Tenant>::all(client.clone()),
+            all(),
+            move |t: Tenant| {
+                let ready = t
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+                    .map(|c| c.status);
+                let key = (t.meta().generation, ready);
+                let changed = seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(t.name_any(), key)
+                    != Some(key);
+                let name = t.name_any();
+                let wake: Vec<ObjectRef<Mailbox>> = if changed {
+                    by_tenant
+                        .state()
+                        .iter()
+                        .filter(|m| m.spec.tenant == name)
+                        .map(|m| ObjectRef::from_obj(m.as_ref()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                wake
+            },
+        )
+        // A changed password Secret re-provisions the Mailboxes that use it.
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            all(),
+            move |s: Secret| {
+                let (ns, name) = (s.namespace(), s.name_any());
+                by_secret
+                    .state()
+                    .iter()
+                    .filter(|m| {
+                        m.namespace() == ns
+                            && m.spec.credentials.secret_ref.as_ref().map(|r| &r.name)
+                                == Some(&name)
+                    })
+                    .map(|m| ObjectRef::from_obj(m.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        );
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        options: Options {
+            image: settings.image.clone(),
+            image_pull_policy: settings.image_pull_policy.clone(),
+            operator_namespace: settings.namespace.clone(),
+        },
+        mailbox_resync: settings.mailbox_resync,
+        tenants,
+        mailboxes,
+        dataplanes: Dataplanes::new(settings.dataplane_endpoints.clone()),
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: labels::MANAGER.to_owned(),
+                instance: Some(settings.identity.clone()),
+            },
+        ),
+        metrics,
+        tenant_backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        mailbox_backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+    });
+
+    let tenants = tenant_ctrl
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            tenant::controller::reconcile,
+            tenant::controller::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "tenant controller");
+            }
+        });
+    let mailboxes = mailbox_ctrl
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(crate::mailbox::reconcile, crate::mailbox::error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "mailbox controller");
+            }
+        });
+    tracing::info!("controllers running");
+    futures::join!(tenants, mailboxes);
+    tracing::info!("controllers stopped");
+}
