@@ -69,6 +69,15 @@ else
     echo "note: e2e/services/k8s.sh not present; Kubernetes API server tests will not run"
 fi
 
+# helm for the chart tests (e2e/chart/), built once from e2e/helm/go.mod and cached;
+# exported as MCP_HELM_BIN.
+if [[ -f e2e/services/helm.sh ]]; then
+    step "build helm (e2e/services/helm.sh build)"
+    bash e2e/services/helm.sh build || fail "e2e/services/helm.sh build"
+    MCP_HELM_BIN="$(bash e2e/services/helm.sh bin-dir)/helm"
+    export MCP_HELM_BIN
+fi
+
 step "Rust tests (cargo test --workspace)"
 cargo test --workspace || fail "cargo test --workspace"
 

@@ -1,7 +1,8 @@
-//! The CRD manifests of all five kinds, as committed under `crds/manifests/`.
+//! The CRD manifests of all five kinds, as committed under `crds/manifests/` and, byte for
+//! byte the same, under `charts/mcp/crds/` (the Helm chart installs CRDs from that folder).
 //!
-//! Regenerate them with `cargo run -p mcp-crds --bin crdgen -- --out crds/manifests`; a unit
-//! test fails when the committed files drift from the Rust types.
+//! Regenerate both with [`REGENERATE`]; a unit test fails when a committed file in either
+//! folder drifts from the Rust types.
 
 use std::path::{Path, PathBuf};
 
@@ -10,8 +11,13 @@ use kube::CustomResourceExt;
 
 use crate::{Mailbox, MigrationJob, Pipeline, PluginDeployment, Tenant};
 
-/// The command that rewrites the committed manifests.
-pub const REGENERATE: &str = "cargo run -p mcp-crds --bin crdgen -- --out crds/manifests";
+/// The command that rewrites the committed manifests in every folder of [`COMMITTED_DIRS`].
+pub const REGENERATE: &str =
+    "cargo run -p mcp-crds --bin crdgen -- --out crds/manifests --out charts/mcp/crds";
+
+/// The folders, relative to the repository root, that hold a committed copy of every
+/// manifest: the API's own, and the Helm chart's `crds/` folder.
+pub const COMMITTED_DIRS: [&str; 2] = ["crds/manifests", "charts/mcp/crds"];
 
 /// Every CRD of the API group, in a fixed order (Tenant first).
 pub fn all() -> Vec<CustomResourceDefinition> {

@@ -8,7 +8,7 @@ use kube::core::cel::{Validator, compile_schema};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::manifests::{self, REGENERATE};
+use crate::manifests::{self, COMMITTED_DIRS, REGENERATE};
 use crate::resource::Resource;
 use crate::schema::structural_violations;
 
@@ -80,26 +80,12 @@ fn cel_check(doc: &Value, old: Option<&Value>) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Every folder of `COMMITTED_DIRS` (the API's and the Helm chart's) holds exactly the
+/// rendered manifests, byte for byte, and nothing else.
 #[test]
 fn committed_manifests_match_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     let rendered = manifests::rendered().expect("CRDs render");
-    for (name, want) in &rendered {
-        let path = dir.join(name);
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            have == *want,
-            "crds/manifests/{name} is missing or differs from the Rust types; regenerate it with `{REGENERATE}`"
-        );
-    }
     let names: Vec<&str> = rendered.iter().map(|(n, _)| n.as_str()).collect();
-    for path in yaml_files(&dir) {
-        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
-        assert!(
-            names.contains(&file),
-            "crds/manifests/{file} belongs to no kind; delete it and run `{REGENERATE}`"
-        );
-    }
     assert_eq!(
         names,
         [
@@ -110,6 +96,27 @@ fn committed_manifests_match_the_types() {
             "migrationjobs.mcp.dev.yaml",
         ]
     );
+    for committed in COMMITTED_DIRS {
+        assert!(
+            REGENERATE.contains(&format!("--out {committed}")),
+            "`{REGENERATE}` does not write {committed}"
+        );
+        let dir = repo_root().join(committed);
+        for (name, want) in &rendered {
+            let have = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+            assert!(
+                have == *want,
+                "{committed}/{name} is missing or differs from the Rust types; regenerate it with `{REGENERATE}`"
+            );
+        }
+        for path in yaml_files(&dir) {
+            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+            assert!(
+                names.contains(&file),
+                "{committed}/{file} belongs to no kind; delete it and run `{REGENERATE}`"
+            );
+        }
+    }
 }
 
 #[test]

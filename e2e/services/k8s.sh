@@ -32,13 +32,15 @@ START_TIMEOUT="${MCP_K8S_START_TIMEOUT:-120}"
 # objects a real cluster has (default ServiceAccount, kube-root-ca.crt, aggregated ClusterRoles).
 # Like kubeadm, each controller uses its own ServiceAccount's credentials and RBAC role.
 KCM_CONTROLLERS=garbage-collector-controller,namespace-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller
-MIN_GO_MINOR=25 # k8s.io/kubernetes v1.35 needs go >= 1.25
 
 log() { printf 'k8s.sh: %s\n' "$*" >&2; }
 die() {
     log "$*"
     exit 1
 }
+# find_go: a Go toolchain at least as new as the module's `go` line.
+# shellcheck source=lib/go.sh
+. "$HERE/lib/go.sh"
 
 # Pinned versions, read from the module's go.mod so there is one source of truth.
 mod_version() { awk -v m="$1" '$1 == m && $2 ~ /^v/ && $3 != "=>" { print $2; exit }' "$MODDIR/go.mod"; }
@@ -58,22 +60,6 @@ TARGETS=(
     "kubectl:k8s.io/kubernetes/cmd/kubectl"
     "$PKI_TOOL:mcp.test/e2e/k8s/cmd/mcp-k8s-pki"
 )
-
-find_go() {
-    local g
-    for g in "${GO:-}" "$(command -v go 2>/dev/null || true)" /usr/local/go/bin/go /usr/lib/go/bin/go; do
-        [ -n "$g" ] && [ -x "$g" ] || continue
-        local v minor
-        v="$("$g" env GOVERSION 2>/dev/null || true)" # go1.26.8
-        minor="$(printf '%s' "$v" | sed -nE 's/^go1\.([0-9]+).*/\1/p')"
-        if [ -n "$minor" ] && [ "$minor" -ge "$MIN_GO_MINOR" ]; then
-            printf '%s\n' "$g"
-            return 0
-        fi
-        log "ignoring $g ($v): need go1.$MIN_GO_MINOR or newer"
-    done
-    return 1
-}
 
 # What `make` would stamp into the binaries (hack/lib/version.sh, etcd's ./build), so that
 # /version reports v1.35.x like a released API server rather than v0.0.0-master.
@@ -106,7 +92,7 @@ build() {
         return 0
     fi
     local go
-    go="$(find_go)" || die "no Go toolchain >= 1.$MIN_GO_MINOR found (install Go, or set GO=/path/to/go)"
+    go="$(find_go "$MODDIR/go.mod")" || die "cannot build the control plane without Go"
     mkdir -p "$BIN" 2>/dev/null && [ -w "$BIN" ] ||
         die "cannot write $BIN; set MCP_K8S_CACHE to a writable directory"
     # One builder at a time (two test runs starting together share the cache).
