@@ -13,17 +13,16 @@ from __future__ import annotations
 import imaplib
 import os
 import ssl
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from chart.mcpchart import apply_rbac
 from conftest import free_ports
 from harness import OPERATOR_NAMESPACE, Dataplane, Operator, impersonating_kubeconfig, operator_binary
 from kube import REPO, Kubectl, condition, ready_status, wait_for
 
-sys.path.insert(0, str(REPO / "e2e" / "chart"))
 
 if not os.environ.get("KUBECONFIG"):
     if os.environ.get("MCP_REQUIRE_K8S") == "1":
@@ -58,11 +57,18 @@ def ports() -> dict[str, dict[str, int]]:
 
 @pytest.fixture(scope="module")
 def operator(admin: Kubectl, crds, ports, tmp_path_factory) -> Operator:
-    import chart  # e2e/chart/chart.py: the chart's RBAC, rendered with helm and applied
-
     work = tmp_path_factory.mktemp("operator")
+    # A previous run against the same API server may have left its tenants behind.
+    for t in TENANTS:
+        admin.delete("tenant", t)
+        for m in admin.items("mailboxes", f"mcp-{t}") if admin.get("namespace", f"mcp-{t}") else []:
+            admin.run("patch", "mailbox", m["metadata"]["name"], "-n", f"mcp-{t}", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+        admin.delete("namespace", f"mcp-{t}")
+    for t in TENANTS:
+        wait_for(f"leftover namespace mcp-{t} to go", lambda: admin.get("namespace", f"mcp-{t}") is None, timeout=180)
     admin.run("create", "namespace", OPERATOR_NAMESPACE, check=False)
-    user = chart.apply_rbac(Path(admin.kubeconfig), OPERATOR_NAMESPACE)
+    # The chart's RBAC, rendered with helm and applied for real (e2e/chart/mcpchart.py).
+    user = apply_rbac(admin.kubeconfig, OPERATOR_NAMESPACE)
     kubeconfig = impersonating_kubeconfig(Path(admin.kubeconfig), user, work / "kubeconfig")
     endpoints = {t: f"https://127.0.0.1:{p['admin']}" for t, p in ports.items()}
     (metrics_port,) = free_ports(1)
