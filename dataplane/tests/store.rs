@@ -149,6 +149,8 @@ async fn account(s: &MetadataStore) -> AccountRecord {
         password_hash: "$argon2id$x".into(),
         active: true,
         spec_digest: "d1".into(),
+        quota_storage: None,
+        quota_messages: None,
     })
     .await
     .expect("upsert")
@@ -243,6 +245,8 @@ async fn account_upsert_is_idempotent(db: &Db) {
             password_hash: "$argon2id$y".into(),
             active: false,
             spec_digest: "d2".into(),
+            quota_storage: None,
+            quota_messages: None,
         })
         .await
         .expect("update");

@@ -1,0 +1,448 @@
+//! The configuration file of `mcp dataplane` ([`DataplaneConfig`], rendered by the operator),
+//! read and validated once at start-up.
+//!
+//! [`Config::load`] reads the file, applies the command-line [`Overrides`] and checks
+//! everything it can without touching the network: listen addresses, exactly one store URL
+//! and one blob store, the certificate and key files, the admin token. Errors name the file
+//! and the field (`config.yaml: imap: "x" is not IP:PORT`), or the flag that overrode it.
+//!
+//! Paths: every path in the file (`dataDir`, `blobDir`, the path of a `sqlite:` store URL,
+//! `tlsCert`, `tlsKey`, `adminTlsCert`, `adminTlsKey`, `adminTokenFile`) resolves against
+//! the directory of the configuration file when relative. `--data-dir DIR` replaces
+//! `dataDir`, and moves with it every path of the file that lies under the configured
+//! `dataDir` (the operator's `sqlite:///var/lib/mcp/meta.sqlite` and `/var/lib/mcp/blobs`
+//! become `DIR/meta.sqlite` and `DIR/blobs`); paths elsewhere stay.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use mcp_crds::dataplane::DataplaneConfig;
+
+use crate::admin::token::{AdminToken, TokenError};
+use crate::server::Listen;
+use crate::standalone::apply::valid_domain;
+use crate::tls::TlsSource;
+
+/// Command-line values that replace the file's (`None`: keep the file's).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--data-dir`: replaces `dataDir`; paths under the configured `dataDir` move with it.
+    /// Relative to the working directory.
+    pub data_dir: Option<PathBuf>,
+    /// `--imap`: replaces `imap`, `IP:PORT`.
+    pub imap: Option<String>,
+    /// `--imaps`: replaces `imaps`, `IP:PORT`.
+    pub imaps: Option<String>,
+    /// `--metrics`: replaces `metrics`, `IP:PORT`.
+    pub metrics: Option<String>,
+    /// `--admin`: replaces `admin`, `IP:PORT`.
+    pub admin: Option<String>,
+}
+
+/// A metadata store URL. Its `Debug` shows only the scheme: a PostgreSQL URL carries a
+/// password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// The URL, for [`crate::store::MetadataStore::connect`]. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.0.split(':').next().unwrap_or("");
+        write!(f, "StoreUrl({scheme}:..)")
+    }
+}
+
+/// A validated configuration of `mcp dataplane`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The configuration file, as given.
+    pub file: PathBuf,
+    /// The Tenant's name.
+    pub tenant: String,
+    /// The Tenant's mail domains, lower-case DNS names, at least one.
+    pub domains: Vec<String>,
+    /// IMAP (STARTTLS) listen address.
+    pub imap: Listen,
+    /// IMAPS (implicit TLS) listen address.
+    pub imaps: Listen,
+    /// LMTP listen address: validated, but not served yet (LMTP is not implemented).
+    pub lmtp: SocketAddr,
+    /// Metrics (HTTP) listen address.
+    pub metrics: Listen,
+    /// Admin API (HTTPS) listen address.
+    pub admin: Listen,
+    /// Data directory, absolute: lock file, digest key, and with embedded storage the
+    /// SQLite file and blobs. Created if missing.
+    pub data_dir: PathBuf,
+    /// Metadata store URL (`sqlite://` with an absolute path, or `postgres://`).
+    pub store_url: StoreUrl,
+    /// Blob directory, absolute.
+    pub blob_dir: PathBuf,
+    /// IMAPS and STARTTLS certificate (`tlsCert`, `tlsKey`).
+    pub tls: TlsSource,
+    /// Admin API certificate (`adminTlsCert`, `adminTlsKey`).
+    pub admin_tls: TlsSource,
+    /// The admin API's bearer token (`adminTokenFile`).
+    pub admin_token: AdminToken,
+}
+
+/// Why the configuration cannot be used. Names the file and field, or the flag.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", file.display())]
+    Read {
+        /// The configuration file.
+        file: PathBuf,
+        /// I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not YAML of the expected shape (unknown field, wrong type, missing
+    /// field); `field` is the path of the value at fault, empty for the document itself.
+    #[error("{}: {}{message}", file.display(), if field.is_empty() { String::new() } else { format!("{field}: ") })]
+    Parse {
+        /// The configuration file.
+        file: PathBuf,
+        /// Path of the value at fault, e.g. `s3.bucket`; empty when it is the document.
+        field: String,
+        /// The parser's message (names an unknown field and the expected ones).
+        message: String,
+    },
+    /// A field has an unusable value.
+    #[error("{}: {field}: {message}", file.display())]
+    Invalid {
+        /// The configuration file.
+        file: PathBuf,
+        /// The field's name in the file, e.g. `imap`.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A command-line override has an unusable value.
+    #[error("{flag}: {message}")]
+    Flag {
+        /// The flag, e.g. `--imap`.
+        flag: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The field or flag at fault (`imap`, `--admin`, `s3.bucket`); `None` for an
+    /// unreadable file.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Parse { field, .. } => Some(field),
+            ConfigError::Invalid { field, .. } => Some(field),
+            ConfigError::Flag { flag, .. } => Some(flag),
+        }
+    }
+}
+
+/// Collects what is needed to build errors for one file.
+struct Checker<'a> {
+    file: &'a Path,
+    dir: PathBuf,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, field: &'static str, message: impl Into<String>) -> ConfigError {
+        if field.starts_with("--") {
+            ConfigError::Flag {
+                flag: field,
+                message: message.into(),
+            }
+        } else {
+            ConfigError::Invalid {
+                file: self.file.to_owned(),
+                field,
+                message: message.into(),
+            }
+        }
+    }
+
+    /// `value` (or the override) as a listen address, with the field or flag that set it.
+    fn listen(
+        &self,
+        field: &'static str,
+        value: &str,
+        flag: &'static str,
+        flag_value: Option<&str>,
+    ) -> Result<Listen, ConfigError> {
+        let (field, value) = match flag_value {
+            Some(v) => (flag, v),
+            None => (field, value),
+        };
+        let addr = value
+            .parse()
+            .map_err(|_| self.invalid(field, format!("{value:?} is not IP:PORT")))?;
+        Ok(Listen { field, addr })
+    }
+
+    /// A non-empty path of the file, absolute (relative ones resolve against the file's
+    /// directory).
+    fn path(&self, field: &'static str, value: &str) -> Result<PathBuf, ConfigError> {
+        if value.is_empty() {
+            return Err(self.invalid(field, "must not be empty"));
+        }
+        Ok(DataplaneConfig::resolve(&self.dir, value))
+    }
+
+    /// Like [`Checker::path`], and the file must exist.
+    fn file(&self, field: &'static str, value: &str) -> Result<PathBuf, ConfigError> {
+        let path = self.path(field, value)?;
+        if !path.is_file() {
+            return Err(self.invalid(field, format!("{} is not a readable file", path.display())));
+        }
+        Ok(path)
+    }
+}
+
+/// `path` moved from under `from` to under `to`, when it lies under `from`.
+fn reroot(path: &Path, from: &Path, to: &Path) -> PathBuf {
+    match path.strip_prefix(from) {
+        Ok(rest) => to.join(rest),
+        Err(_) => path.to_owned(),
+    }
+}
+
+/// The schemes [`crate::store::MetadataStore::connect`] supports.
+const STORE_SCHEMES: [&str; 3] = ["sqlite:", "postgres://", "postgresql://"];
+
+/// A `sqlite:` URL split into its path and its `?query` (empty when none), as sqlx reads
+/// it; `None` for other schemes and for in-memory databases.
+fn sqlite_path(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = match rest.find('?') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    (!path.is_empty() && !path.starts_with(':')).then_some((path, query))
+}
+
+impl Config {
+    /// Reads `file` and validates it with `overrides`; environment variables named in the
+    /// file (`storeUrlEnv`) come from the process environment.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`], naming the file and field or the flag.
+    pub fn load(file: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, overrides, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`], with environment variables looked up through `env`.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_with_env(
+        file: &Path,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        let doc: DataplaneConfig = serde_path_to_error::deserialize(
+            yaml_serde::Deserializer::from_str(&text),
+        )
+        .map_err(|e| {
+            let field = e.path().to_string();
+            ConfigError::Parse {
+                file: file.to_owned(),
+                field: if field == "." { String::new() } else { field },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        Self::from_document(&doc, file, overrides, env)
+    }
+
+    /// Validates an already parsed document that was read from `file` (relative paths
+    /// resolve against its directory).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_document(
+        doc: &DataplaneConfig,
+        file: &Path,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let absolute_file = std::path::absolute(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        let dir = absolute_file
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_owned);
+        let c = Checker { file, dir };
+
+        if doc.tenant.is_empty() {
+            return Err(c.invalid("tenant", "must not be empty"));
+        }
+        if !valid_domain(&doc.tenant) {
+            return Err(c.invalid(
+                "tenant",
+                format!(
+                    "{:?} is not a Tenant name (a lower-case DNS name)",
+                    doc.tenant
+                ),
+            ));
+        }
+        if doc.domains.is_empty() {
+            return Err(c.invalid("domains", "needs at least one domain"));
+        }
+        if let Some(d) = doc.domains.iter().find(|d| !valid_domain(d)) {
+            return Err(c.invalid("domains", format!("{d:?} is not a lower-case DNS name")));
+        }
+
+        let o = overrides;
+        let imap = c.listen("imap", &doc.imap, "--imap", o.imap.as_deref())?;
+        let imaps = c.listen("imaps", &doc.imaps, "--imaps", o.imaps.as_deref())?;
+        let lmtp = c.listen("lmtp", &doc.lmtp, "lmtp", None)?.addr;
+        let metrics = c.listen("metrics", &doc.metrics, "--metrics", o.metrics.as_deref())?;
+        let admin = c.listen("admin", &doc.admin, "--admin", o.admin.as_deref())?;
+        let served = [imap, imaps, metrics, admin];
+        for (i, a) in served.iter().enumerate() {
+            for b in &served[..i] {
+                let (x, y) = (a.addr, b.addr);
+                if x.port() != 0
+                    && x.port() == y.port()
+                    && (x.ip() == y.ip() || x.ip().is_unspecified() || y.ip().is_unspecified())
+                {
+                    return Err(c.invalid(a.field, format!("{x} collides with {} {y}", b.field)));
+                }
+            }
+        }
+
+        let configured_data_dir = c.path("dataDir", &doc.data_dir)?;
+        let data_dir = match &o.data_dir {
+            None => configured_data_dir.clone(),
+            Some(d) if d.as_os_str().is_empty() => {
+                return Err(c.invalid("--data-dir", "must not be empty"));
+            }
+            Some(d) => std::path::absolute(d)
+                .map_err(|e| c.invalid("--data-dir", format!("{}: {e}", d.display())))?,
+        };
+        let data_field = if o.data_dir.is_some() {
+            "--data-dir"
+        } else {
+            "dataDir"
+        };
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(c.invalid(
+                data_field,
+                format!("{} exists and is not a directory", data_dir.display()),
+            ));
+        }
+        let moved = |p: &Path| reroot(p, &configured_data_dir, &data_dir);
+
+        let store_url = match (&doc.store_url, &doc.store_url_env) {
+            (Some(_), Some(_)) => {
+                return Err(c.invalid("storeUrl", "set only one of storeUrl and storeUrlEnv"));
+            }
+            (None, None) => {
+                return Err(c.invalid("storeUrl", "one of storeUrl and storeUrlEnv is required"));
+            }
+            (Some(url), None) => {
+                if !STORE_SCHEMES.iter().any(|s| url.starts_with(s)) {
+                    return Err(c.invalid(
+                        "storeUrl",
+                        "must start with sqlite:, postgres:// or postgresql://",
+                    ));
+                }
+                url.clone()
+            }
+            (None, Some(name)) => {
+                if name.is_empty() {
+                    return Err(c.invalid("storeUrlEnv", "must not be empty"));
+                }
+                let url = env(name).ok_or_else(|| {
+                    c.invalid(
+                        "storeUrlEnv",
+                        format!("environment variable {name} is not set"),
+                    )
+                })?;
+                // The URL may hold a password: never quote it.
+                if !STORE_SCHEMES.iter().any(|s| url.starts_with(s)) {
+                    return Err(c.invalid(
+                        "storeUrlEnv",
+                        format!(
+                            "the URL in {name} must start with sqlite:, postgres:// or postgresql://"
+                        ),
+                    ));
+                }
+                url
+            }
+        };
+        let store_url = match sqlite_path(&store_url) {
+            Some((path, query)) => {
+                let path = moved(&DataplaneConfig::resolve(&c.dir, path));
+                format!("sqlite://{}{query}", path.display())
+            }
+            None => store_url,
+        };
+
+        let blob_dir = match (&doc.blob_dir, &doc.s3) {
+            (Some(_), Some(_)) => {
+                return Err(c.invalid("blobDir", "set only one of blobDir and s3"));
+            }
+            (None, None) => return Err(c.invalid("blobDir", "one of blobDir and s3 is required")),
+            (None, Some(_)) => {
+                return Err(c.invalid(
+                    "s3",
+                    "the S3 blob store is not implemented yet (issue 6); use blobDir",
+                ));
+            }
+            (Some(dir), None) => moved(&c.path("blobDir", dir)?),
+        };
+
+        let tls = TlsSource::Files {
+            cert: c.file("tlsCert", &doc.tls_cert)?,
+            key: c.file("tlsKey", &doc.tls_key)?,
+        };
+        let admin_tls = TlsSource::Files {
+            cert: c.file("adminTlsCert", &doc.admin_tls_cert)?,
+            key: c.file("adminTlsKey", &doc.admin_tls_key)?,
+        };
+        let token_file = c.file("adminTokenFile", &doc.admin_token_file)?;
+        let admin_token = AdminToken::from_file(&token_file).map_err(|e| {
+            let message = match e {
+                TokenError::Read { path, source } => {
+                    format!("{}: cannot read: {source}", path.display())
+                }
+                TokenError::Unusable { path, message } => {
+                    format!("{}: {message}", path.display())
+                }
+            };
+            c.invalid("adminTokenFile", message)
+        })?;
+
+        Ok(Config {
+            file: file.to_owned(),
+            tenant: doc.tenant.clone(),
+            domains: doc.domains.clone(),
+            imap,
+            imaps,
+            lmtp,
+            metrics,
+            admin,
+            data_dir,
+            store_url: StoreUrl(store_url),
+            blob_dir,
+            tls,
+            admin_tls,
+            admin_token,
+        })
+    }
+}
