@@ -313,6 +313,11 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError>
 /// Parses an [`AccountRequest`], naming the field of any error: unknown fields at any
 /// depth are errors too (the Mailbox types ignore them otherwise).
 fn parse_request(body: &[u8]) -> Result<AccountRequest, ApiError> {
+    // serde also reads a struct from a JSON array of its fields in order; only an object
+    // is the documented shape.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::bad_request("body: must be a JSON object"));
+    }
     let mut unknown: Option<String> = None;
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut note = |path: serde_ignored::Path<'_>| {

@@ -446,3 +446,390 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file the operator renders for an Embedded tenant, with the dataDir below `data`.
+    fn operator_file(data: &Path) -> String {
+        format!(
+            "# Dataplane configuration of Tenant \"acme\", rendered by mcp-operator.\n\
+             tenant: acme\n\
+             domains: [acme.example, mail.acme.example]\n\
+             imap: 0.0.0.0:143\n\
+             imaps: 0.0.0.0:993\n\
+             lmtp: 0.0.0.0:24\n\
+             metrics: 0.0.0.0:9090\n\
+             admin: 0.0.0.0:8443\n\
+             dataDir: {d}\n\
+             storeUrl: sqlite://{d}/meta.sqlite\n\
+             blobDir: {d}/blobs\n\
+             tlsCert: tls/tls.crt\n\
+             tlsKey: tls/tls.key\n\
+             adminTlsCert: admin/tls.crt\n\
+             adminTlsKey: admin/tls.key\n\
+             adminTokenFile: admin/token\n",
+            d = data.display()
+        )
+    }
+
+    /// A configuration directory laid out like the pod's `/etc/mcp`: `config.yaml`, `tls/`
+    /// and `admin/` (the certificate files only need to exist for the loader).
+    struct Dir {
+        tmp: tempfile::TempDir,
+    }
+
+    impl Dir {
+        fn new() -> Dir {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            for sub in ["etc/tls", "etc/admin"] {
+                std::fs::create_dir_all(tmp.path().join(sub)).expect("mkdir");
+            }
+            for f in [
+                "tls/tls.crt",
+                "tls/tls.key",
+                "admin/tls.crt",
+                "admin/tls.key",
+            ] {
+                std::fs::write(tmp.path().join("etc").join(f), "PEM").expect("write");
+            }
+            std::fs::write(
+                tmp.path().join("etc/admin/token"),
+                "0123456789abcdef0123456789abcdef\n",
+            )
+            .expect("write");
+            Dir { tmp }
+        }
+
+        fn etc(&self) -> PathBuf {
+            self.tmp.path().join("etc")
+        }
+
+        fn data(&self) -> PathBuf {
+            self.tmp.path().join("var/lib/mcp")
+        }
+
+        fn load_text(&self, text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+            let file = self.etc().join("config.yaml");
+            std::fs::write(&file, text).expect("write");
+            Config::load_with_env(&file, overrides, |name| match name {
+                "MCP_STORE_URL" => Some("postgres://mcp:secret-pw@db:5432/mcp".to_owned()),
+                "BAD_STORE_URL" => Some("mysql://mcp:secret-pw@db/mcp".to_owned()),
+                _ => None,
+            })
+        }
+
+        /// The operator's file with `line` replacing the line that starts with the same
+        /// key (or appended when no line does; an empty value after `:` removes the key).
+        fn load_edited(&self, line: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+            let text = edit(&operator_file(&self.data()), line);
+            self.load_text(&text, overrides)
+        }
+    }
+
+    fn edit(text: &str, line: &str) -> String {
+        let key = line.split(':').next().unwrap_or("");
+        let mut found = false;
+        let mut out: Vec<String> = Vec::new();
+        for l in text.lines() {
+            if l.split(':').next() == Some(key) {
+                found = true;
+                if !line.ends_with(':') {
+                    out.push(line.to_owned());
+                }
+            } else {
+                out.push(l.to_owned());
+            }
+        }
+        if !found {
+            out.push(line.to_owned());
+        }
+        out.join("\n") + "\n"
+    }
+
+    #[test]
+    fn the_operators_file_loads_with_paths_relative_to_its_directory() {
+        let d = Dir::new();
+        let c = d
+            .load_edited("tenant: acme", &Overrides::default())
+            .expect("valid");
+        assert_eq!(c.tenant, "acme");
+        assert_eq!(c.domains, ["acme.example", "mail.acme.example"]);
+        assert_eq!(c.imap.addr, "0.0.0.0:143".parse().expect("addr"));
+        assert_eq!(c.imap.field, "imap");
+        assert_eq!(c.imaps.addr.port(), 993);
+        assert_eq!(c.lmtp.port(), 24);
+        assert_eq!(c.metrics.addr.port(), 9090);
+        assert_eq!(c.admin.addr.port(), 8443);
+        assert_eq!(c.data_dir, d.data());
+        assert_eq!(
+            c.store_url.expose(),
+            format!("sqlite://{}/meta.sqlite", d.data().display())
+        );
+        assert_eq!(c.blob_dir, d.data().join("blobs"));
+        let etc = d.etc();
+        assert_eq!(
+            c.tls,
+            TlsSource::Files {
+                cert: etc.join("tls/tls.crt"),
+                key: etc.join("tls/tls.key")
+            }
+        );
+        assert_eq!(
+            c.admin_tls,
+            TlsSource::Files {
+                cert: etc.join("admin/tls.crt"),
+                key: etc.join("admin/tls.key")
+            }
+        );
+        assert!(c.admin_token.matches(b"0123456789abcdef0123456789abcdef"));
+    }
+
+    /// The type both sides share, serialised as the operator does, reads back.
+    #[test]
+    fn a_serialised_dataplane_config_loads() {
+        let d = Dir::new();
+        let doc = DataplaneConfig {
+            tenant: "acme".into(),
+            domains: vec!["acme.example".into()],
+            imap: "0.0.0.0:143".into(),
+            imaps: "0.0.0.0:993".into(),
+            lmtp: "0.0.0.0:24".into(),
+            metrics: "0.0.0.0:9090".into(),
+            admin: "0.0.0.0:8443".into(),
+            data_dir: d.data().display().to_string(),
+            store_url: None,
+            store_url_env: Some("MCP_STORE_URL".into()),
+            blob_dir: Some(format!("{}/blobs", d.data().display())),
+            s3: None,
+            tls_cert: "tls/tls.crt".into(),
+            tls_key: "tls/tls.key".into(),
+            admin_tls_cert: "admin/tls.crt".into(),
+            admin_tls_key: "admin/tls.key".into(),
+            admin_token_file: "admin/token".into(),
+        };
+        let text = yaml_serde::to_string(&doc).expect("serialise");
+        let c = d.load_text(&text, &Overrides::default()).expect("valid");
+        assert_eq!(c.store_url.expose(), "postgres://mcp:secret-pw@db:5432/mcp");
+        assert_eq!(c.blob_dir, d.data().join("blobs"));
+    }
+
+    #[test]
+    fn data_dir_override_moves_the_paths_under_the_configured_data_dir() {
+        let d = Dir::new();
+        let local = d.tmp.path().join("local");
+        let overrides = Overrides {
+            data_dir: Some(local.clone()),
+            imap: Some("127.0.0.1:1143".into()),
+            imaps: Some("127.0.0.1:1993".into()),
+            metrics: Some("127.0.0.1:0".into()),
+            admin: Some("127.0.0.1:0".into()),
+        };
+        let c = d.load_edited("tenant: acme", &overrides).expect("valid");
+        assert_eq!(c.data_dir, local);
+        assert_eq!(
+            c.store_url.expose(),
+            format!("sqlite://{}/meta.sqlite", local.display())
+        );
+        assert_eq!(c.blob_dir, local.join("blobs"));
+        assert_eq!(c.imap.addr, "127.0.0.1:1143".parse().expect("addr"));
+        assert_eq!(c.imap.field, "--imap");
+        assert_eq!(c.admin.field, "--admin");
+
+        // A blob directory elsewhere stays where it is; a relative one resolves against the
+        // configuration directory, then moves if it lies under dataDir.
+        let c = d
+            .load_edited("blobDir: /srv/blobs", &overrides)
+            .expect("valid");
+        assert_eq!(c.blob_dir, Path::new("/srv/blobs"));
+        let text = edit(&operator_file(Path::new("data")), "blobDir: data/b");
+        let c = d.load_text(&text, &overrides).expect("valid");
+        assert_eq!(c.blob_dir, local.join("b"));
+        let c = d.load_text(&text, &Overrides::default()).expect("valid");
+        assert_eq!(c.data_dir, d.etc().join("data"));
+        assert_eq!(
+            c.store_url.expose(),
+            format!("sqlite://{}/meta.sqlite", d.etc().join("data").display())
+        );
+    }
+
+    #[test]
+    fn store_url_from_the_environment_is_used_and_never_shown() {
+        let d = Dir::new();
+        let text = edit(&operator_file(&d.data()), "storeUrl:");
+        let text = edit(&text, "storeUrlEnv: MCP_STORE_URL");
+        let c = d.load_text(&text, &Overrides::default()).expect("valid");
+        assert_eq!(c.store_url.expose(), "postgres://mcp:secret-pw@db:5432/mcp");
+        assert!(!format!("{c:?}").contains("secret-pw"), "{c:?}");
+
+        for (line, want) in [
+            (
+                "storeUrlEnv: UNSET_VAR",
+                "environment variable UNSET_VAR is not set",
+            ),
+            (
+                "storeUrlEnv: BAD_STORE_URL",
+                "the URL in BAD_STORE_URL must start with",
+            ),
+        ] {
+            let e = d
+                .load_text(&edit(&text, line), &Overrides::default())
+                .expect_err(line);
+            assert_eq!(e.field(), Some("storeUrlEnv"), "{e}");
+            let e = e.to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("secret-pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn invalid_fields_are_named_with_the_file() {
+        let d = Dir::new();
+        let cases: &[(&str, &str, &str)] = &[
+            ("tenant: ''", "tenant", "must not be empty"),
+            ("tenant: Acme Corp", "tenant", "not a Tenant name"),
+            ("domains: []", "domains", "at least one"),
+            ("domains: [Acme.Example]", "domains", "lower-case"),
+            ("imap: x", "imap", "\"x\" is not IP:PORT"),
+            ("imaps: 0.0.0.0:99999", "imaps", "is not IP:PORT"),
+            ("lmtp: localhost:24", "lmtp", "is not IP:PORT"),
+            ("metrics: 127.0.0.1", "metrics", "is not IP:PORT"),
+            ("admin: 0.0.0.0:143", "admin", "collides with imap"),
+            ("metrics: 127.0.0.1:993", "metrics", "collides with imaps"),
+            ("dataDir: ''", "dataDir", "must not be empty"),
+            ("storeUrl:", "storeUrl", "one of storeUrl and storeUrlEnv"),
+            ("storeUrlEnv: MCP_STORE_URL", "storeUrl", "only one of"),
+            ("storeUrl: mysql://db/mcp", "storeUrl", "must start with"),
+            ("blobDir:", "blobDir", "one of blobDir and s3"),
+            (
+                "s3: {bucket: b, prefix: p/, region: r, forcePathStyle: true, accessKeyIdEnv: A, secretAccessKeyEnv: S}",
+                "blobDir",
+                "only one of",
+            ),
+            (
+                "tlsCert: tls/missing.crt",
+                "tlsCert",
+                "is not a readable file",
+            ),
+            ("tlsKey: ''", "tlsKey", "must not be empty"),
+            (
+                "adminTlsCert: /nonexistent/tls.crt",
+                "adminTlsCert",
+                "not a readable file",
+            ),
+            ("adminTlsKey: admin", "adminTlsKey", "not a readable file"),
+            (
+                "adminTokenFile: admin/none",
+                "adminTokenFile",
+                "not a readable file",
+            ),
+            (
+                "adminTokenFile: tls/tls.crt",
+                "adminTokenFile",
+                "shorter than 16",
+            ),
+        ];
+        for (line, field, message) in cases {
+            let e = d.load_edited(line, &Overrides::default()).expect_err(line);
+            assert_eq!(e.field(), Some(*field), "{line}: {e}");
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "{}: {field}: ",
+                    d.etc().join("config.yaml").display()
+                )),
+                "{line}: {text}"
+            );
+            assert!(text.contains(message), "{line}: {text}");
+        }
+    }
+
+    #[test]
+    fn s3_is_refused_as_not_implemented() {
+        let d = Dir::new();
+        let text = edit(&operator_file(&d.data()), "blobDir:");
+        let text = edit(
+            &text,
+            "s3: {bucket: b, prefix: acme/, region: us-east-1, forcePathStyle: true, accessKeyIdEnv: A, secretAccessKeyEnv: S}",
+        );
+        let e = d.load_text(&text, &Overrides::default()).expect_err("s3");
+        assert_eq!(e.field(), Some("s3"));
+        assert!(e.to_string().contains("not implemented yet"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_shapes_are_named() {
+        let d = Dir::new();
+        let cases: &[(&str, &str, &str)] = &[
+            ("lmtpPort: 24", "lmtpPort", "unknown field `lmtpPort`"),
+            ("domains: acme.example", "domains", "invalid type"),
+            ("imap: [1]", "imap", "invalid type"),
+            (
+                "s3: {bucket: b, prefix: p/, region: r, forcePathStyle: true, accessKeyIdEnv: A, secretAccessKeyEnv: S, acl: x}",
+                "s3.acl",
+                "unknown field `acl`",
+            ),
+            ("adminTokenFile:", "", "missing field `adminTokenFile`"),
+        ];
+        for (line, field, message) in cases {
+            let e = d.load_edited(line, &Overrides::default()).expect_err(line);
+            assert!(matches!(e, ConfigError::Parse { .. }), "{line}: {e:?}");
+            assert_eq!(e.field(), Some(*field), "{line}: {e}");
+            assert!(e.to_string().contains(message), "{line}: {e}");
+        }
+        for text in ["", "- a list\n", "tenant: [\n", "\u{0}"] {
+            let e = d.load_text(text, &Overrides::default()).expect_err(text);
+            assert!(matches!(e, ConfigError::Parse { .. }), "{text:?}: {e:?}");
+        }
+        let e = Config::load(&d.etc().join("none.yaml"), &Overrides::default())
+            .expect_err("missing file");
+        assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn invalid_overrides_name_the_flag() {
+        let d = Dir::new();
+        let cases: Vec<(Overrides, &str, &str)> = vec![
+            (
+                Overrides {
+                    imap: Some("localhost:143".into()),
+                    ..Overrides::default()
+                },
+                "--imap",
+                "is not IP:PORT",
+            ),
+            (
+                Overrides {
+                    admin: Some("0.0.0.0:9090".into()),
+                    ..Overrides::default()
+                },
+                "--admin",
+                "collides with metrics",
+            ),
+            (
+                Overrides {
+                    data_dir: Some(d.etc().join("admin/token")),
+                    ..Overrides::default()
+                },
+                "--data-dir",
+                "is not a directory",
+            ),
+            (
+                Overrides {
+                    data_dir: Some(PathBuf::new()),
+                    ..Overrides::default()
+                },
+                "--data-dir",
+                "must not be empty",
+            ),
+        ];
+        for (overrides, flag, message) in cases {
+            let e = d.load_edited("tenant: acme", &overrides).expect_err(flag);
+            assert!(matches!(e, ConfigError::Flag { .. }), "{e:?}");
+            assert_eq!(e.field(), Some(flag));
+            assert!(e.to_string().starts_with(&format!("{flag}: ")), "{e}");
+            assert!(e.to_string().contains(message), "{e}");
+        }
+    }
+}
