@@ -66,7 +66,7 @@ def write_config_dir(etc: Path, storage: Storage, edits: dict[str, str] | None =
         "imaps": "0.0.0.0:993",
         "lmtp": "0.0.0.0:24",
         "metrics": "0.0.0.0:9090",
-        "admin": "0.0.0.0:8443",
+        "admin": "0.0.0.0:9443",
         "dataDir": "/var/lib/mcp",
     }
     if storage.url:

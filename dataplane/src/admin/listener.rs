@@ -21,7 +21,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most handshakes in progress at once; further connections are closed at once.
 pub const MAX_HANDSHAKES: usize = 64;
 
-/// Accepted connections after their TLS handshake, for [`axum::serve`].
+/// Accepted connections after their TLS handshake, for [`axum::serve()`].
 #[derive(Debug)]
 pub struct TlsListener {
     incoming: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,

@@ -461,7 +461,7 @@ mod tests {
              imaps: 0.0.0.0:993\n\
              lmtp: 0.0.0.0:24\n\
              metrics: 0.0.0.0:9090\n\
-             admin: 0.0.0.0:8443\n\
+             admin: 0.0.0.0:9443\n\
              dataDir: {d}\n\
              storeUrl: sqlite://{d}/meta.sqlite\n\
              blobDir: {d}/blobs\n\
@@ -561,7 +561,7 @@ mod tests {
         assert_eq!(c.imaps.addr.port(), 993);
         assert_eq!(c.lmtp.port(), 24);
         assert_eq!(c.metrics.addr.port(), 9090);
-        assert_eq!(c.admin.addr.port(), 8443);
+        assert_eq!(c.admin.addr.port(), 9443);
         assert_eq!(c.data_dir, d.data());
         assert_eq!(
             c.store_url.expose(),
@@ -597,7 +597,7 @@ mod tests {
             imaps: "0.0.0.0:993".into(),
             lmtp: "0.0.0.0:24".into(),
             metrics: "0.0.0.0:9090".into(),
-            admin: "0.0.0.0:8443".into(),
+            admin: "0.0.0.0:9443".into(),
             data_dir: d.data().display().to_string(),
             store_url: None,
             store_url_env: Some("MCP_STORE_URL".into()),

@@ -1,6 +1,6 @@
 //! The managed mode, `mcp dataplane --config FILE`: one Tenant's dataplane, configured by
 //! the file the operator renders ([`config`]) and provisioned by the operator through the
-//! [`admin`](crate::admin) API (DESIGN.md §1, "Kubernetes").
+//! admin API ([`crate::admin`]) (DESIGN.md §1, "Kubernetes").
 //!
 //! [`run`] does, in order: lock the data directory, bind the IMAP (STARTTLS), IMAPS, metrics
 //! and admin listeners, load or create the digest key, open the store and blob directory,
