@@ -58,6 +58,10 @@ pub const MAX_ADDRESS_LEN: usize = 254;
 pub const MAX_ALIASES: usize = 100;
 /// Longest display name accepted, characters (the Mailbox CRD's limit).
 pub const MAX_DISPLAY_NAME_LEN: usize = 256;
+/// Most `PUT`s provisioning at once; more wait. Each may hash a password with argon2id
+/// (19 MiB and a CPU for a few tens of milliseconds), so a burst from the operator must not
+/// take all memory or starve IMAP logins.
+pub const MAX_CONCURRENT_PUTS: usize = 4;
 
 /// What the handlers need: the tenant they serve and its store.
 #[derive(Clone, Debug)]
@@ -75,11 +79,16 @@ pub struct Admin {
 struct AppState {
     admin: Admin,
     token: AdminToken,
+    puts: tokio::sync::Semaphore,
 }
 
 /// The admin API's routes, every one behind the bearer `token`.
 pub fn router(admin: Admin, token: AdminToken) -> Router {
-    let state = Arc::new(AppState { admin, token });
+    let state = Arc::new(AppState {
+        admin,
+        token,
+        puts: tokio::sync::Semaphore::new(MAX_CONCURRENT_PUTS),
+    });
     let routes = Router::new()
         .route(
             &format!("{ADMIN_PATH}/{{address}}"),
@@ -480,6 +489,13 @@ async fn put_account(
             ),
         ));
     }
+    // The semaphore is never closed, so acquiring only waits.
+    let _permit = state.puts.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        )
+    })?;
     let (applied, record) =
         apply::apply_one(&admin.store, &desired)
             .await
@@ -490,14 +506,14 @@ async fn put_account(
                     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
                 }
             })?;
-    let state = admin
+    let answer = admin
         .state(
             &record,
             applied == Applied::Created,
             applied == Applied::Updated,
         )
         .await?;
-    Ok(json(&state))
+    Ok(json(&answer))
 }
 
 async fn get_account(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {
