@@ -23,9 +23,10 @@ pub const ADMIN_PATH: &str = "/internal/v1/accounts";
 
 /// The configuration file of one tenant's dataplane (`mcp dataplane --config FILE`).
 ///
-/// Relative paths (`tlsCert`, `tlsKey`, `adminTlsCert`, `adminTlsKey`, `adminTokenFile`)
-/// resolve against the directory of the configuration file ([`DataplaneConfig::resolve`]),
-/// so the ConfigMap and Secrets projected into one directory can be run anywhere.
+/// Relative paths (`tlsCert`, `tlsKey`, `adminTlsCert`, `adminTlsKey`, `adminTokenFile`, and
+/// also `dataDir`, `blobDir` and the path of a `sqlite:` store URL) resolve against the
+/// directory of the configuration file ([`DataplaneConfig::resolve`]), so the ConfigMap and
+/// Secrets projected into one directory can be run anywhere.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DataplaneConfig {
@@ -147,6 +148,29 @@ pub struct AccountState {
     pub messages: u64,
     /// Octets stored (sum of RFC822.SIZE), all folders.
     pub bytes: u64,
+    /// The limits stored from `spec.quota`; omitted when it sets none.
+    #[serde(default, skip_serializing_if = "QuotaLimits::is_empty")]
+    pub quota: QuotaLimits,
+}
+
+/// The limits of a Mailbox's `spec.quota` as numbers, as [`AccountState`] reports them. An
+/// absent field means no limit. Not enforced yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaLimits {
+    /// Storage limit, octets (`spec.quota.storage` read as a quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<u64>,
+    /// Message limit (`spec.quota.messages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<u64>,
+}
+
+impl QuotaLimits {
+    /// Whether neither limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.storage.is_none() && self.messages.is_none()
+    }
 }
 
 /// The answer to `DELETE {ADMIN_PATH}/{address}?retention=Retain|Delete`.

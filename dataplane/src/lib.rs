@@ -3,12 +3,19 @@
 //! Layout follows the architecture: [`imap`] speaks the protocol (RFC 9051 and RFC 3501),
 //! [`store`] keeps metadata (SQLite or PostgreSQL) and message bodies (content-addressed
 //! blobs), [`mime`] derives ENVELOPE/BODYSTRUCTURE and sections from a message, [`auth`]
-//! checks credentials, and [`standalone`] wires it all into one process configured from YAML.
+//! checks credentials, and [`quota`] reads mailbox limits. [`server`] wires it all into one
+//! process; two modes configure it: [`standalone`] from a directory of YAML resources, and
+//! [`managed`] (`mcp dataplane`) from the configuration file the operator renders, with
+//! accounts provisioned through the [`admin`] API.
 
+pub mod admin;
 pub mod auth;
 pub mod imap;
+pub mod managed;
 pub mod metrics;
 pub mod mime;
+pub mod quota;
+pub mod server;
 pub mod standalone;
 pub mod store;
 pub mod tls;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mcp_dataplane::managed::{self, Overrides};
 use mcp_dataplane::standalone::{self, Config, Settings, config};
 use tracing_subscriber::EnvFilter;
 
@@ -32,6 +33,33 @@ enum Command {
     /// Run IMAP (STARTTLS), IMAPS and metrics in one process from a local data directory,
     /// with the accounts of the YAML resources in --resources.
     Standalone(StandaloneArgs),
+    /// Run one Tenant's dataplane from the configuration file the operator renders
+    /// (config.yaml), with the HTTPS admin API through which the operator provisions
+    /// accounts.
+    Dataplane(DataplaneArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DataplaneArgs {
+    /// The configuration file. Relative paths in it resolve against its directory.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Data directory instead of the file's dataDir. Paths of the file under dataDir (the
+    /// SQLite file, the blob directory) move with it.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// IMAP listen address instead of the file's imap.
+    #[arg(long, value_name = "ADDR")]
+    imap: Option<String>,
+    /// IMAPS listen address instead of the file's imaps.
+    #[arg(long, value_name = "ADDR")]
+    imaps: Option<String>,
+    /// Metrics listen address instead of the file's metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Admin API listen address instead of the file's admin.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -153,6 +181,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let config = Config::from_settings(&settings)?;
             standalone::run(config).await?;
+        }
+        Command::Dataplane(a) => {
+            let overrides = Overrides {
+                data_dir: a.data_dir,
+                imap: a.imap,
+                imaps: a.imaps,
+                metrics: a.metrics,
+                admin: a.admin,
+            };
+            let config = managed::Config::load(&a.config, &overrides)?;
+            managed::run(config).await?;
         }
     }
     Ok(())

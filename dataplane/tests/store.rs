@@ -135,6 +135,7 @@ both_backends!(
     cache_round_trip,
     flags_are_normalised,
     delete_account_and_referenced_blobs,
+    account_quota_usage_and_retention,
     concurrent_appends,
     concurrent_appends_two_pools,
 );
@@ -149,6 +150,8 @@ async fn account(s: &MetadataStore) -> AccountRecord {
         password_hash: "$argon2id$x".into(),
         active: true,
         spec_digest: "d1".into(),
+        quota_storage: None,
+        quota_messages: None,
     })
     .await
     .expect("upsert")
@@ -243,6 +246,8 @@ async fn account_upsert_is_idempotent(db: &Db) {
             password_hash: "$argon2id$y".into(),
             active: false,
             spec_digest: "d2".into(),
+            quota_storage: None,
+            quota_messages: None,
         })
         .await
         .expect("update");
@@ -810,6 +815,68 @@ async fn delete_account_and_referenced_blobs(db: &Db) {
         s.delete_account(a.id).await,
         Err(StoreError::NoSuchAccount)
     ));
+}
+
+async fn account_quota_usage_and_retention(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    assert_eq!((a.quota_storage, a.quota_messages), (None, None));
+    let usage = s.account_usage(a.id).await.expect("usage");
+    assert_eq!(
+        usage.folders,
+        strings(&["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"])
+    );
+    assert_eq!((usage.messages, usage.bytes), (0, 0));
+
+    let inbox = mailbox(s, &a, "INBOX").await;
+    let sent = mailbox(s, &a, "Sent").await;
+    s.append(inbox.id, &msg(&[], "12345"))
+        .await
+        .expect("append");
+    s.append(inbox.id, &msg(&[], "123")).await.expect("append");
+    s.append(sent.id, &msg(&[], "1")).await.expect("append");
+    let (_, uid, _) = s.append(sent.id, &msg(&[], "gone")).await.expect("append");
+    s.store_flags(sent.id, &[uid], FlagOp::Add, &strings(&["\\Deleted"]), None)
+        .await
+        .expect("flag");
+    s.expunge(sent.id, Some(&[uid])).await.expect("expunge");
+    let usage = s.account_usage(a.id).await.expect("usage");
+    assert_eq!((usage.messages, usage.bytes), (3, 9));
+
+    let limited = s
+        .upsert_account(&AccountUpsert {
+            tenant: "acme".into(),
+            address: a.address.clone(),
+            password_hash: "$argon2id$x".into(),
+            active: true,
+            spec_digest: "d1".into(),
+            quota_storage: Some(1 << 40),
+            quota_messages: Some(5),
+        })
+        .await
+        .expect("upsert");
+    assert_eq!(limited.quota_storage, Some(1 << 40));
+    assert_eq!(limited.quota_messages, Some(5));
+
+    let retained = s.retain_account(a.id).await.expect("retain");
+    assert!(!retained.active);
+    assert_eq!(retained.password_hash, "");
+    assert_eq!(retained.spec_digest, "");
+    assert_eq!(retained.quota_storage, Some(1 << 40));
+    assert_eq!(s.retain_account(a.id).await.expect("again"), retained);
+    let usage = s.account_usage(a.id).await.expect("usage");
+    assert_eq!((usage.messages, usage.bytes), (3, 9));
+
+    assert!(matches!(
+        s.retain_account(AccountId(a.id.0 + 1000)).await,
+        Err(StoreError::NoSuchAccount)
+    ));
+    assert_eq!(
+        s.account_usage(AccountId(a.id.0 + 1000))
+            .await
+            .expect("usage"),
+        AccountUsage::default()
+    );
 }
 
 /// Appends `per_task` messages from `tasks` tasks spread over `stores` into `mb`.

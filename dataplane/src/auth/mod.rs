@@ -236,6 +236,8 @@ mod tests {
                     password_hash: hash_password("secret").expect("hash"),
                     active,
                     spec_digest: "d".into(),
+                    quota_storage: None,
+                    quota_messages: None,
                 })
                 .await
                 .expect("upsert");

@@ -15,13 +15,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use mcp_crds::dataplane::QuotaLimits;
 use mcp_crds::mailbox::MailboxState;
-use mcp_crds::{Mailbox, Resource, ResourceError, SecretResource, Tenant};
+use mcp_crds::{Mailbox, MailboxSpec, Resource, ResourceError, SecretResource, Tenant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{HashError, hash_password};
-use crate::store::{AccountUpsert, MetadataStore, StoreError};
+use crate::store::{AccountRecord, AccountUpsert, MetadataStore, StoreError};
 
 /// Why the resources could not be applied. Each variant names the file or account involved.
 #[derive(Debug, thiserror::Error)]
@@ -242,11 +243,12 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-/// One account the resources ask for.
+/// One account that a Mailbox asks for: from the standalone resources
+/// ([`desired_accounts`]) or from the admin API, both through [`desired_account`].
 #[derive(Clone)]
 pub struct DesiredAccount {
-    /// File of the Mailbox resource.
-    pub path: PathBuf,
+    /// Where the Mailbox came from, for logs: its file, or the admin API.
+    pub origin: String,
     /// Owning tenant's name.
     pub tenant: String,
     /// Login name and primary address, lower-case.
@@ -255,19 +257,103 @@ pub struct DesiredAccount {
     pub active: bool,
     /// Keyed digest of (tenant, spec, password): `hmac-sha256:` and 64 hex digits.
     pub digest: String,
+    /// The limits of `spec.quota`.
+    pub quota: QuotaLimits,
     password: String,
 }
 
 impl std::fmt::Debug for DesiredAccount {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DesiredAccount")
-            .field("path", &self.path)
+            .field("origin", &self.origin)
             .field("tenant", &self.tenant)
             .field("address", &self.address)
             .field("active", &self.active)
             .field("digest", &self.digest)
+            .field("quota", &self.quota)
             .finish_non_exhaustive()
     }
+}
+
+/// Why one Mailbox cannot become an account: the field at fault, as a path in the Mailbox
+/// (`spec.address`, `spec.aliases`, `spec.quota.storage`, ...) or `password`, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidAccount {
+    /// Path of the field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Checks that `spec.address` and each of `spec.aliases` is a `local@domain` address in one
+/// of `domains` (compared ASCII case-insensitively).
+///
+/// # Errors
+/// [`InvalidAccount`] naming `spec.address` or `spec.aliases`.
+pub fn check_addresses(spec: &MailboxSpec, domains: &[String]) -> Result<(), InvalidAccount> {
+    let address = spec.address.to_lowercase();
+    for (field, a) in std::iter::once(("spec.address", &address))
+        .chain(spec.aliases.iter().map(|a| ("spec.aliases", a)))
+    {
+        let bad = |message| InvalidAccount { field, message };
+        let (_, domain) =
+            split_address(a).ok_or_else(|| bad(format!("{a:?} is not a local@domain address")))?;
+        if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            return Err(bad(format!(
+                "domain of {a:?} is not one of tenant {:?}'s spec.domains {domains:?}",
+                spec.tenant
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The account `spec` asks for, with `password`, in a tenant whose mail domains are
+/// `domains`. The one validation both the standalone resources and the admin API go
+/// through: addresses ([`check_addresses`]), a non-empty password, and `spec.quota`
+/// ([`crate::quota::limits`]). The digest covers (`spec.tenant`, `spec`, `password`) keyed with
+/// `key`, so an unchanged request is recognised without hashing the password.
+///
+/// # Errors
+/// [`InvalidAccount`] naming the field.
+pub fn desired_account(
+    origin: impl Into<String>,
+    domains: &[String],
+    spec: &MailboxSpec,
+    password: &str,
+    key: &DigestKey,
+) -> Result<DesiredAccount, InvalidAccount> {
+    check_addresses(spec, domains)?;
+    if password.is_empty() {
+        return Err(InvalidAccount {
+            field: "password",
+            message: "must not be empty".into(),
+        });
+    }
+    let quota = crate::quota::limits(spec.quota.as_ref()).map_err(|e| InvalidAccount {
+        field: e.field,
+        message: e.message,
+    })?;
+    let input = DigestInput {
+        version: 1,
+        tenant: &spec.tenant,
+        spec,
+        password,
+    };
+    let json = serde_json::to_vec(&input).map_err(|e| InvalidAccount {
+        field: "spec",
+        message: format!("cannot be serialised: {e}"),
+    })?;
+    Ok(DesiredAccount {
+        origin: origin.into(),
+        tenant: spec.tenant.clone(),
+        address: spec.address.to_lowercase(),
+        active: spec.state == MailboxState::Active,
+        digest: format!("hmac-sha256:{}", hex::encode(hmac_sha256(&key.0, &json))),
+        quota,
+        password: password.to_owned(),
+    })
 }
 
 fn invalid<T>(
@@ -301,7 +387,9 @@ fn split_address(address: &str) -> Option<(&str, &str)> {
     Some((local, domain))
 }
 
-fn valid_domain(domain: &str) -> bool {
+/// Whether `domain` is a lower-case DNS name: dot-separated labels of 1 to 63 characters
+/// `a-z`, `0-9` and `-`, 253 characters at most.
+pub(crate) fn valid_domain(domain: &str) -> bool {
     !domain.is_empty()
         && domain.len() <= 253
         && domain.split('.').all(|label| {
@@ -398,21 +486,7 @@ pub fn desired_accounts(
         })?;
         let domains = &tenant.value.spec.domains;
         let address = spec.address.to_lowercase();
-        for (field, a) in std::iter::once(("spec.address", &address))
-            .chain(spec.aliases.iter().map(|a| ("spec.aliases", a)))
-        {
-            let (_, domain) = split_address(a)
-                .ok_or_else(|| bad(field, format!("{a:?} is not a local@domain address")))?;
-            if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-                return Err(bad(
-                    field,
-                    format!(
-                        "domain of {a:?} is not one of tenant {:?}'s spec.domains {domains:?}",
-                        spec.tenant
-                    ),
-                ));
-            }
-        }
+        check_addresses(spec, domains).map_err(|e| bad(e.field, e.message))?;
         if let Some(prev) = addresses.insert(address.clone(), &m.path) {
             return Err(bad(
                 "spec.address",
@@ -474,23 +548,9 @@ pub fn desired_accounts(
             ));
         }
 
-        let input = DigestInput {
-            version: 1,
-            tenant: &spec.tenant,
-            spec,
-            password,
-        };
-        let json = serde_json::to_vec(&input)
-            .map_err(|e| bad("spec", format!("cannot be serialised: {e}")))?;
-        let digest = format!("hmac-sha256:{}", hex::encode(hmac_sha256(&key.0, &json)));
-        out.push(DesiredAccount {
-            path: m.path.clone(),
-            tenant: spec.tenant.clone(),
-            address,
-            active: spec.state == MailboxState::Active,
-            digest,
-            password: password.clone(),
-        });
+        let account = desired_account(m.path.display().to_string(), domains, spec, password, key)
+            .map_err(|e| bad(e.field, e.message))?;
+        out.push(account);
     }
     Ok(out)
 }
@@ -506,7 +566,19 @@ pub struct ApplyReport {
     pub unchanged: usize,
 }
 
-/// Creates or updates the account of every `accounts` entry whose stored digest differs.
+/// What [`apply_one`] did to one account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The account did not exist and was created with the default folders.
+    Created,
+    /// The account existed with another digest and was updated; its mail is kept.
+    Updated,
+    /// The stored digest was equal: nothing written, no password hashing.
+    Unchanged,
+}
+
+/// Creates or updates the account of every `accounts` entry whose stored digest differs
+/// ([`apply_one`] each).
 ///
 /// Accounts in the store that no Mailbox asks for are left alone (their retention is the
 /// Mailbox's `spec.retention`, handled when deletion is implemented).
@@ -520,48 +592,75 @@ pub async fn apply(
 ) -> Result<ApplyReport, ApplyError> {
     let mut report = ApplyReport::default();
     for a in accounts {
-        let store_err = |source| ApplyError::Store {
-            address: a.address.clone(),
-            source,
-        };
-        let existing = store
-            .account_by_address(&a.address)
-            .await
-            .map_err(store_err)?;
-        if existing.as_ref().is_some_and(|e| e.spec_digest == a.digest) {
-            report.unchanged += 1;
-            continue;
-        }
-        let password = a.password.clone();
-        let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| ApplyError::Store {
-                address: a.address.clone(),
-                source: StoreError::Corrupt(format!("password hashing aborted: {e}")),
-            })?
-            .map_err(|source| ApplyError::Hash {
-                address: a.address.clone(),
-                source,
-            })?;
-        store
-            .upsert_account(&AccountUpsert {
-                tenant: a.tenant.clone(),
-                address: a.address.clone(),
-                password_hash,
-                active: a.active,
-                spec_digest: a.digest.clone(),
-            })
-            .await
-            .map_err(store_err)?;
-        if existing.is_some() {
-            tracing::info!(address = %a.address, file = %a.path.display(), "account updated");
-            report.updated += 1;
-        } else {
-            tracing::info!(address = %a.address, file = %a.path.display(), "account created");
-            report.created += 1;
+        match apply_one(store, a).await?.0 {
+            Applied::Created => report.created += 1,
+            Applied::Updated => report.updated += 1,
+            Applied::Unchanged => report.unchanged += 1,
         }
     }
     Ok(report)
+}
+
+/// Creates or updates one account unless its stored digest equals `a.digest`; returns what
+/// it did and the account as stored afterwards. A new account gets the default special-use
+/// folders ([`MetadataStore::upsert_account`]); an existing one keeps its folders and
+/// messages. The password is hashed (argon2id, on a blocking thread) only when something
+/// is written.
+///
+/// # Errors
+/// [`ApplyError::Store`] or [`ApplyError::Hash`] naming the account; nothing is written
+/// then (the upsert is one transaction).
+pub async fn apply_one(
+    store: &MetadataStore,
+    a: &DesiredAccount,
+) -> Result<(Applied, AccountRecord), ApplyError> {
+    let store_err = |source| ApplyError::Store {
+        address: a.address.clone(),
+        source,
+    };
+    let existing = store
+        .account_by_address(&a.address)
+        .await
+        .map_err(store_err)?;
+    // The quota check catches accounts stored before the quota columns existed: their
+    // digest is unchanged, but their limits are still to be written.
+    if let Some(e) = existing.as_ref().filter(|e| {
+        e.spec_digest == a.digest
+            && e.quota_storage == a.quota.storage
+            && e.quota_messages == a.quota.messages
+    }) {
+        return Ok((Applied::Unchanged, e.clone()));
+    }
+    let password = a.password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApplyError::Store {
+            address: a.address.clone(),
+            source: StoreError::Corrupt(format!("password hashing aborted: {e}")),
+        })?
+        .map_err(|source| ApplyError::Hash {
+            address: a.address.clone(),
+            source,
+        })?;
+    let record = store
+        .upsert_account(&AccountUpsert {
+            tenant: a.tenant.clone(),
+            address: a.address.clone(),
+            password_hash,
+            active: a.active,
+            spec_digest: a.digest.clone(),
+            quota_storage: a.quota.storage,
+            quota_messages: a.quota.messages,
+        })
+        .await
+        .map_err(store_err)?;
+    if existing.is_some() {
+        tracing::info!(address = %a.address, origin = %a.origin, "account updated");
+        Ok((Applied::Updated, record))
+    } else {
+        tracing::info!(address = %a.address, origin = %a.origin, "account created");
+        Ok((Applied::Created, record))
+    }
 }
 
 #[cfg(test)]

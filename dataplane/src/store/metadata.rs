@@ -177,20 +177,24 @@ impl MetadataStore {
     }
 
     /// Creates or updates an account; idempotent. A new account gets [`DEFAULT_FOLDERS`]
-    /// (with their special use); an existing one gets the tenant, hash, active flag and
-    /// digest of `a` and keeps its mailboxes. The address is stored lower-case.
+    /// (with their special use); an existing one gets the tenant, hash, active flag, digest
+    /// and quota of `a` and keeps its mailboxes and messages. The address is stored
+    /// lower-case.
     pub async fn upsert_account(&self, a: &AccountUpsert) -> Result<AccountRecord, StoreError> {
         let address = a.address.to_lowercase();
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
-            "INSERT INTO accounts (tenant, address, password_hash, active, spec_digest)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address) DO NOTHING RETURNING id",
+            "INSERT INTO accounts (tenant, address, password_hash, active, spec_digest,
+                 quota_storage, quota_messages)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (address) DO NOTHING RETURNING id",
         )
         .bind(&a.tenant)
         .bind(&address)
         .bind(&a.password_hash)
         .bind(i64::from(a.active))
         .bind(&a.spec_digest)
+        .bind(limit_param(a.quota_storage))
+        .bind(limit_param(a.quota_messages))
         .fetch_optional(&mut **tx)
         .await?;
         match inserted {
@@ -204,13 +208,16 @@ impl MetadataStore {
             None => {
                 sqlx::query(
                     "UPDATE accounts SET tenant = $2, password_hash = $3, active = $4,
-                     spec_digest = $5 WHERE address = $1",
+                     spec_digest = $5, quota_storage = $6, quota_messages = $7
+                     WHERE address = $1",
                 )
                 .bind(&address)
                 .bind(&a.tenant)
                 .bind(&a.password_hash)
                 .bind(i64::from(a.active))
                 .bind(&a.spec_digest)
+                .bind(limit_param(a.quota_storage))
+                .bind(limit_param(a.quota_messages))
                 .execute(&mut **tx)
                 .await?;
             }
@@ -220,6 +227,60 @@ impl MetadataStore {
             .ok_or(StoreError::NoSuchAccount)?;
         tx.commit().await?;
         Ok(record)
+    }
+
+    /// Retains an account whose Mailbox was deleted with `retention: Retain`: login becomes
+    /// impossible (inactive, no password hash, so a login fails like one for an unknown
+    /// address) and the digest is cleared, so that the next
+    /// [`upsert_account`](Self::upsert_account) of the address applies in full and finds the
+    /// folders and messages, which are kept. Idempotent.
+    ///
+    /// Sessions already logged in are not closed. Errors: `NoSuchAccount`.
+    pub async fn retain_account(&self, account: AccountId) -> Result<AccountRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE accounts SET active = 0, password_hash = '', spec_digest = ''
+             WHERE id = $1 RETURNING address",
+        )
+        .bind(account.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NoSuchAccount)?;
+        let address: String = row.try_get("address")?;
+        let record = fetch_account(&mut tx, &address)
+            .await?
+            .ok_or(StoreError::NoSuchAccount)?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Folder names, message count and octets of an account, from one snapshot. An unknown
+    /// account has no folders and zero totals.
+    pub async fn account_usage(&self, account: AccountId) -> Result<AccountUsage, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let folders = sqlx::query("SELECT name FROM mailboxes WHERE account_id = $1 ORDER BY name")
+            .bind(account.0)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("name"))
+            .collect::<Result<Vec<String>, _>>()?;
+        let totals = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS messages,
+                    CAST(COALESCE(SUM(m.size), 0) AS BIGINT) AS bytes
+             FROM messages m JOIN mailboxes b ON m.mailbox_id = b.id
+             WHERE b.account_id = $1",
+        )
+        .bind(account.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let usage = AccountUsage {
+            folders,
+            messages: u64_col(&totals, "messages")?,
+            bytes: u64_col(&totals, "bytes")?,
+        };
+        tx.commit().await?;
+        Ok(usage)
     }
 
     /// Looks an account up by address (ASCII/Unicode case-insensitive: compared lower-case).

@@ -100,7 +100,14 @@ pub struct AccountRecord {
     /// False when the Mailbox resource is `Suspended`.
     pub active: bool,
     /// Digest of the resource (spec and password) last applied; lets a re-apply skip work.
+    /// Empty for an account retained after its Mailbox was deleted.
     pub spec_digest: String,
+    /// Storage limit from the Mailbox's `spec.quota.storage`, octets; `None` means no limit.
+    /// Kept, not enforced yet.
+    pub quota_storage: Option<u64>,
+    /// Message limit from the Mailbox's `spec.quota.messages`; `None` means no limit. Kept,
+    /// not enforced yet.
+    pub quota_messages: Option<u64>,
 }
 
 /// What [`MetadataStore::upsert_account`](super::MetadataStore::upsert_account) writes.
@@ -116,6 +123,22 @@ pub struct AccountUpsert {
     pub active: bool,
     /// Digest of the applied resource.
     pub spec_digest: String,
+    /// Storage limit, octets; `None` means no limit.
+    pub quota_storage: Option<u64>,
+    /// Message limit; `None` means no limit.
+    pub quota_messages: Option<u64>,
+}
+
+/// Totals of one account over all its folders, read in one snapshot
+/// ([`MetadataStore::account_usage`](super::MetadataStore::account_usage)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountUsage {
+    /// Folder names in name order (bytewise), `INBOX` and the default folders included.
+    pub folders: Vec<String>,
+    /// Messages stored (expunged ones not counted).
+    pub messages: u64,
+    /// Sum of RFC822.SIZE of those messages, octets.
+    pub bytes: u64,
 }
 
 /// A mailbox (folder) as stored.

@@ -18,7 +18,8 @@ pub(super) type Tx = Transaction<'static, Any>;
 /// Most UIDs bound in one statement (SQLite allows 32766 parameters, PostgreSQL 65535).
 pub(super) const CHUNK: usize = 500;
 
-const ACCOUNT_COLS: &str = "id, tenant, address, password_hash, active, spec_digest";
+const ACCOUNT_COLS: &str =
+    "id, tenant, address, password_hash, active, spec_digest, quota_storage, quota_messages";
 pub(super) const MAILBOX_COLS: &str =
     "id, account_id, name, uid_validity, uid_next, highest_modseq, special_use";
 pub(super) const MESSAGE_COLS: &str = "uid, modseq, flags, internal_date, tz_offset, size, blob_id";
@@ -115,7 +116,21 @@ fn account_from_row(r: &AnyRow) -> Result<AccountRecord, StoreError> {
         password_hash: r.try_get("password_hash")?,
         active: r.try_get::<i64, _>("active")? != 0,
         spec_digest: r.try_get("spec_digest")?,
+        quota_storage: opt_u64_col(r, "quota_storage")?,
+        quota_messages: opt_u64_col(r, "quota_messages")?,
     })
+}
+
+fn opt_u64_col(r: &AnyRow, col: &str) -> Result<Option<u64>, StoreError> {
+    let v: Option<i64> = r.try_get(col)?;
+    v.map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{col} = {v}"))))
+        .transpose()
+}
+
+/// A limit as SQL parameter. Limits come from quantities checked to fit in `i64`; larger
+/// values (never produced) saturate, which still means "practically no limit".
+pub(super) fn limit_param(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 pub(super) fn mailbox_from_row(r: &AnyRow) -> Result<MailboxRecord, StoreError> {
