@@ -46,6 +46,24 @@ pub struct Context {
 }
 
 impl Context {
+    /// Waits until both caches hold a complete first listing, so that a reconciliation right
+    /// after start-up does not mistake "not listed yet" for "absent" (and write a status that
+    /// the next pass reverts).
+    ///
+    /// # Errors
+    /// [`crate::error::Error::Incomplete`] if a cache's writer is gone (the controllers are
+    /// shutting down).
+    pub async fn caches_ready(&self) -> Result<(), crate::error::Error> {
+        self.tenants
+            .wait_until_ready()
+            .await
+            .map_err(|_| crate::error::Error::Incomplete("a listed Tenant cache"))?;
+        self.mailboxes
+            .wait_until_ready()
+            .await
+            .map_err(|_| crate::error::Error::Incomplete("a listed Mailbox cache"))
+    }
+
     /// Publishes an Event about `object`; a failure to publish is logged, not returned (an
     /// Event is a courtesy, the reconciliation's outcome does not depend on it).
     pub async fn event<K: Resource<DynamicType = ()>>(

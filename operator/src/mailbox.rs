@@ -34,7 +34,7 @@ use kube::{Api, Resource, ResourceExt};
 use mcp_crds::condition::READY;
 use mcp_crds::dataplane::{AccountRequest, AccountState};
 use mcp_crds::mailbox::MailboxStatus;
-use mcp_crds::quota::Usage;
+use mcp_crds::quota::{Quota, Usage};
 use mcp_crds::{ConditionStatus, Mailbox, Tenant};
 
 use crate::conditions::{self, Observed};
@@ -147,6 +147,23 @@ async fn password(ctx: &Context, mailbox: &Mailbox) -> Result<Result<String, Blo
     }
 }
 
+/// The Mailbox's limits: each field of `spec.quota` that is set, else the tenant's
+/// `spec.quota.mailboxDefault` for that field. `None` when neither sets anything.
+pub fn effective_quota(tenant: &Tenant, mailbox: &Mailbox) -> Option<Quota> {
+    let default = tenant
+        .spec
+        .quota
+        .as_ref()
+        .and_then(|q| q.mailbox_default.clone())
+        .unwrap_or_default();
+    let own = mailbox.spec.quota.clone().unwrap_or_default();
+    let merged = Quota {
+        storage: own.storage.or(default.storage),
+        messages: own.messages.or(default.messages),
+    };
+    (merged.storage.is_some() || merged.messages.is_some()).then_some(merged)
+}
+
 fn usage(state: &AccountState) -> Usage {
     Usage {
         storage: Some(Quantity(state.bytes.to_string())),
@@ -237,9 +254,11 @@ async fn provision(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error
         Ok(p) => p,
         Err(b) => return report_blocked(ctx, &mailbox, b).await,
     };
+    let mut spec = mailbox.spec.clone();
+    spec.quota = effective_quota(&tenant, &mailbox);
     let request = AccountRequest {
         tenant: tenant.name_any(),
-        spec: mailbox.spec.clone(),
+        spec,
         password,
     };
     let client = dataplane_client(ctx, &tenant).await?;
@@ -318,7 +337,21 @@ async fn cleanup(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> 
         )
     }
     .await;
+    let provisioned = mailbox.status.as_ref().is_some_and(|s| s.provisioned);
     match outcome {
+        // Never provisioned, and the dataplane refuses the address (outside the tenant's
+        // domains, say): there is no account to retain or delete.
+        Err(Error::Dataplane(e)) if !provisioned && e.is_permanent() => {
+            ctx.event(
+                mailbox.as_ref(),
+                EventType::Normal,
+                "CleanedUp",
+                "Cleanup",
+                format!("never provisioned, nothing to clean up ({e})"),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
         Ok(o) => {
             ctx.event(
                 mailbox.as_ref(),
@@ -372,6 +405,7 @@ pub async fn reconcile(mailbox: Arc<Mailbox>, ctx: Arc<Context>) -> Result<Actio
         .ok_or(Error::Incomplete("metadata.namespace"));
     let result = match namespace {
         Err(e) => Err(e),
+        Ok(_) if let Err(e) = ctx.caches_ready().await => Err(e),
         Ok(namespace) => {
             let api: Api<Mailbox> = Api::namespaced(ctx.client.clone(), &namespace);
             finalizer(&api, FINALIZER, mailbox, |event| async {
@@ -436,6 +470,39 @@ mod tests {
         .expect("mailbox");
         m.spec.aliases = aliases.iter().map(|a| (*a).to_owned()).collect();
         m
+    }
+
+    #[test]
+    fn mailbox_quota_fields_override_the_tenant_default_one_by_one() {
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let q = |s: Option<&str>, m: Option<i64>| Quota {
+            storage: s.map(|s| Quantity(s.to_owned())),
+            messages: m,
+        };
+        let cases = [
+            (None, None, None),
+            (
+                Some(q(Some("5Gi"), Some(10))),
+                None,
+                Some(q(Some("5Gi"), Some(10))),
+            ),
+            (
+                Some(q(Some("5Gi"), Some(10))),
+                Some(q(Some("1Gi"), None)),
+                Some(q(Some("1Gi"), Some(10))),
+            ),
+            (None, Some(q(None, Some(3))), Some(q(None, Some(3)))),
+        ];
+        for (default, own, want) in cases {
+            let mut t = tenant();
+            t.spec.quota = Some(mcp_crds::tenant::TenantQuota {
+                mailbox_default: default.clone(),
+                ..Default::default()
+            });
+            let mut m = mailbox("mcp-acme", "alice@acme.example", &[]);
+            m.spec.quota = own.clone();
+            assert_eq!(effective_quota(&t, &m), want, "{default:?} {own:?}");
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! named by the environment variable that carries them (filled from the Secret by a
 //! `secretKeyRef`), the TLS key by its path on a projected Secret volume.
 //!
-//! The dataplane cannot read this file yet (`mcp dataplane --config` is still to come; see
-//! docs/operator.md).
+//! `mcp dataplane --config` reads it back into the same type,
+//! [`mcp_crds::dataplane::DataplaneConfig`] (docs/operator.md, "The configuration file").
 
 use std::collections::BTreeMap;
 

@@ -336,6 +336,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
 }
 
 async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    ctx.caches_ready().await?;
     let name = tenant.name_any();
     if tenant.meta().deletion_timestamp.is_some() {
         // The garbage collector removes the children; nothing to do.
