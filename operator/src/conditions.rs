@@ -4,7 +4,12 @@
 //! controller can compute the whole status, compare it with the stored one and skip the
 //! write when they are equal (the "no write on an unchanged object" rule of issue 3).
 
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+use mcp_crds::condition::READY;
 use mcp_crds::{Condition, ConditionStatus};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// The current time as RFC 3339 UTC with seconds (`2026-01-31T12:00:00Z`), as
 /// `metav1.Time` serialises.
@@ -23,6 +28,41 @@ pub struct Observed<'a> {
     pub reason: &'a str,
     /// Human-readable `message`.
     pub message: String,
+}
+
+/// The `Ready` condition with `status`, `reason` and `message`.
+pub fn ready(status: ConditionStatus, reason: &str, message: String) -> Observed<'_> {
+    Observed {
+        type_: READY,
+        status,
+        reason,
+        message,
+    }
+}
+
+/// Writes `status` to `name`'s status subresource with server-side apply and `params` (the
+/// operator's field manager). Callers compare with the stored status first and skip equal
+/// ones.
+///
+/// # Errors
+/// The API server's refusal.
+pub async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    params: &PatchParams,
+    status: &impl Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(name, params, &Patch::Apply(&patch))
+        .await?;
+    Ok(())
 }
 
 /// The conditions `observed` (in that order: put `Ready` first) with `observedGeneration`

@@ -25,19 +25,17 @@ use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::Patch;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
-use mcp_crds::condition::READY;
 use mcp_crds::dataplane::{AccountRequest, AccountState};
 use mcp_crds::mailbox::MailboxStatus;
 use mcp_crds::quota::{Quota, Usage};
 use mcp_crds::{ConditionStatus, Mailbox, Tenant};
 
-use crate::conditions::{self, Observed};
+use crate::conditions::{self, Observed, ready};
 use crate::context::Context;
 use crate::error::Error;
 use crate::tenant::controller::{apply_params, dataplane_client};
@@ -184,14 +182,7 @@ async fn write_status(
         .namespace()
         .ok_or(Error::Incomplete("metadata.namespace"))?;
     let api: Api<Mailbox> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = serde_json::json!({
-        "apiVersion": Mailbox::api_version(&()),
-        "kind": Mailbox::kind(&()),
-        "status": status,
-    });
-    api.patch_status(&mailbox.name_any(), &apply_params(), &Patch::Apply(&patch))
-        .await?;
-    Ok(())
+    Ok(conditions::apply_status(&api, &mailbox.name_any(), &apply_params(), &status).await?)
 }
 
 fn status_with(
@@ -207,15 +198,6 @@ fn status_with(
         provisioned: provisioned.unwrap_or(previous.provisioned),
         usage: usage.or(previous.usage.clone()),
         conditions: conditions::set(&previous.conditions, &[ready], generation),
-    }
-}
-
-fn ready(status: ConditionStatus, reason: &str, message: String) -> Observed<'_> {
-    Observed {
-        type_: READY,
-        status,
-        reason,
-        message,
     }
 }
 

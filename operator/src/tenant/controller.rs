@@ -27,7 +27,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
-use mcp_crds::condition::READY;
 use mcp_crds::quota::Usage;
 use mcp_crds::tenant::TenantStatus;
 use mcp_crds::{ConditionStatus, Tenant};
@@ -36,7 +35,7 @@ use serde::de::DeserializeOwned;
 
 use super::config::ADMIN_TOKEN_KEY;
 use super::{Children, Workload, issue, labels, names};
-use crate::conditions::{self, Observed};
+use crate::conditions::{self, Observed, ready};
 use crate::context::Context;
 use crate::dataplane::{AdminCredentials, DataplaneClient};
 use crate::error::Error;
@@ -273,14 +272,7 @@ async fn write_status(ctx: &Context, tenant: &Tenant, status: TenantStatus) -> R
         return Ok(());
     }
     let api: Api<Tenant> = Api::all(ctx.client.clone());
-    let patch = serde_json::json!({
-        "apiVersion": Tenant::api_version(&()),
-        "kind": Tenant::kind(&()),
-        "status": status,
-    });
-    api.patch_status(&tenant.name_any(), &apply_params(), &Patch::Apply(&patch))
-        .await?;
-    Ok(())
+    Ok(conditions::apply_status(&api, &tenant.name_any(), &apply_params(), &status).await?)
 }
 
 fn status(
@@ -307,13 +299,30 @@ fn status(
     }
 }
 
-fn ready(status: ConditionStatus, reason: &str, message: String) -> Observed<'_> {
-    Observed {
-        type_: READY,
-        status,
+/// Reports a Tenant that cannot be reconciled until its spec (or the cluster) changes:
+/// `Ready=False` with `reason`, a Warning Event, and no retry.
+async fn refuse(
+    ctx: &Context,
+    tenant: &Tenant,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    ctx.event(
+        tenant,
+        EventType::Warning,
         reason,
-        message,
-    }
+        "Reconcile",
+        message.clone(),
+    )
+    .await;
+    let s = status(
+        ctx,
+        tenant,
+        ready(ConditionStatus::False, reason, message),
+        None,
+    );
+    write_status(ctx, tenant, s).await?;
+    Ok(Action::await_change())
 }
 
 /// Reconciles one Tenant (see the module documentation).
@@ -345,25 +354,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     }
     let children = match super::build(tenant, &ctx.options) {
         Ok(c) => c,
-        Err(e) => {
-            let message = e.to_string();
-            ctx.event(
-                tenant,
-                EventType::Warning,
-                "InvalidSpec",
-                "Reconcile",
-                message.clone(),
-            )
-            .await;
-            let s = status(
-                ctx,
-                tenant,
-                ready(ConditionStatus::False, "InvalidSpec", message),
-                None,
-            );
-            write_status(ctx, tenant, s).await?;
-            return Ok(Action::await_change());
-        }
+        Err(e) => return refuse(ctx, tenant, "InvalidSpec", e.to_string()).await,
     };
     let namespace = names::namespace(tenant)?;
     if let Some(existing) = Api::<Namespace>::all(ctx.client.clone())
@@ -371,22 +362,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         .await?
         && let Some(message) = namespace_conflict(&existing, tenant)
     {
-        ctx.event(
-            tenant,
-            EventType::Warning,
-            "NamespaceConflict",
-            "Reconcile",
-            message.clone(),
-        )
-        .await;
-        let s = status(
-            ctx,
-            tenant,
-            ready(ConditionStatus::False, "NamespaceConflict", message),
-            None,
-        );
-        write_status(ctx, tenant, s).await?;
-        return Ok(Action::await_change());
+        return refuse(ctx, tenant, "NamespaceConflict", message).await;
     }
 
     let first_time = tenant
