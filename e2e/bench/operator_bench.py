@@ -70,6 +70,11 @@ def main() -> int:
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
     from chart.mcpchart import apply_rbac
 
+    others = [t["metadata"]["name"] for t in kc.items("tenants") if t["metadata"]["name"] != args.tenant]
+    if others:
+        # Their reconciliations (a Tenant waiting for its dataplane is re-checked) would be
+        # counted as this run's steady state.
+        sys.exit(f"other Tenants exist on this API server, delete them first: {others}")
     args.work.mkdir(parents=True, exist_ok=True)
     kc.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "manifests"))
     kc.run("create", "namespace", OPERATOR_NAMESPACE, check=False)

@@ -41,6 +41,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Backoff of failed Tenants.
     pub tenant_backoff: Backoff<ObjectRef<Tenant>>,
+    /// Delays between checks of a Tenant's dataplane that does not answer yet.
+    pub dataplane_recheck: Backoff<ObjectRef<Tenant>>,
     /// Backoff of failed Mailboxes.
     pub mailbox_backoff: Backoff<ObjectRef<Mailbox>>,
 }
@@ -82,8 +84,13 @@ impl Context {
             action: action.to_owned(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %e, reason, "could not publish an Event");
+        match self.recorder.publish(&event, &reference).await {
+            Ok(()) => {}
+            // The namespace is going away (a deleted Tenant): nobody will read the Event.
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("being terminated") => {
+                tracing::debug!(reason, "Event not published: namespace terminating");
+            }
+            Err(e) => tracing::warn!(error = %e, reason, "could not publish an Event"),
         }
     }
 }

@@ -345,6 +345,10 @@ async fn run_controllers(
         ),
         metrics,
         tenant_backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        dataplane_recheck: Backoff::new(
+            tenant::controller::NOT_READY_RECHECK,
+            tenant::controller::NOT_READY_RECHECK_MAX,
+        ),
         mailbox_backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
     });
 

@@ -42,8 +42,12 @@ use crate::error::Error;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "tenant";
-/// How soon a Tenant whose dataplane does not answer yet is checked again.
+/// How soon a Tenant whose dataplane does not answer yet is checked again the first time; the
+/// delay doubles with each unanswered check up to [`NOT_READY_RECHECK_MAX`]. (The workload's
+/// status changes when its pods become ready, and that wakes the Tenant at once.)
 pub const NOT_READY_RECHECK: Duration = Duration::from_secs(15);
+/// Longest delay between two checks of a dataplane that does not answer.
+pub const NOT_READY_RECHECK_MAX: Duration = Duration::from_secs(300);
 
 /// Server-side apply with the operator's one field manager, taking ownership of conflicting
 /// fields (the operator is the authority on its children).
@@ -411,15 +415,19 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         );
         client.get_account(&postmaster).await.map_err(Error::from)
     };
+    let key = ObjectRef::from_obj(tenant);
     let (observed, action) = match probe.await {
-        Ok(_) => (
-            ready(
-                ConditionStatus::True,
-                "Reconciled",
-                "children applied; the dataplane serves".to_owned(),
-            ),
-            Action::await_change(),
-        ),
+        Ok(_) => {
+            ctx.dataplane_recheck.succeeded(&key);
+            (
+                ready(
+                    ConditionStatus::True,
+                    "Reconciled",
+                    "children applied; the dataplane serves".to_owned(),
+                ),
+                Action::await_change(),
+            )
+        }
         Err(e) => {
             ctx.dataplanes.forget(&name);
             (
@@ -428,7 +436,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
                     e.reason(),
                     format!("children applied; waiting for the dataplane: {e}"),
                 ),
-                Action::requeue(NOT_READY_RECHECK),
+                Action::requeue(ctx.dataplane_recheck.failed(key)),
             )
         }
     };
