@@ -49,12 +49,23 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def requests(op: Operator) -> dict[str, float]:
-    return {m: op.metric("mcp_operator_api_requests_total", f'method="{m}"') for m in METHODS}
+def requests(op: Operator) -> dict[tuple[str, str], float]:
+    """The operator's request counter by (method, resource)."""
+    out: dict[tuple[str, str], float] = {}
+    for line in op.metrics().splitlines():
+        if line.startswith("mcp_operator_api_requests_total{"):
+            labels, _, value = line.rpartition(" ")
+            parts = dict(p.split("=", 1) for p in labels[labels.index("{") + 1 : -1].split(","))
+            out[(parts["method"].strip('"'), parts["resource"].strip('"'))] = float(value)
+    return out
 
 
-def diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    return {m: after[m] - before[m] for m in METHODS}
+def diff(after: dict, before: dict) -> dict[str, float]:
+    """Per-method difference, and per-"method resource" under the key "by"."""
+    by = {k: after[k] - before.get(k, 0.0) for k in after if after[k] - before.get(k, 0.0)}
+    per_method = {m: sum(v for (mm, _), v in by.items() if mm == m) for m in METHODS}
+    per_method["by"] = {f"{m} {r}": v for (m, r), v in sorted(by.items())}  # type: ignore[assignment]
+    return per_method
 
 
 def main() -> int:
@@ -139,7 +150,7 @@ def main() -> int:
         steady_before = requests(op)
         time.sleep(args.steady_seconds)
         steady = diff(requests(op), steady_before)
-        per_minute = {m: v * 60 / args.steady_seconds for m, v in steady.items()}
+        per_minute = {m: steady[m] * 60 / args.steady_seconds for m in METHODS}
 
         n = args.mailboxes
         print()
@@ -149,7 +160,12 @@ def main() -> int:
         print("API requests per Mailbox:        " + ", ".join(f"{m} {burst[m] / n:.2f}" for m in METHODS if burst[m]))
         print(f"  total {sum(burst.values()) / n:.2f}, writes {sum(burst[m] for m in WRITES) / n:.2f}")
         print("steady state, requests/minute:  " + ", ".join(f"{m} {per_minute[m]:.1f}" for m in METHODS))
-        print(f"  writes/minute {sum(per_minute[m] for m in WRITES):.1f} (goal: 0)")
+        print(f"  writes/minute {sum(per_minute[m] for m in WRITES):.1f} (goal: 0), by resource:")
+        for k, v in steady["by"].items():
+            print(f"    {k}: {v * 60 / args.steady_seconds:.1f}/min")
+        print("burst requests by resource, per Mailbox:")
+        for k, v in burst["by"].items():
+            print(f"    {k}: {v / n:.2f}")
     finally:
         if dp:
             dp.stop()

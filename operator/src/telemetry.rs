@@ -9,9 +9,10 @@
 //! - `mcp_operator_reconcile_duration_seconds{controller}` (histogram): wall time of one
 //!   reconciliation, seconds.
 //! - `mcp_operator_leader` (gauge): 1 while this instance holds the leader Lease.
-//! - `mcp_operator_api_requests_total{method}` (counter): requests sent to the API server, by
-//!   HTTP method (`GET`, `POST`, `PATCH`, `PUT`, `DELETE`), watches counted as `WATCH`. The
-//!   writes are everything but `GET` and `WATCH`; at steady state they stay flat.
+//! - `mcp_operator_api_requests_total{method,resource}` (counter): requests sent to the API
+//!   server, by HTTP method (`GET`, `POST`, `PATCH`, `PUT`, `DELETE`; watches counted as
+//!   `WATCH`) and resource (`tenants`, `mailboxes/status`, `leases`, ...). The writes are
+//!   everything but `GET` and `WATCH`; at steady state only the Lease renewals remain.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,8 +49,9 @@ struct ControllerReason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Method {
+struct Request {
     method: String,
+    resource: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,7 +67,7 @@ pub struct Metrics {
     errors: Family<ControllerReason, Counter>,
     durations: Family<ControllerOnly, Histogram, fn() -> Histogram>,
     leader: Gauge,
-    api_requests: Family<Method, Counter>,
+    api_requests: Family<Request, Counter>,
     ready: AtomicBool,
 }
 
@@ -84,10 +86,10 @@ impl Default for Metrics {
                 reconcile_histogram,
             );
         let leader = Gauge::default();
-        let api_requests = Family::<Method, Counter>::default();
+        let api_requests = Family::<Request, Counter>::default();
         registry.register(
             "mcp_operator_api_requests",
-            "Requests sent to the Kubernetes API server, by HTTP method (WATCH for watches)",
+            "Requests sent to the Kubernetes API server, by HTTP method (WATCH for watches) and resource",
             api_requests.clone(),
         );
         registry.register(
@@ -148,15 +150,16 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Counts one API server request with `method`; a `GET` whose query has `watch=true`
-    /// counts as `WATCH`.
-    pub fn api_request(&self, method: &str, query: Option<&str>) {
+    /// Counts one API server request with `method` to `path`; a `GET` whose query has
+    /// `watch=true` counts as `WATCH`.
+    pub fn api_request(&self, method: &str, path: &str, query: Option<&str>) {
         let watch = method == "GET"
             && query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
         let method = if watch { "WATCH" } else { method };
         self.api_requests
-            .get_or_create(&Method {
+            .get_or_create(&Request {
                 method: method.to_owned(),
+                resource: api_resource(path),
             })
             .inc();
     }
@@ -178,6 +181,27 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The resource (and subresource) a request path names: `/api/v1/namespaces/n/secrets/s` is
+/// `secrets`, `/apis/mcp.dev/v1alpha1/tenants/t/status` is `tenants/status`,
+/// `/api/v1/namespaces/n` is `namespaces`; anything else (`/version`) is `other`.
+fn api_resource(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let rest = match segments.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => return "other".to_owned(),
+    };
+    let (resource, tail) = match rest {
+        ["namespaces", _ns, resource, tail @ ..] => (*resource, tail),
+        [resource, tail @ ..] => (*resource, tail),
+        [] => return "other".to_owned(),
+    };
+    match tail {
+        [_name, sub, ..] => format!("{resource}/{sub}"),
+        _ => resource.to_owned(),
     }
 }
 
@@ -225,6 +249,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn request_paths_name_their_resource() {
+        let cases = [
+            ("/api/v1/namespaces/n/secrets/s", "secrets"),
+            ("/api/v1/namespaces/n/secrets", "secrets"),
+            ("/api/v1/namespaces/n", "namespaces"),
+            ("/api/v1/namespaces", "namespaces"),
+            ("/apis/mcp.dev/v1alpha1/tenants/t/status", "tenants/status"),
+            (
+                "/apis/mcp.dev/v1alpha1/namespaces/n/mailboxes/m/status",
+                "mailboxes/status",
+            ),
+            (
+                "/apis/coordination.k8s.io/v1/namespaces/s/leases/l",
+                "leases",
+            ),
+            ("/apis/events.k8s.io/v1/namespaces/n/events", "events"),
+            ("/version", "other"),
+            ("/api/v1", "other"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(api_resource(path), want, "{path}");
+        }
+    }
+
+    #[test]
     fn families_are_exposed_with_their_labels() {
         let m = Metrics::default();
         m.reconciled("tenant", Duration::from_millis(3), None);
@@ -234,8 +283,8 @@ mod tests {
             Some("DataplaneUnavailable"),
         );
         m.set_leader(true);
-        m.api_request("PATCH", None);
-        m.api_request("GET", Some("labelSelector=x&watch=true"));
+        m.api_request("PATCH", "/apis/mcp.dev/v1alpha1/tenants/acme/status", None);
+        m.api_request("GET", "/api/v1/secrets", Some("labelSelector=x&watch=true"));
         let text = m.encode();
         for want in [
             r#"mcp_operator_reconciliations_total{controller="tenant",result="ok"} 1"#,
@@ -243,8 +292,8 @@ mod tests {
             r#"mcp_operator_reconcile_errors_total{controller="mailbox",reason="DataplaneUnavailable"} 1"#,
             r#"mcp_operator_reconcile_duration_seconds_count{controller="tenant"} 1"#,
             "mcp_operator_leader 1",
-            r#"mcp_operator_api_requests_total{method="PATCH"} 1"#,
-            r#"mcp_operator_api_requests_total{method="WATCH"} 1"#,
+            r#"mcp_operator_api_requests_total{method="PATCH",resource="tenants/status"} 1"#,
+            r#"mcp_operator_api_requests_total{method="WATCH",resource="secrets"} 1"#,
         ] {
             assert!(text.contains(want), "{want} missing from\n{text}");
         }
