@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -86,7 +87,9 @@ def main() -> int:
         # Their reconciliations (a Tenant waiting for its dataplane is re-checked) would be
         # counted as this run's steady state.
         sys.exit(f"other Tenants exist on this API server, delete them first: {others}")
-    args.work.mkdir(parents=True, exist_ok=True)
+    # A fresh directory: a dataplane must not start from an earlier run's certificates.
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
     kc.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "manifests"))
     kc.run("create", "namespace", OPERATOR_NAMESPACE, check=False)
     user = apply_rbac(kc.kubeconfig, OPERATOR_NAMESPACE)
@@ -158,7 +161,7 @@ def main() -> int:
         print(f"kubectl apply of {2 * n} objects:   {applied:.1f} s")
         print(f"time to all Ready:               {to_ready:.1f} s  ({n / to_ready:.1f} Mailboxes/s)")
         print("API requests per Mailbox:        " + ", ".join(f"{m} {burst[m] / n:.2f}" for m in METHODS if burst[m]))
-        print(f"  total {sum(burst.values()) / n:.2f}, writes {sum(burst[m] for m in WRITES) / n:.2f}")
+        print(f"  total {sum(burst[m] for m in METHODS) / n:.2f}, writes {sum(burst[m] for m in WRITES) / n:.2f}")
         print("steady state, requests/minute:  " + ", ".join(f"{m} {per_minute[m]:.1f}" for m in METHODS))
         print(f"  writes/minute {sum(per_minute[m] for m in WRITES):.1f} (goal: 0), by resource:")
         for k, v in steady["by"].items():
@@ -167,10 +170,15 @@ def main() -> int:
         for k, v in burst["by"].items():
             print(f"    {k}: {v / n:.2f}")
     finally:
-        if dp:
-            dp.stop()
-        op.stop()
+        # Delete while the operator runs: it releases the Mailboxes' finalizers, so the
+        # namespace can go.
         kc.delete("tenant", args.tenant)
+        try:
+            wait_for("the tenant namespace to go", lambda: kc.get("namespace", f"mcp-{args.tenant}") is None, timeout=600)
+        finally:
+            if dp:
+                dp.stop()
+            op.stop()
     return 0
 
 
