@@ -411,6 +411,36 @@ def test_mailbox_that_cannot_be_provisioned_says_why(admin, operator, dataplanes
     wait_for(f"{name} to be gone", lambda: admin.get("mailbox", name, ns) is None, timeout=TIMEOUT)
 
 
+def test_deleting_a_mailbox_of_the_wrong_namespace_leaves_the_account_alone(admin, operator, dataplanes):
+    """A Mailbox in another namespace that names a tenant and an address of that tenant is
+    refused (WrongNamespace). Deleting it, even with retention Delete, must not touch the
+    account: it belongs to the tenant's own Mailbox of that address."""
+    dp = dataplanes("e2e-main")
+    ns = "mcp-e2e-main"
+    admin.apply([secret("victor-credentials", ns, "victor-pw"), mailbox("victor", "e2e-main")])
+    wait_ready(admin, "mailbox", "victor", ns)
+    conn = imap_login(dp, "victor@e2e-main.example", "victor-pw")
+    assert conn.append("INBOX", None, None, b"Subject: keep me\r\n\r\nx\r\n")[0] == "OK"
+    conn.logout()
+    other = "e2e-main-elsewhere"
+    admin.run("create", "namespace", other, check=False)
+    try:
+        intruder = mailbox("intruder", "e2e-main", retention="Delete", address="victor@e2e-main.example")
+        intruder["metadata"]["namespace"] = other
+        admin.apply([secret("intruder-credentials", other, "intruder-pw"), intruder])
+        m = wait_ready(admin, "mailbox", "intruder", other, status="False")
+        assert condition(m)["reason"] == "WrongNamespace", m["status"]
+        admin.delete("mailbox", "intruder", other)
+        wait_for("intruder to be gone", lambda: admin.get("mailbox", "intruder", other) is None, timeout=TIMEOUT)
+        code, account = dp.admin_get("victor@e2e-main.example")
+        assert code == 200 and account["active"] is True and account["messages"] == 1, account
+        imap_login(dp, "victor@e2e-main.example", "victor-pw").logout()
+    finally:
+        admin.delete("namespace", other)
+    admin.delete("mailbox", "victor", ns)
+    wait_for("victor to be gone", lambda: admin.get("mailbox", "victor", ns) is None, timeout=TIMEOUT)
+
+
 def test_missing_secret_appearing_later_provisions(admin, operator, dataplanes):
     ns = "mcp-e2e-main"
     admin.apply(mailbox("erin", "e2e-main"))

@@ -18,7 +18,9 @@
 //! failures retry with backoff and are reported as `CleanupFailed` Events. When the Tenant
 //! itself is gone or going, the dataplane goes with it: the finalizer is removed without a
 //! call, and what remains of the data follows the tenant's storage (the StatefulSet's claim
-//! is retained; see docs/operator.md).
+//! is retained; see docs/operator.md). A Mailbox outside its tenant's namespace was never
+//! provisioned: its finalizer goes without a call, since the account of its address is another
+//! Mailbox's.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,8 +66,8 @@ fn tenant_of(ctx: &Context, mailbox: &Mailbox) -> Option<Arc<Tenant>> {
     ctx.tenants.get(&ObjectRef::new(&mailbox.spec.tenant))
 }
 
-/// Checks that `mailbox` belongs where it is: the tenant's namespace and domains.
-fn check_placement(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
+/// Checks that `mailbox` lives in the tenant's namespace.
+fn check_namespace(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
     let want = names::namespace(tenant).map_err(|e| blocked("InvalidTenant", e.to_string()))?;
     let have = mailbox.namespace().unwrap_or_default();
     if have != want {
@@ -77,6 +79,12 @@ fn check_placement(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Checks that `mailbox` belongs where it is: the tenant's namespace and domains.
+fn check_placement(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
+    check_namespace(mailbox, tenant)?;
     let domains = &tenant.spec.domains;
     for (field, address) in std::iter::once(("spec.address", &mailbox.spec.address))
         .chain(mailbox.spec.aliases.iter().map(|a| ("spec.aliases", a)))
@@ -327,6 +335,24 @@ async fn cleanup(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> 
         .await;
         return Ok(Action::await_change());
     };
+    // A Mailbox outside the tenant's namespace was never provisioned (`provision` refuses
+    // it, and neither namespace can change), so the account of its address, if any, belongs
+    // to another Mailbox: retaining or deleting it would disable or destroy someone else's
+    // mail. Anyone allowed to create a Mailbox in any namespace could do that.
+    if let Err(b) = check_namespace(&mailbox, &tenant) {
+        ctx.event(
+            mailbox.as_ref(),
+            EventType::Normal,
+            "CleanedUp",
+            "Cleanup",
+            format!(
+                "never provisioned, the account of {} was left alone ({})",
+                mailbox.spec.address, b.message
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     let retention = mailbox.spec.retention;
     let outcome = async {
         let client = dataplane_client(ctx, &tenant).await?;
