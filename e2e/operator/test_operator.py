@@ -497,6 +497,27 @@ def test_metrics_lease_and_json_logs(admin, operator):
     assert lines and all(json.loads(l).get("level") for l in lines[-20:]), lines[-3:]
 
 
+def test_a_tenant_waiting_for_its_dataplane_is_reconciled_once_per_recheck(admin, operator):
+    """A Tenant whose dataplane does not answer is checked again every 15 s (plus the 1 s
+    debounce), by one reconciliation. Its namespaced children must map to the cluster-scoped
+    Tenant: with kube's `owns` they mapped to `<tenant>.<namespace>`, a second scheduler key,
+    and every recheck ran twice (and could run concurrently)."""
+    wait_ready(admin, "tenant", "e2e-pg", status="False")
+    time.sleep(5)
+    waiting = [
+        t["metadata"]["name"]
+        for t in admin.items("tenants")
+        if (condition(t) or {}).get("reason") == "DataplaneUnavailable"
+    ]
+    assert "e2e-pg" in waiting
+    window = 64
+    before = operator.metric("mcp_operator_reconciliations_total", 'controller="tenant"')
+    time.sleep(window)
+    ran = operator.metric("mcp_operator_reconciliations_total", 'controller="tenant"') - before
+    # About window/16 = 4 each; twice as many when every recheck runs twice.
+    assert ran <= 5 * len(waiting) + 2, (ran, waiting)
+
+
 def test_a_second_operator_waits_for_the_lease(admin, operator, tmp_path):
     (port,) = free_ports(1)
     standby = Operator(operator.binary, operator.kubeconfig, tmp_path / "standby.log", port, {}, identity="e2e-standby")
