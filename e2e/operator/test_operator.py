@@ -280,6 +280,25 @@ def test_render_and_run_tenant_ready_mailbox_provisioned_and_served(admin, opera
     assert condition(t)["reason"] == "Reconciled"
 
 
+def test_deleted_children_of_a_ready_tenant_come_back(admin, operator, dataplanes):
+    """A Ready Tenant waits for changes; deleting one of its children is such a change, the
+    issued Secrets included (without the TLS Secret the pod cannot start)."""
+    wait_ready(admin, "tenant", "e2e-main")
+    ns = "mcp-e2e-main"
+    children = [
+        ("secret", "mcp-e2e-main-dataplane-tls"),
+        ("service", "mcp-e2e-main-dataplane"),
+        ("configmap", "mcp-e2e-main-dataplane-config"),
+    ]
+    old_cert = admin.secret_data("mcp-e2e-main-dataplane-tls", ns)["tls.crt"]
+    for kind, name in children:
+        time.sleep(3)  # no reconciliation of an earlier change still pending
+        admin.delete(kind, name, ns, wait=True)
+        wait_for(f"{kind}/{name} to come back", lambda: admin.get(kind, name, ns), timeout=10)
+    assert admin.get("secret", "mcp-e2e-main-dataplane-tls", ns)["type"] == "kubernetes.io/tls"
+    assert admin.secret_data("mcp-e2e-main-dataplane-tls", ns)["tls.crt"] != old_cert, "issued again"
+
+
 def restart_and_wait_for_reconciles(operator: Operator) -> None:
     operator.stop()
     operator.start()

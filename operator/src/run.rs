@@ -304,6 +304,9 @@ async fn run_controllers(
             managed(),
             owning_tenant,
         )
+        // The issued Secrets: one deleted by hand is issued again at once, not at the next
+        // reconciliation for another reason (the pod cannot start without it).
+        .watches(Api::<Secret>::all(client.clone()), managed(), owning_tenant)
         // Mailbox changes move the tenant's counts; the debounce folds a burst into one pass.
         .watches(Api::<Mailbox>::all(client.clone()), all(), |m| {
             Some(ObjectRef::<Tenant>::new(&m.spec.tenant))
