@@ -30,7 +30,7 @@ if not os.environ.get("KUBECONFIG"):
     pytest.skip("KUBECONFIG not set: no API server", allow_module_level=True)
 
 # Tenants of this module; each gets its own dataplane ports, known before the operator starts.
-TENANTS = ["e2e-main", "e2e-pg", "e2e-gc", "e2e-bad"]
+TENANTS = ["e2e-main", "e2e-pg", "e2e-gc", "e2e-bad", "e2e-nsdel"]
 TIMEOUT = float(os.environ.get("MCP_OPERATOR_TIMEOUT", "90"))
 
 
@@ -484,6 +484,30 @@ def test_deleting_a_tenant_garbage_collects_its_children(admin, operator, datapl
     # deletion removes the Mailbox: its finalizer must not hang on a dataplane that goes too.
     wait_for("the tenant namespace to be gone", lambda: admin.get("namespace", ns) is None, timeout=180)
     assert admin.get("tenant", "e2e-gc") is None
+
+
+def test_deleting_the_tenant_namespace_by_hand_does_not_hang(admin, operator, dataplanes):
+    """The namespace is deleted directly while its Tenant stays. In a cluster its pods go at
+    once, so the dataplane is down when the Mailboxes' cleanup runs, and the Tenant cannot
+    re-create it in a terminating namespace: the finalizers must not keep the namespace
+    Terminating for ever. Once it is gone, the Tenant re-creates its namespace."""
+    dp = dataplanes("e2e-nsdel")
+    admin.apply(tenant("e2e-nsdel"))
+    dp.start()
+    wait_ready(admin, "tenant", "e2e-nsdel")
+    ns = "mcp-e2e-nsdel"
+    admin.apply([secret("nina-credentials", ns, "nina-pw"), mailbox("nina", "e2e-nsdel", retention="Delete")])
+    wait_ready(admin, "mailbox", "nina", ns)
+    uid = admin.get("namespace", ns)["metadata"]["uid"]
+    dp.stop()
+    admin.delete("namespace", ns)
+    wait_for(
+        "the namespace to go and come back",
+        lambda: (admin.get("namespace", ns) or {"metadata": {"uid": uid}})["metadata"]["uid"] != uid,
+        timeout=TIMEOUT,
+    )
+    assert admin.get("mailbox", "nina", ns) is None
+    admin.delete("tenant", "e2e-nsdel")
 
 
 def test_namespace_owned_by_someone_else_is_not_adopted(admin, operator):

@@ -18,14 +18,15 @@
 //! failures retry with backoff and are reported as `CleanupFailed` Events. When the Tenant
 //! itself is gone or going, the dataplane goes with it: the finalizer is removed without a
 //! call, and what remains of the data follows the tenant's storage (the StatefulSet's claim
-//! is retained; see docs/operator.md). A Mailbox outside its tenant's namespace was never
+//! is retained; see docs/operator.md). So it is when the call fails while the Mailbox's
+//! namespace is being deleted by hand. A Mailbox outside its tenant's namespace was never
 //! provisioned: its finalizer goes without a call, since the account of its address is another
 //! Mailbox's.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::Patch;
 use kube::runtime::controller::Action;
@@ -318,6 +319,24 @@ async fn provision(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error
     Ok(Action::requeue(ctx.mailbox_resync))
 }
 
+/// Whether the Mailbox's namespace is being deleted (`false` when that cannot be read).
+async fn namespace_terminating(ctx: &Context, mailbox: &Mailbox) -> bool {
+    let Some(name) = mailbox.namespace() else {
+        return false;
+    };
+    match Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&name)
+        .await
+    {
+        Ok(Some(ns)) => ns.meta().deletion_timestamp.is_some(),
+        Ok(None) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, namespace = %name, "namespace of a deleted Mailbox not read");
+            false
+        }
+    }
+}
+
 async fn cleanup(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> {
     let tenant = tenant_of(ctx, &mailbox);
     let Some(tenant) = tenant.filter(|t| t.meta().deletion_timestamp.is_none()) else {
@@ -387,6 +406,27 @@ async fn cleanup(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> 
                 format!(
                     "account {}: {:?} (existed: {})",
                     o.address, o.retention, o.existed
+                ),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        // The namespace is being deleted by hand (not through the Tenant): its dataplane pods,
+        // Service and admin Secret go with it and the Tenant cannot re-create them there, so
+        // the call can never succeed and holding the finalizer would keep the namespace
+        // Terminating for ever. The data follows the tenant's storage, as when the Tenant goes.
+        Err(e) if namespace_terminating(ctx, &mailbox).await => {
+            ctx.dataplanes.forget(&tenant.name_any());
+            ctx.event(
+                mailbox.as_ref(),
+                EventType::Warning,
+                "NamespaceDeleted",
+                "Cleanup",
+                format!(
+                    "namespace {:?} is being deleted and the dataplane with it; {:?} of the \
+                     account skipped: {e}",
+                    mailbox.namespace().unwrap_or_default(),
+                    retention
                 ),
             )
             .await;
