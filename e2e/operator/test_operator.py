@@ -516,8 +516,15 @@ def test_namespace_owned_by_someone_else_is_not_adopted(admin, operator):
     t = wait_ready(admin, "tenant", "e2e-bad", status="False")
     assert condition(t)["reason"] == "NamespaceConflict"
     assert admin.get("configmap", "mcp-e2e-bad-dataplane-config", "mcp-e2e-bad") is None
+    # The namespace goes: the Tenant notices by itself and takes the name.
+    admin.delete("namespace", "mcp-e2e-bad", wait=True)
+    wait_for(
+        "the Tenant to leave NamespaceConflict",
+        lambda: (condition(admin.get("tenant", "e2e-bad")) or {}).get("reason") != "NamespaceConflict",
+        timeout=TIMEOUT,
+    )
+    assert owner_is(admin.get("namespace", "mcp-e2e-bad"), admin.get("tenant", "e2e-bad"))
     admin.delete("tenant", "e2e-bad")
-    admin.delete("namespace", "mcp-e2e-bad")
 
 
 # --- Operations ----------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 //! One reconciliation:
 //! 1. Build the children. A spec they cannot be built from is reported (`Ready=False`,
 //!    reason `InvalidSpec`, a Warning Event) and not retried until the spec changes.
-//! 2. Refuse a namespace controlled by something else (`NamespaceConflict`).
+//! 2. Refuse a namespace controlled by something else (`NamespaceConflict`, checked again
+//!    every [`NOT_READY_RECHECK`]).
 //! 3. Apply the namespace, create the issued Secrets if missing, and apply the ConfigMap,
 //!    workload, Service, NetworkPolicy and PodDisruptionBudget, all with field manager
 //!    `mcp-operator` (forced). An unchanged child is a no-op on the server: no write, no new
@@ -43,7 +44,8 @@ use crate::error::Error;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "tenant";
-/// How soon a Tenant whose dataplane does not answer yet is checked again.
+/// How soon a Tenant whose dataplane does not answer, or whose namespace is someone else's,
+/// is checked again.
 pub const NOT_READY_RECHECK: Duration = Duration::from_secs(15);
 
 /// Server-side apply with the operator's one field manager, taking ownership of conflicting
@@ -371,22 +373,26 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         .await?
         && let Some(message) = namespace_conflict(&existing, tenant)
     {
-        ctx.event(
-            tenant,
-            EventType::Warning,
-            "NamespaceConflict",
-            "Reconcile",
-            message.clone(),
-        )
-        .await;
         let s = status(
             ctx,
             tenant,
-            ready(ConditionStatus::False, "NamespaceConflict", message),
+            ready(ConditionStatus::False, "NamespaceConflict", message.clone()),
             None,
         );
+        if tenant.status.as_ref() != Some(&s) {
+            ctx.event(
+                tenant,
+                EventType::Warning,
+                "NamespaceConflict",
+                "Reconcile",
+                message,
+            )
+            .await;
+        }
         write_status(ctx, tenant, s).await?;
-        return Ok(Action::await_change());
+        // Checked again: nothing tells this Tenant when the other owner lets the namespace go
+        // (a namespace it does not control is not watched).
+        return Ok(Action::requeue(NOT_READY_RECHECK));
     }
 
     let first_time = tenant
