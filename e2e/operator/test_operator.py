@@ -30,7 +30,7 @@ if not os.environ.get("KUBECONFIG"):
     pytest.skip("KUBECONFIG not set: no API server", allow_module_level=True)
 
 # Tenants of this module; each gets its own dataplane ports, known before the operator starts.
-TENANTS = ["e2e-main", "e2e-pg", "e2e-gc", "e2e-bad"]
+TENANTS = ["e2e-main", "e2e-pg", "e2e-gc", "e2e-bad", "e2e-nsdel"]
 TIMEOUT = float(os.environ.get("MCP_OPERATOR_TIMEOUT", "90"))
 
 
@@ -280,6 +280,25 @@ def test_render_and_run_tenant_ready_mailbox_provisioned_and_served(admin, opera
     assert condition(t)["reason"] == "Reconciled"
 
 
+def test_deleted_children_of_a_ready_tenant_come_back(admin, operator, dataplanes):
+    """A Ready Tenant waits for changes; deleting one of its children is such a change, the
+    issued Secrets included (without the TLS Secret the pod cannot start)."""
+    wait_ready(admin, "tenant", "e2e-main")
+    ns = "mcp-e2e-main"
+    children = [
+        ("secret", "mcp-e2e-main-dataplane-tls"),
+        ("service", "mcp-e2e-main-dataplane"),
+        ("configmap", "mcp-e2e-main-dataplane-config"),
+    ]
+    old_cert = admin.secret_data("mcp-e2e-main-dataplane-tls", ns)["tls.crt"]
+    for kind, name in children:
+        time.sleep(3)  # no reconciliation of an earlier change still pending
+        admin.delete(kind, name, ns, wait=True)
+        wait_for(f"{kind}/{name} to come back", lambda: admin.get(kind, name, ns), timeout=10)
+    assert admin.get("secret", "mcp-e2e-main-dataplane-tls", ns)["type"] == "kubernetes.io/tls"
+    assert admin.secret_data("mcp-e2e-main-dataplane-tls", ns)["tls.crt"] != old_cert, "issued again"
+
+
 def restart_and_wait_for_reconciles(operator: Operator) -> None:
     operator.stop()
     operator.start()
@@ -411,6 +430,36 @@ def test_mailbox_that_cannot_be_provisioned_says_why(admin, operator, dataplanes
     wait_for(f"{name} to be gone", lambda: admin.get("mailbox", name, ns) is None, timeout=TIMEOUT)
 
 
+def test_deleting_a_mailbox_of_the_wrong_namespace_leaves_the_account_alone(admin, operator, dataplanes):
+    """A Mailbox in another namespace that names a tenant and an address of that tenant is
+    refused (WrongNamespace). Deleting it, even with retention Delete, must not touch the
+    account: it belongs to the tenant's own Mailbox of that address."""
+    dp = dataplanes("e2e-main")
+    ns = "mcp-e2e-main"
+    admin.apply([secret("victor-credentials", ns, "victor-pw"), mailbox("victor", "e2e-main")])
+    wait_ready(admin, "mailbox", "victor", ns)
+    conn = imap_login(dp, "victor@e2e-main.example", "victor-pw")
+    assert conn.append("INBOX", None, None, b"Subject: keep me\r\n\r\nx\r\n")[0] == "OK"
+    conn.logout()
+    other = "e2e-main-elsewhere"
+    admin.run("create", "namespace", other, check=False)
+    try:
+        intruder = mailbox("intruder", "e2e-main", retention="Delete", address="victor@e2e-main.example")
+        intruder["metadata"]["namespace"] = other
+        admin.apply([secret("intruder-credentials", other, "intruder-pw"), intruder])
+        m = wait_ready(admin, "mailbox", "intruder", other, status="False")
+        assert condition(m)["reason"] == "WrongNamespace", m["status"]
+        admin.delete("mailbox", "intruder", other)
+        wait_for("intruder to be gone", lambda: admin.get("mailbox", "intruder", other) is None, timeout=TIMEOUT)
+        code, account = dp.admin_get("victor@e2e-main.example")
+        assert code == 200 and account["active"] is True and account["messages"] == 1, account
+        imap_login(dp, "victor@e2e-main.example", "victor-pw").logout()
+    finally:
+        admin.delete("namespace", other)
+    admin.delete("mailbox", "victor", ns)
+    wait_for("victor to be gone", lambda: admin.get("mailbox", "victor", ns) is None, timeout=TIMEOUT)
+
+
 def test_missing_secret_appearing_later_provisions(admin, operator, dataplanes):
     ns = "mcp-e2e-main"
     admin.apply(mailbox("erin", "e2e-main"))
@@ -437,14 +486,45 @@ def test_deleting_a_tenant_garbage_collects_its_children(admin, operator, datapl
     assert admin.get("tenant", "e2e-gc") is None
 
 
+def test_deleting_the_tenant_namespace_by_hand_does_not_hang(admin, operator, dataplanes):
+    """The namespace is deleted directly while its Tenant stays. In a cluster its pods go at
+    once, so the dataplane is down when the Mailboxes' cleanup runs, and the Tenant cannot
+    re-create it in a terminating namespace: the finalizers must not keep the namespace
+    Terminating for ever. Once it is gone, the Tenant re-creates its namespace."""
+    dp = dataplanes("e2e-nsdel")
+    admin.apply(tenant("e2e-nsdel"))
+    dp.start()
+    wait_ready(admin, "tenant", "e2e-nsdel")
+    ns = "mcp-e2e-nsdel"
+    admin.apply([secret("nina-credentials", ns, "nina-pw"), mailbox("nina", "e2e-nsdel", retention="Delete")])
+    wait_ready(admin, "mailbox", "nina", ns)
+    uid = admin.get("namespace", ns)["metadata"]["uid"]
+    dp.stop()
+    admin.delete("namespace", ns)
+    wait_for(
+        "the namespace to go and come back",
+        lambda: (admin.get("namespace", ns) or {"metadata": {"uid": uid}})["metadata"]["uid"] != uid,
+        timeout=TIMEOUT,
+    )
+    assert admin.get("mailbox", "nina", ns) is None
+    admin.delete("tenant", "e2e-nsdel")
+
+
 def test_namespace_owned_by_someone_else_is_not_adopted(admin, operator):
     admin.run("create", "namespace", "mcp-e2e-bad", check=False)
     admin.apply(tenant("e2e-bad"))
     t = wait_ready(admin, "tenant", "e2e-bad", status="False")
     assert condition(t)["reason"] == "NamespaceConflict"
     assert admin.get("configmap", "mcp-e2e-bad-dataplane-config", "mcp-e2e-bad") is None
+    # The namespace goes: the Tenant notices by itself and takes the name.
+    admin.delete("namespace", "mcp-e2e-bad", wait=True)
+    wait_for(
+        "the Tenant to leave NamespaceConflict",
+        lambda: (condition(admin.get("tenant", "e2e-bad")) or {}).get("reason") != "NamespaceConflict",
+        timeout=TIMEOUT,
+    )
+    assert owner_is(admin.get("namespace", "mcp-e2e-bad"), admin.get("tenant", "e2e-bad"))
     admin.delete("tenant", "e2e-bad")
-    admin.delete("namespace", "mcp-e2e-bad")
 
 
 # --- Operations ----------------------------------------------------------------------------
@@ -465,6 +545,27 @@ def test_metrics_lease_and_json_logs(admin, operator):
 
     lines = [l for l in operator.log_text().splitlines() if l.strip()]
     assert lines and all(json.loads(l).get("level") for l in lines[-20:]), lines[-3:]
+
+
+def test_a_tenant_waiting_for_its_dataplane_is_reconciled_once_per_recheck(admin, operator):
+    """A Tenant whose dataplane does not answer is checked again after 15 s at the soonest (plus the 1 s
+    debounce), by one reconciliation. Its namespaced children must map to the cluster-scoped
+    Tenant: with kube's `owns` they mapped to `<tenant>.<namespace>`, a second scheduler key,
+    and every recheck ran twice (and could run concurrently)."""
+    wait_ready(admin, "tenant", "e2e-pg", status="False")
+    time.sleep(5)
+    waiting = [
+        t["metadata"]["name"]
+        for t in admin.items("tenants")
+        if (condition(t) or {}).get("reason") == "DataplaneUnavailable"
+    ]
+    assert "e2e-pg" in waiting
+    window = 64
+    before = operator.metric("mcp_operator_reconciliations_total", 'controller="tenant"')
+    time.sleep(window)
+    ran = operator.metric("mcp_operator_reconciliations_total", 'controller="tenant"') - before
+    # About window/16 = 4 each; twice as many when every recheck runs twice.
+    assert ran <= 5 * len(waiting) + 2, (ran, waiting)
 
 
 def test_a_second_operator_waits_for_the_lease(admin, operator, tmp_path):

@@ -18,12 +18,15 @@
 //! failures retry with backoff and are reported as `CleanupFailed` Events. When the Tenant
 //! itself is gone or going, the dataplane goes with it: the finalizer is removed without a
 //! call, and what remains of the data follows the tenant's storage (the StatefulSet's claim
-//! is retained; see docs/operator.md).
+//! is retained; see docs/operator.md). So it is when the call fails while the Mailbox's
+//! namespace is being deleted by hand. A Mailbox outside its tenant's namespace was never
+//! provisioned: its finalizer goes without a call, since the account of its address is another
+//! Mailbox's.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -62,8 +65,8 @@ fn tenant_of(ctx: &Context, mailbox: &Mailbox) -> Option<Arc<Tenant>> {
     ctx.tenants.get(&ObjectRef::new(&mailbox.spec.tenant))
 }
 
-/// Checks that `mailbox` belongs where it is: the tenant's namespace and domains.
-fn check_placement(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
+/// Checks that `mailbox` lives in the tenant's namespace.
+fn check_namespace(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
     let want = names::namespace(tenant).map_err(|e| blocked("InvalidTenant", e.to_string()))?;
     let have = mailbox.namespace().unwrap_or_default();
     if have != want {
@@ -75,6 +78,12 @@ fn check_placement(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Checks that `mailbox` belongs where it is: the tenant's namespace and domains.
+fn check_placement(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
+    check_namespace(mailbox, tenant)?;
     let domains = &tenant.spec.domains;
     for (field, address) in std::iter::once(("spec.address", &mailbox.spec.address))
         .chain(mailbox.spec.aliases.iter().map(|a| ("spec.aliases", a)))
@@ -292,6 +301,24 @@ async fn provision(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error
     Ok(Action::requeue(ctx.mailbox_resync))
 }
 
+/// Whether the Mailbox's namespace is being deleted (`false` when that cannot be read).
+async fn namespace_terminating(ctx: &Context, mailbox: &Mailbox) -> bool {
+    let Some(name) = mailbox.namespace() else {
+        return false;
+    };
+    match Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&name)
+        .await
+    {
+        Ok(Some(ns)) => ns.meta().deletion_timestamp.is_some(),
+        Ok(None) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, namespace = %name, "namespace of a deleted Mailbox not read");
+            false
+        }
+    }
+}
+
 async fn cleanup(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> {
     let tenant = tenant_of(ctx, &mailbox);
     let Some(tenant) = tenant.filter(|t| t.meta().deletion_timestamp.is_none()) else {
@@ -309,6 +336,24 @@ async fn cleanup(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> 
         .await;
         return Ok(Action::await_change());
     };
+    // A Mailbox outside the tenant's namespace was never provisioned (`provision` refuses
+    // it, and neither namespace can change), so the account of its address, if any, belongs
+    // to another Mailbox: retaining or deleting it would disable or destroy someone else's
+    // mail. Anyone allowed to create a Mailbox in any namespace could do that.
+    if let Err(b) = check_namespace(&mailbox, &tenant) {
+        ctx.event(
+            mailbox.as_ref(),
+            EventType::Normal,
+            "CleanedUp",
+            "Cleanup",
+            format!(
+                "never provisioned, the account of {} was left alone ({})",
+                mailbox.spec.address, b.message
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     let retention = mailbox.spec.retention;
     let outcome = async {
         let client = dataplane_client(ctx, &tenant).await?;
@@ -343,6 +388,27 @@ async fn cleanup(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> 
                 format!(
                     "account {}: {:?} (existed: {})",
                     o.address, o.retention, o.existed
+                ),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        // The namespace is being deleted by hand (not through the Tenant): its dataplane pods,
+        // Service and admin Secret go with it and the Tenant cannot re-create them there, so
+        // the call can never succeed and holding the finalizer would keep the namespace
+        // Terminating for ever. The data follows the tenant's storage, as when the Tenant goes.
+        Err(e) if namespace_terminating(ctx, &mailbox).await => {
+            ctx.dataplanes.forget(&tenant.name_any());
+            ctx.event(
+                mailbox.as_ref(),
+                EventType::Warning,
+                "NamespaceDeleted",
+                "Cleanup",
+                format!(
+                    "namespace {:?} is being deleted and the dataplane with it; {:?} of the \
+                     account skipped: {e}",
+                    mailbox.namespace().unwrap_or_default(),
+                    retention
                 ),
             )
             .await;

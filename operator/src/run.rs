@@ -245,6 +245,24 @@ fn managed() -> watcher::Config {
     watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
 }
 
+/// The Tenant that controls `child` (its controller owner reference), as a cluster-scoped
+/// reference.
+///
+/// `Controller::owns` would give the Tenant the child's namespace (kube-runtime copies it from
+/// the child), and `Tenant/acme` and `Tenant/acme.mcp-acme` are different keys of the
+/// scheduler: one Tenant could be reconciled twice at once, and each requeue ran twice.
+pub fn owning_tenant<K: Resource>(child: K) -> Option<ObjectRef<Tenant>> {
+    child
+        .owner_references()
+        .iter()
+        .find(|o| {
+            o.controller == Some(true)
+                && o.kind == Tenant::kind(&())
+                && o.api_version == Tenant::api_version(&())
+        })
+        .map(|o| ObjectRef::new(&o.name))
+}
+
 /// Runs both controllers until `stop` is cancelled.
 async fn run_controllers(
     client: Client,
@@ -253,14 +271,46 @@ async fn run_controllers(
     stop: CancellationToken,
 ) {
     let all = watcher::Config::default;
+    // Children map to their Tenant with `owning_tenant`, not `owns`: see there.
     let tenant_ctrl = Controller::new(Api::<Tenant>::all(client.clone()), all())
-        .owns(Api::<Namespace>::all(client.clone()), managed())
-        .owns(Api::<ConfigMap>::all(client.clone()), managed())
-        .owns(Api::<StatefulSet>::all(client.clone()), managed())
-        .owns(Api::<Deployment>::all(client.clone()), managed())
-        .owns(Api::<Service>::all(client.clone()), managed())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), managed())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), managed())
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            managed(),
+            owning_tenant,
+        )
+        .watches(
+            Api::<ConfigMap>::all(client.clone()),
+            managed(),
+            owning_tenant,
+        )
+        .watches(
+            Api::<StatefulSet>::all(client.clone()),
+            managed(),
+            owning_tenant,
+        )
+        .watches(
+            Api::<Deployment>::all(client.clone()),
+            managed(),
+            owning_tenant,
+        )
+        .watches(
+            Api::<Service>::all(client.clone()),
+            managed(),
+            owning_tenant,
+        )
+        .watches(
+            Api::<NetworkPolicy>::all(client.clone()),
+            managed(),
+            owning_tenant,
+        )
+        .watches(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            managed(),
+            owning_tenant,
+        )
+        // The issued Secrets: one deleted by hand is issued again at once, not at the next
+        // reconciliation for another reason (the pod cannot start without it).
+        .watches(Api::<Secret>::all(client.clone()), managed(), owning_tenant)
         // Mailbox changes move the tenant's counts; the debounce folds a burst into one pass.
         .watches(Api::<Mailbox>::all(client.clone()), all(), |m| {
             Some(ObjectRef::<Tenant>::new(&m.spec.tenant))
@@ -379,4 +429,49 @@ async fn run_controllers(
     tracing::info!("controllers running");
     futures::join!(tenants, mailboxes);
     tracing::info!("controllers stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn config_map(owners: Vec<OwnerReference>) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("mcp-acme-dataplane-config".into()),
+                namespace: Some("mcp-acme".into()),
+                owner_references: Some(owners),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        }
+    }
+
+    fn owner(kind: &str, name: &str, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: "mcp.dev/v1alpha1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: "u-1".into(),
+            controller: Some(controller),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    #[test]
+    fn a_child_maps_to_its_cluster_scoped_tenant() {
+        let got = owning_tenant(config_map(vec![
+            owner("Mailbox", "x", false),
+            owner("Tenant", "acme", true),
+        ]))
+        .expect("owner");
+        assert_eq!(got, ObjectRef::<Tenant>::new("acme"));
+        assert_eq!(got.namespace, None, "one scheduler key per Tenant");
+        assert_eq!(
+            owning_tenant(config_map(vec![owner("Tenant", "acme", false)])),
+            None
+        );
+        assert_eq!(owning_tenant(config_map(vec![])), None);
+    }
 }

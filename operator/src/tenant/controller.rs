@@ -5,7 +5,8 @@
 //! One reconciliation:
 //! 1. Build the children. A spec they cannot be built from is reported (`Ready=False`,
 //!    reason `InvalidSpec`, a Warning Event) and not retried until the spec changes.
-//! 2. Refuse a namespace controlled by something else (`NamespaceConflict`).
+//! 2. Refuse a namespace controlled by something else (`NamespaceConflict`, checked again
+//!    every [`NOT_READY_RECHECK`]).
 //! 3. Apply the namespace, create the issued Secrets if missing, and apply the ConfigMap,
 //!    workload, Service, NetworkPolicy and PodDisruptionBudget, all with field manager
 //!    `mcp-operator` (forced). An unchanged child is a no-op on the server: no write, no new
@@ -42,9 +43,10 @@ use crate::error::Error;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "tenant";
-/// How soon a Tenant whose dataplane does not answer yet is checked again the first time; the
-/// delay doubles with each unanswered check up to [`NOT_READY_RECHECK_MAX`]. (The workload's
-/// status changes when its pods become ready, and that wakes the Tenant at once.)
+/// How soon a Tenant whose dataplane does not answer yet is checked again the first time (the
+/// delay doubles with each unanswered check up to [`NOT_READY_RECHECK_MAX`]; the workload's
+/// status changes when its pods become ready, and that wakes the Tenant at once), and how
+/// often a Tenant whose namespace is someone else's is checked again.
 pub const NOT_READY_RECHECK: Duration = Duration::from_secs(15);
 /// Longest delay between two checks of a dataplane that does not answer.
 pub const NOT_READY_RECHECK_MAX: Duration = Duration::from_secs(300);
@@ -304,27 +306,23 @@ fn status(
 }
 
 /// Reports a Tenant that cannot be reconciled until its spec (or the cluster) changes:
-/// `Ready=False` with `reason`, a Warning Event, and no retry.
+/// `Ready=False` with `reason`, a Warning Event when the condition appears, and no retry.
 async fn refuse(
     ctx: &Context,
     tenant: &Tenant,
     reason: &str,
     message: String,
 ) -> Result<Action, Error> {
-    ctx.event(
-        tenant,
-        EventType::Warning,
-        reason,
-        "Reconcile",
-        message.clone(),
-    )
-    .await;
     let s = status(
         ctx,
         tenant,
-        ready(ConditionStatus::False, reason, message),
+        ready(ConditionStatus::False, reason, message.clone()),
         None,
     );
+    if tenant.status.as_ref() != Some(&s) {
+        ctx.event(tenant, EventType::Warning, reason, "Reconcile", message)
+            .await;
+    }
     write_status(ctx, tenant, s).await?;
     Ok(Action::await_change())
 }
@@ -366,7 +364,11 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         .await?
         && let Some(message) = namespace_conflict(&existing, tenant)
     {
-        return refuse(ctx, tenant, "NamespaceConflict", message).await;
+        // Checked again: nothing tells this Tenant when the other owner lets the namespace go
+        // (a namespace it does not control is not watched).
+        return refuse(ctx, tenant, "NamespaceConflict", message)
+            .await
+            .map(|_| Action::requeue(NOT_READY_RECHECK));
     }
 
     let first_time = tenant
