@@ -579,3 +579,38 @@ def test_a_second_operator_waits_for_the_lease(admin, operator, tmp_path):
         assert admin.get("lease", "mcp-operator", OPERATOR_NAMESPACE)["spec"]["holderIdentity"] == operator.identity
     finally:
         standby.stop()
+
+
+def test_two_mailboxes_claiming_one_address_the_earlier_wins(admin, operator, dataplanes):
+    """Addresses are unique in a tenant, compared case-insensitively: a later Mailbox with the
+    same address in another case is refused (AddressConflict), cannot take the account over
+    with its password, and deleting it leaves the account alone; once the earlier one goes,
+    it takes over."""
+    dp = dataplanes("e2e-main")
+    ns = "mcp-e2e-main"
+    admin.apply([secret("olga-credentials", ns, "olga-pw"), mailbox("olga", "e2e-main", retention="Retain")])
+    wait_ready(admin, "mailbox", "olga", ns)
+    conn = imap_login(dp, "olga@e2e-main.example", "olga-pw")
+    conn.append("INBOX", None, None, b"Subject: mine\r\n\r\nx\r\n")
+    conn.logout()
+    copycat = mailbox("olga-copy", "e2e-main", retention="Delete")
+    copycat["spec"]["address"] = "OLGA@e2e-main.example"
+    admin.apply([secret("olga-copy-credentials", ns, "stolen-pw"), copycat])
+    m = wait_ready(admin, "mailbox", "olga-copy", ns, status="False")
+    assert condition(m)["reason"] == "AddressConflict", m["status"]
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_login(dp, "olga@e2e-main.example", "stolen-pw")
+    # Deleting the loser (retention Delete) must not delete the winner's mail.
+    admin.delete("mailbox", "olga-copy", ns)
+    wait_for("olga-copy to be gone", lambda: admin.get("mailbox", "olga-copy", ns) is None, timeout=TIMEOUT)
+    code, account = dp.admin_get("olga@e2e-main.example")
+    assert code == 200 and account["messages"] == 1 and account["active"] is True, account
+    imap_login(dp, "olga@e2e-main.example", "olga-pw").logout()
+    # A blocked claimant takes over when the earlier Mailbox goes.
+    admin.apply(copycat)
+    wait_ready(admin, "mailbox", "olga-copy", ns, status="False")
+    admin.delete("mailbox", "olga", ns)
+    wait_for("olga to be gone", lambda: admin.get("mailbox", "olga", ns) is None, timeout=TIMEOUT)
+    wait_ready(admin, "mailbox", "olga-copy", ns)
+    imap_login(dp, "olga@e2e-main.example", "stolen-pw").logout()
+    admin.delete("mailbox", "olga-copy", ns)

@@ -81,6 +81,47 @@ fn check_namespace(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
     Ok(())
 }
 
+/// The addresses a Mailbox claims (primary and aliases), lower-cased as the dataplane keys
+/// accounts.
+pub fn claimed_addresses(mailbox: &Mailbox) -> Vec<String> {
+    std::iter::once(&mailbox.spec.address)
+        .chain(&mailbox.spec.aliases)
+        .map(|a| a.to_lowercase())
+        .collect()
+}
+
+/// Order of precedence between two Mailboxes claiming one address: the older wins, then the
+/// smaller namespace/name (a total order every replica computes alike).
+fn precedence(m: &Mailbox) -> (Option<String>, String, String) {
+    (
+        m.meta()
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string()),
+        m.namespace().unwrap_or_default(),
+        m.name_any(),
+    )
+}
+
+/// Another live Mailbox of the same tenant that claims one of `mailbox`'s addresses (primary
+/// or alias) and takes precedence over it, from the cache.
+fn rival(ctx: &Context, mailbox: &Mailbox) -> Option<(Arc<Mailbox>, String)> {
+    let mine = claimed_addresses(mailbox);
+    let me = precedence(mailbox);
+    ctx.mailboxes.state().into_iter().find_map(|other| {
+        if other.spec.tenant != mailbox.spec.tenant
+            || other.meta().deletion_timestamp.is_some()
+            || (other.namespace(), other.name_any()) == (mailbox.namespace(), mailbox.name_any())
+            || precedence(&other) >= me
+        {
+            return None;
+        }
+        let theirs = claimed_addresses(&other);
+        let shared = mine.iter().find(|a| theirs.contains(a))?.clone();
+        Some((other, shared))
+    })
+}
+
 /// Checks that `mailbox` belongs where it is: the tenant's namespace and domains.
 fn check_placement(mailbox: &Mailbox, tenant: &Tenant) -> Result<(), Blocked> {
     check_namespace(mailbox, tenant)?;
@@ -241,6 +282,15 @@ async fn provision(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error
     if let Err(b) = check_placement(&mailbox, &tenant) {
         return report_blocked(ctx, &mailbox, b).await;
     }
+    if let Some((owner, address)) = rival(ctx, &mailbox) {
+        let message = format!(
+            "{address:?} is already claimed by Mailbox {}/{}, created earlier; addresses and \
+             aliases are unique in a tenant, compared case-insensitively",
+            owner.namespace().unwrap_or_default(),
+            owner.name_any()
+        );
+        return report_blocked(ctx, &mailbox, blocked("AddressConflict", message)).await;
+    }
     let password = match password(ctx, &mailbox).await? {
         Ok(p) => p,
         Err(b) => return report_blocked(ctx, &mailbox, b).await,
@@ -349,6 +399,23 @@ async fn cleanup(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error> 
             format!(
                 "never provisioned, the account of {} was left alone ({})",
                 mailbox.spec.address, b.message
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    // This Mailbox lost the claim on its address to an earlier one: the account is that
+    // Mailbox's, and retaining or deleting it would take its mail away.
+    if let Some((other, address)) = rival(ctx, &mailbox) {
+        ctx.event(
+            mailbox.as_ref(),
+            EventType::Normal,
+            "CleanedUp",
+            "Cleanup",
+            format!(
+                "the account {address} belongs to Mailbox {}/{}, created earlier, and was left alone",
+                other.namespace().unwrap_or_default(),
+                other.name_any()
             ),
         )
         .await;

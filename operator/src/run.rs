@@ -330,6 +330,7 @@ async fn run_controllers(
     let seen: Arc<Mutex<HashMap<String, TenantTrigger>>> = Arc::default();
     let by_tenant = mailboxes.clone();
     let by_secret = mailboxes.clone();
+    let by_address = mailboxes.clone();
     let mailbox_ctrl = mailbox_ctrl
         .watches(
             Api::<Tenant>::all(client.clone()),
@@ -358,6 +359,27 @@ async fn run_controllers(
                     Vec::new()
                 };
                 wake
+            },
+        )
+        // A Mailbox that appears, changes or goes wakes the others of its tenant that claim one
+        // of its addresses: a Mailbox blocked by AddressConflict takes over when the owner goes.
+        .watches(
+            Api::<Mailbox>::all(client.clone()),
+            all(),
+            move |m: Mailbox| {
+                let mine = crate::mailbox::claimed_addresses(&m);
+                by_address
+                    .state()
+                    .iter()
+                    .filter(|o| {
+                        o.spec.tenant == m.spec.tenant
+                            && (o.namespace(), o.name_any()) != (m.namespace(), m.name_any())
+                            && crate::mailbox::claimed_addresses(o)
+                                .iter()
+                                .any(|a| mine.contains(a))
+                    })
+                    .map(|o| ObjectRef::from_obj(o.as_ref()))
+                    .collect::<Vec<_>>()
             },
         )
         // A changed password Secret re-provisions the Mailboxes that use it.
