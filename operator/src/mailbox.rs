@@ -568,13 +568,7 @@ pub fn error_policy(mailbox: Arc<Mailbox>, error: &Error, ctx: Arc<Context>) -> 
 mod tests {
     use super::*;
 
-    fn tenant() -> Tenant {
-        yaml_serde::from_str(
-            "apiVersion: mcp.dev/v1alpha1\nkind: Tenant\n\
-             metadata: {name: acme, uid: u-1}\nspec: {domains: [acme.example]}",
-        )
-        .expect("tenant")
-    }
+    use crate::tenant::test_tenant as tenant;
 
     fn mailbox(namespace: &str, address: &str, aliases: &[&str]) -> Mailbox {
         let mut m: Mailbox = yaml_serde::from_str(&format!(

@@ -467,13 +467,7 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-    fn tenant() -> Tenant {
-        yaml_serde::from_str(
-            "apiVersion: mcp.dev/v1alpha1\nkind: Tenant\n\
-             metadata: {name: acme, uid: u-1}\nspec: {domains: [acme.example]}",
-        )
-        .expect("tenant")
-    }
+    use crate::tenant::test_tenant as tenant;
 
     fn ns(owner: Option<(&str, bool)>) -> Namespace {
         Namespace {

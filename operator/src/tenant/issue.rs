@@ -105,14 +105,7 @@ pub fn admin(tenant: &Tenant) -> Result<Secret, IssueError> {
 mod tests {
     use super::*;
 
-    fn tenant() -> Tenant {
-        yaml_serde::from_str(
-            "apiVersion: mcp.dev/v1alpha1\nkind: Tenant\n\
-             metadata: {name: acme, uid: 6b1c0c1e-0000-4000-8000-000000000001}\n\
-             spec: {domains: [acme.example]}",
-        )
-        .expect("tenant")
-    }
+    use crate::tenant::test_tenant as tenant;
 
     #[test]
     fn issued_secrets_are_owned_typed_and_fresh() {

@@ -42,6 +42,16 @@ pub mod workload;
 #[cfg(test)]
 mod tests;
 
+/// A minimal Tenant `acme` (uid `u-1`, domain `acme.example`) for unit tests.
+#[cfg(test)]
+pub(crate) fn test_tenant() -> Tenant {
+    yaml_serde::from_str(
+        "apiVersion: mcp.dev/v1alpha1\nkind: Tenant\n\
+         metadata: {name: acme, uid: u-1}\nspec: {domains: [acme.example]}",
+    )
+    .expect("tenant")
+}
+
 /// Settings of the operator itself that the children depend on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
