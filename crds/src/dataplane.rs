@@ -11,6 +11,7 @@
 //!   [`DeleteOutcome`] the answer to `DELETE {ADMIN_PATH}/{address}?retention=Retain|Delete`,
 //!   and every error is a [`Problem`] (RFC 9457 `application/problem+json`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,11 @@ pub struct DataplaneConfig {
     pub admin_tls_key: String,
     /// File holding the admin API's bearer token (one line, surrounding whitespace ignored).
     pub admin_token_file: String,
+    /// File holding the tenant's Pipelines: a YAML stream of `Pipeline` resources (spec
+    /// only; status is ignored), as validated and rendered by the operator (docs/pipeline.md).
+    /// Re-read when it changes, without dropping connections. Absent means no pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipelines: Option<String>,
 }
 
 impl DataplaneConfig {
@@ -116,6 +122,10 @@ pub struct AccountRequest {
     pub tenant: String,
     /// The Mailbox's spec; `spec.address` must equal the path's address (case-insensitive).
     pub spec: MailboxSpec,
+    /// The Mailbox's labels, matched against the `mailboxSelector` of selector-scoped
+    /// Pipelines by the dataplane.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// The password from the Mailbox's credentials Secret; hashed with argon2id before it is
     /// stored. Never logged.
     pub password: String,

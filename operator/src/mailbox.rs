@@ -300,6 +300,7 @@ async fn provision(mailbox: Arc<Mailbox>, ctx: &Context) -> Result<Action, Error
     let request = AccountRequest {
         tenant: tenant.name_any(),
         spec,
+        labels: mailbox.labels().clone(),
         password,
     };
     let client = dataplane_client(ctx, &tenant).await?;

@@ -608,6 +608,7 @@ mod tests {
             admin_tls_cert: "admin/tls.crt".into(),
             admin_tls_key: "admin/tls.key".into(),
             admin_token_file: "admin/token".into(),
+            pipelines: None,
         };
         let text = yaml_serde::to_string(&doc).expect("serialise");
         let c = d.load_text(&text, &Overrides::default()).expect("valid");

@@ -77,6 +77,7 @@ pub fn dataplane_config(tenant: &Tenant) -> Result<DataplaneConfig, BuildError> 
         admin_tls_cert: format!("{ADMIN_DIR}/tls.crt"),
         admin_tls_key: format!("{ADMIN_DIR}/tls.key"),
         admin_token_file: format!("{ADMIN_DIR}/{ADMIN_TOKEN_KEY}"),
+        pipelines: None,
     };
     match storage(tenant)? {
         Storage::Embedded { .. } => {
