@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::mailbox::{MailboxSpec, Retention};
 
+/// The pipelines a dataplane runs: `GET {PIPELINES_PATH}` answers [`PipelinesState`].
+pub const PIPELINES_PATH: &str = "/internal/v1/pipelines";
+
+/// Prefix of the quarantine endpoints of the admin API (docs/pipeline.md, "Quarantine").
+pub const QUARANTINE_PATH: &str = "/internal/v1/quarantine";
+
 /// Prefix of the account endpoints of the admin API: `PUT`, `GET` and `DELETE`
 /// `{ADMIN_PATH}/{address}` (the address percent-encoded as one path segment).
 pub const ADMIN_PATH: &str = "/internal/v1/accounts";
@@ -196,6 +202,31 @@ pub struct DeleteOutcome {
     /// The retention applied: `Retain` disabled login and kept the folders and messages (a
     /// later `PUT` of the same address finds them again); `Delete` removed them.
     pub retention: Retention,
+}
+
+/// The answer to `GET {PIPELINES_PATH}`: what the dataplane loaded from its `pipelines`
+/// file, so the operator can tell when every dataplane runs a Pipeline's compiled revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelinesState {
+    /// The Pipelines in force, in file order.
+    pub pipelines: Vec<LoadedPipeline>,
+    /// Why the last change of the file was refused (the previous pipelines stay in force);
+    /// absent when the file in force is the newest one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// One Pipeline in force in a dataplane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadedPipeline {
+    /// The Pipeline's namespace.
+    pub namespace: String,
+    /// The Pipeline's name.
+    pub name: String,
+    /// Its [`crate::pipeline::PipelineSpec::revision`].
+    pub revision: String,
 }
 
 /// An RFC 9457 problem document, the body of every admin API error.

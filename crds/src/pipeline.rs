@@ -61,6 +61,20 @@ pub struct PipelineSpec {
     pub dry_run: bool,
 }
 
+impl PipelineSpec {
+    /// The compiled revision of this spec: the first 16 hex digits of the SHA-256 of its
+    /// canonical JSON form. Operator (`status.compiledRevision`) and dataplane (metrics,
+    /// logs, the dry-run record) compute it the same way, so they can be compared.
+    pub fn revision(&self) -> String {
+        use sha2::Digest;
+        // serde_json writes struct fields in declaration order and maps (free-form configs)
+        // sorted, so equal specs give equal bytes.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let digest = sha2::Sha256::digest(&json);
+        hex::encode(&digest[..8])
+    }
+}
+
 fn default_deadline() -> Duration {
     Duration::from_secs(30)
 }
