@@ -14,6 +14,7 @@ pub mod imap;
 pub mod managed;
 pub mod metrics;
 pub mod mime;
+pub mod pipeline;
 pub mod quota;
 pub mod server;
 pub mod standalone;

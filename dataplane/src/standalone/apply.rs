@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use mcp_crds::dataplane::QuotaLimits;
 use mcp_crds::mailbox::MailboxState;
-use mcp_crds::{Mailbox, MailboxSpec, Resource, ResourceError, SecretResource, Tenant};
+use mcp_crds::{Mailbox, MailboxSpec, Pipeline, Resource, ResourceError, SecretResource, Tenant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -57,8 +57,8 @@ pub enum ApplyError {
         /// What is wrong.
         message: String,
     },
-    /// A valid MCP resource of a kind the standalone mode does not apply yet (Pipeline,
-    /// PluginDeployment, MigrationJob). Refused rather than ignored, so nobody believes it
+    /// A valid MCP resource of a kind the standalone mode does not apply yet
+    /// (PluginDeployment, MigrationJob). Refused rather than ignored, so nobody believes it
     /// took effect.
     #[error("{path}: {kind} {name:?}: not supported in standalone mode yet")]
     Unsupported {
@@ -108,12 +108,43 @@ pub struct ResourceSet {
     tenants: Vec<Sourced<Tenant>>,
     mailboxes: Vec<Sourced<Mailbox>>,
     secrets: Vec<Sourced<SecretResource>>,
+    pipelines: Vec<Sourced<Pipeline>>,
 }
 
 impl ResourceSet {
     /// Number of (Tenants, Mailboxes, Secrets) read.
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.tenants.len(), self.mailboxes.len(), self.secrets.len())
+    }
+
+    /// The Pipelines read, in file-name order.
+    pub fn pipelines(&self) -> Vec<Pipeline> {
+        self.pipelines.iter().map(|p| p.value.clone()).collect()
+    }
+
+    /// The file each Pipeline came from, by `(namespace, name)`; for error messages.
+    pub fn pipeline_file(&self, namespace: &str, name: &str) -> Option<&Path> {
+        self.pipelines
+            .iter()
+            .find(|p| {
+                p.value.metadata.namespace.as_deref() == Some(namespace)
+                    && p.value.metadata.name.as_deref() == Some(name)
+            })
+            .map(|p| p.path.as_path())
+    }
+
+    /// The tenant owning `namespace` (a Tenant's `spec.namespace`, default `mcp-<name>`).
+    pub fn tenant_of(&self, namespace: &str) -> Option<String> {
+        self.tenants.iter().find_map(|t| {
+            let name = t.value.metadata.name.clone()?;
+            let ns = t
+                .value
+                .spec
+                .namespace
+                .clone()
+                .unwrap_or_else(|| format!("mcp-{name}"));
+            (ns == namespace).then_some(name)
+        })
     }
 }
 
@@ -149,9 +180,8 @@ pub fn read_dir(dir: &Path) -> Result<ResourceSet, ApplyError> {
                 Resource::Tenant(t) => set.tenants.push(Sourced { path, value: *t }),
                 Resource::Mailbox(m) => set.mailboxes.push(Sourced { path, value: *m }),
                 Resource::Secret(s) => set.secrets.push(Sourced { path, value: s }),
-                Resource::Pipeline(_)
-                | Resource::PluginDeployment(_)
-                | Resource::MigrationJob(_) => {
+                Resource::Pipeline(p) => set.pipelines.push(Sourced { path, value: *p }),
+                Resource::PluginDeployment(_) | Resource::MigrationJob(_) => {
                     return Err(ApplyError::Unsupported {
                         path,
                         kind: r.kind(),
@@ -715,12 +745,12 @@ mod tests {
 
     #[test]
     fn kinds_standalone_does_not_apply_yet_are_refused_naming_file_and_resource() {
-        let pipeline = "apiVersion: mcp.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: p, namespace: mcp-example}\nspec:\n  scope: {type: TenantDefault}\n  stages: [deliver]\n  steps: [{name: s, plugin: {builtin: dlp}}]\n";
-        let err = desired(&[("a.yaml", TENANT), ("p.yaml", pipeline)])
-            .expect_err("Pipeline accepted")
+        let plugin = "apiVersion: mcp.dev/v1alpha1\nkind: PluginDeployment\nmetadata: {name: p, namespace: mcp-example}\nspec:\n  image: x\n  protocol: {min: 1, max: 1}\n  stages: [deliver]\n";
+        let err = desired(&[("a.yaml", TENANT), ("p.yaml", plugin)])
+            .expect_err("PluginDeployment accepted")
             .to_string();
         assert!(
-            err.ends_with("p.yaml: Pipeline \"p\": not supported in standalone mode yet"),
+            err.ends_with("p.yaml: PluginDeployment \"p\": not supported in standalone mode yet"),
             "{err}"
         );
     }
