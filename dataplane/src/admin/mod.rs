@@ -540,9 +540,9 @@ async fn put_account(
                     ..
                 } => {
                     let field = match &source {
-                        StoreError::AddressTaken { address, account, .. } if address == account => {
-                            "spec.address"
-                        }
+                        StoreError::AddressTaken {
+                            address, account, ..
+                        } if address == account => "spec.address",
                         _ => "spec.aliases",
                     };
                     ApiError::new(StatusCode::CONFLICT, format!("{field}: {source}"))

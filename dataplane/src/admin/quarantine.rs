@@ -73,7 +73,9 @@ fn query_params(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, String)>, Ap
             )));
         }
         if out.iter().any(|(n, _)| *n == name) {
-            return Err(ApiError::bad_request(format!("{name}: given more than once")));
+            return Err(ApiError::bad_request(format!(
+                "{name}: given more than once"
+            )));
         }
         out.push((name, value));
     }
@@ -88,7 +90,9 @@ fn path_id(uri: &Uri) -> Result<QuarantineId, ApiError> {
         .and_then(|p| p.strip_prefix('/'))
         .and_then(|p| p.split('/').next())
         .unwrap_or("");
-    segment.parse().map_err(|e| ApiError::bad_request(format!("id: {e}")))
+    segment
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("id: {e}")))
 }
 
 fn not_found(id: &QuarantineId) -> ApiError {

@@ -285,15 +285,13 @@ impl MetadataStore {
 
     /// The aliases of an account, lower-case, sorted (empty for an unknown account).
     pub async fn aliases(&self, account: AccountId) -> Result<Vec<String>, StoreError> {
-        sqlx::query(
-            "SELECT address FROM account_addresses WHERE account_id = $1 ORDER BY address",
-        )
-        .bind(account.0)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| Ok(r.try_get("address")?))
-        .collect()
+        sqlx::query("SELECT address FROM account_addresses WHERE account_id = $1 ORDER BY address")
+            .bind(account.0)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("address")?))
+            .collect()
     }
 
     /// The account a message to `address` is delivered to: the one whose primary address

@@ -81,7 +81,9 @@ impl MetadataStore {
         .bind(i64::from(size))
         .bind(flags.join(" "))
         .bind(held.internal_date.timestamp())
-        .bind(i64::from(held.internal_date.offset().local_minus_utc() / 60))
+        .bind(i64::from(
+            held.internal_date.offset().local_minus_utc() / 60,
+        ))
         .bind(created_at.timestamp_millis())
         .execute(&mut **tx)
         .await?;
@@ -168,14 +170,25 @@ impl MetadataStore {
         let flags: Vec<String> = flags.split_whitespace().map(str::to_string).collect();
         let msg = NewMessage {
             flags: flags.clone(),
-            internal_date: date_from_cols(row.try_get("internal_date")?, row.try_get("tz_offset")?)?,
+            internal_date: date_from_cols(
+                row.try_get("internal_date")?,
+                row.try_get("tz_offset")?,
+            )?,
             size: u32_col(&row, "size")?,
             blob: BlobId(row.try_get("blob_id")?),
             cache,
             metadata: Default::default(),
         };
         let alloc = allocate(&mut tx, mailbox.id, 1).await?;
-        insert_message(&mut tx, mailbox.id, alloc.first_uid, alloc.modseq, &flags, &msg).await?;
+        insert_message(
+            &mut tx,
+            mailbox.id,
+            alloc.first_uid,
+            alloc.modseq,
+            &flags,
+            &msg,
+        )
+        .await?;
         tx.commit().await?;
         self.bus.publish(mailbox.id);
         Ok(Released {
