@@ -94,6 +94,7 @@ pub async fn run_until(
     let router = admin::router(
         Admin {
             store: store.clone(),
+            blobs: blobs.clone(),
             tenant: config.tenant.clone(),
             domains: config.domains.clone(),
             key,

@@ -289,6 +289,12 @@ pub struct DesiredAccount {
     pub digest: String,
     /// The limits of `spec.quota`.
     pub quota: QuotaLimits,
+    /// The Mailbox's `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// The Mailbox's `spec.pipelineRef.name`.
+    pub pipeline_ref: Option<String>,
+    /// The Mailbox's `spec.aliases`, lower-case, sorted, without duplicates or the address.
+    pub aliases: Vec<String>,
     password: String,
 }
 
@@ -301,6 +307,9 @@ impl std::fmt::Debug for DesiredAccount {
             .field("active", &self.active)
             .field("digest", &self.digest)
             .field("quota", &self.quota)
+            .field("labels", &self.labels)
+            .field("pipeline_ref", &self.pipeline_ref)
+            .field("aliases", &self.aliases)
             .finish_non_exhaustive()
     }
 }
@@ -342,8 +351,9 @@ pub fn check_addresses(spec: &MailboxSpec, domains: &[String]) -> Result<(), Inv
 /// The account `spec` asks for, with `password`, in a tenant whose mail domains are
 /// `domains`. The one validation both the standalone resources and the admin API go
 /// through: addresses ([`check_addresses`]), a non-empty password, and `spec.quota`
-/// ([`crate::quota::limits`]). The digest covers (`spec.tenant`, `spec`, `password`) keyed with
-/// `key`, so an unchanged request is recognised without hashing the password.
+/// ([`crate::quota::limits`]). The digest covers (`spec.tenant`, `spec`, `password`,
+/// `labels`) keyed with `key`, so an unchanged request is recognised without hashing the
+/// password.
 ///
 /// # Errors
 /// [`InvalidAccount`] naming the field.
@@ -351,6 +361,7 @@ pub fn desired_account(
     origin: impl Into<String>,
     domains: &[String],
     spec: &MailboxSpec,
+    labels: &BTreeMap<String, String>,
     password: &str,
     key: &DigestKey,
 ) -> Result<DesiredAccount, InvalidAccount> {
@@ -370,6 +381,7 @@ pub fn desired_account(
         tenant: &spec.tenant,
         spec,
         password,
+        labels,
     };
     let json = serde_json::to_vec(&input).map_err(|e| InvalidAccount {
         field: "spec",
@@ -382,8 +394,25 @@ pub fn desired_account(
         active: spec.state == MailboxState::Active,
         digest: format!("hmac-sha256:{}", hex::encode(hmac_sha256(&key.0, &json))),
         quota,
+        labels: labels.clone(),
+        pipeline_ref: spec.pipeline_ref.as_ref().map(|r| r.name.clone()),
+        aliases: aliases_of(spec),
         password: password.to_owned(),
     })
+}
+
+/// `spec.aliases` lower-case, sorted, without duplicates or the primary address.
+fn aliases_of(spec: &MailboxSpec) -> Vec<String> {
+    let address = spec.address.to_lowercase();
+    let mut aliases: Vec<String> = spec
+        .aliases
+        .iter()
+        .map(|a| a.to_lowercase())
+        .filter(|a| *a != address)
+        .collect();
+    aliases.sort();
+    aliases.dedup();
+    aliases
 }
 
 fn invalid<T>(
@@ -437,6 +466,10 @@ struct DigestInput<'a> {
     tenant: &'a str,
     spec: &'a mcp_crds::MailboxSpec,
     password: &'a str,
+    /// Omitted when empty, so digests of Mailboxes without labels stay what they were
+    /// before labels were kept.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
 }
 
 /// Validates `set` as a whole and returns the accounts it asks for, in file order.
@@ -500,7 +533,8 @@ pub fn desired_accounts(
     }
 
     let mut out = Vec::new();
-    let mut addresses: BTreeMap<String, &Path> = BTreeMap::new();
+    // Every address and alias, with the Mailbox (name, file) that claims it.
+    let mut addresses: BTreeMap<String, (String, &Path)> = BTreeMap::new();
     for m in &set.mailboxes {
         let name = m.value.metadata.name.clone().unwrap_or_default();
         let bad = |field, message: String| invalid(m, "Mailbox", &name, field, message);
@@ -517,14 +551,21 @@ pub fn desired_accounts(
         let domains = &tenant.value.spec.domains;
         let address = spec.address.to_lowercase();
         check_addresses(spec, domains).map_err(|e| bad(e.field, e.message))?;
-        if let Some(prev) = addresses.insert(address.clone(), &m.path) {
-            return Err(bad(
-                "spec.address",
-                format!(
-                    "{address:?} is already used by a Mailbox in {}",
-                    prev.display()
-                ),
-            ));
+        let mine = std::iter::once(("spec.address", address.clone()))
+            .chain(aliases_of(spec).into_iter().map(|a| ("spec.aliases", a)));
+        for (field, a) in mine {
+            if let Some((prev_name, prev_path)) =
+                addresses.insert(a.clone(), (name.clone(), &m.path))
+            {
+                return Err(bad(
+                    field,
+                    format!(
+                        "{a:?} is already used by Mailbox {prev_name:?} in {} (as its address \
+                         or an alias)",
+                        prev_path.display()
+                    ),
+                ));
+            }
         }
 
         let namespace = tenant
@@ -578,8 +619,16 @@ pub fn desired_accounts(
             ));
         }
 
-        let account = desired_account(m.path.display().to_string(), domains, spec, password, key)
-            .map_err(|e| bad(e.field, e.message))?;
+        let labels = m.value.metadata.labels.clone().unwrap_or_default();
+        let account = desired_account(
+            m.path.display().to_string(),
+            domains,
+            spec,
+            &labels,
+            password,
+            key,
+        )
+        .map_err(|e| bad(e.field, e.message))?;
         out.push(account);
     }
     Ok(out)
@@ -652,13 +701,17 @@ pub async fn apply_one(
         .account_by_address(&a.address)
         .await
         .map_err(store_err)?;
-    // The quota check catches accounts stored before the quota columns existed: their
-    // digest is unchanged, but their limits are still to be written.
-    if let Some(e) = existing.as_ref().filter(|e| {
-        e.spec_digest == a.digest
-            && e.quota_storage == a.quota.storage
-            && e.quota_messages == a.quota.messages
-    }) {
+    // Comparing what the digest covers catches accounts stored before the quota, label,
+    // pipelineRef and alias columns existed: their digest is unchanged, but those values
+    // are still to be written.
+    if let Some(e) = &existing
+        && e.spec_digest == a.digest
+        && e.quota_storage == a.quota.storage
+        && e.quota_messages == a.quota.messages
+        && e.labels == a.labels
+        && e.pipeline_ref == a.pipeline_ref
+        && store.aliases(e.id).await.map_err(store_err)? == a.aliases
+    {
         return Ok((Applied::Unchanged, e.clone()));
     }
     let password = a.password.clone();
@@ -681,6 +734,9 @@ pub async fn apply_one(
             spec_digest: a.digest.clone(),
             quota_storage: a.quota.storage,
             quota_messages: a.quota.messages,
+            labels: a.labels.clone(),
+            pipeline_ref: a.pipeline_ref.clone(),
+            aliases: a.aliases.clone(),
         })
         .await
         .map_err(store_err)?;

@@ -57,6 +57,7 @@ pub(super) async fn append(
         size,
         blob,
         cache,
+        metadata: Default::default(),
     };
     let (validity, uid, _) = s.ctx.store.append(record.id, &msg).await?;
     Ok(Completion::ok_code(
