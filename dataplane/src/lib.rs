@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod auth;
 pub mod imap;
+pub mod ingest;
 pub mod managed;
 pub mod metrics;
 pub mod mime;

@@ -26,7 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::imap::{ImapContext, Limits, TlsMode};
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::pipeline::Pipelines;
+use crate::pipeline::reload::Source;
 use crate::store::{BlobError, BlobStore, MetadataStore, StoreError};
 use crate::tls::{TlsError, TlsSource};
 
@@ -262,6 +265,11 @@ pub struct Imap {
     pub acceptor: TlsAcceptor,
     /// Interval of IDLE keepalives, seconds.
     pub idle_keepalive_secs: u64,
+    /// The pipelines in force (loaded at start-up).
+    pub pipelines: Arc<Pipelines>,
+    /// Where they come from, polled for changes ([`crate::pipeline::reload::watch`]);
+    /// `None` when the configuration names no pipelines.
+    pub pipeline_source: Option<Source>,
 }
 
 /// A mode's extra server: its name (`admin`) and the future that serves until the shutdown
@@ -283,9 +291,18 @@ pub async fn serve(
     ready: impl FnOnce(BoundAddrs),
 ) -> Result<(), ServerError> {
     let metrics = Arc::new(Metrics::default());
+    let pipeline_metrics = Arc::clone(metrics.pipeline());
+    pipeline_metrics.reload(true);
+    let ingest = Ingest::new(
+        imap.store.clone(),
+        imap.blobs.clone(),
+        Arc::clone(&imap.pipelines),
+        Arc::clone(metrics.pipeline()),
+    );
     let ctx = Arc::new(ImapContext {
         store: imap.store.clone(),
         blobs: imap.blobs,
+        ingest,
         auth: Authenticator::new(imap.store),
         tls: Some(imap.acceptor),
         limits: Limits {
@@ -324,6 +341,19 @@ pub async fn serve(
             crate::metrics::serve(metrics_listener, metrics, token).await,
         )
     });
+    if let Some(source) = imap.pipeline_source {
+        let watcher = crate::pipeline::reload::watch(
+            imap.pipelines,
+            source,
+            crate::pipeline::reload::DEFAULT_POLL,
+            pipeline_metrics,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            watcher.await;
+            ("pipelines", Ok(()))
+        });
+    }
     for (name, server) in extra {
         tasks.spawn(async move { (name, server.await) });
     }

@@ -90,6 +90,9 @@ pub struct Config {
     pub admin_tls: TlsSource,
     /// The admin API's bearer token (`adminTokenFile`).
     pub admin_token: AdminToken,
+    /// The Pipelines file (`pipelines`), absolute; hot-reloaded. A missing file means no
+    /// pipeline.
+    pub pipelines: Option<PathBuf>,
 }
 
 /// Why the configuration cannot be used. Names the file and field, or the flag.
@@ -428,8 +431,16 @@ impl Config {
             c.invalid("adminTokenFile", message)
         })?;
 
+        // May be missing at start (an empty ConfigMap key is not projected): no pipeline.
+        let pipelines = doc
+            .pipelines
+            .as_deref()
+            .map(|p| c.path("pipelines", p))
+            .transpose()?;
+
         Ok(Config {
             file: file.to_owned(),
+            pipelines,
             tenant: doc.tenant.clone(),
             domains: doc.domains.clone(),
             imap,

@@ -23,6 +23,8 @@ pub mod config;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin};
+use crate::pipeline::reload::{LoadError, Source};
+use crate::pipeline::{PipelineSet, Pipelines};
 use crate::server::{self, BoundAddrs, Extra, Imap, Listeners, Mode, ServerError};
 use crate::standalone::DIGEST_KEY_FILE;
 use crate::standalone::apply::{ApplyError, DigestKey};
@@ -38,6 +40,9 @@ pub enum DataplaneError {
     /// The digest key in the data directory cannot be read or written.
     #[error("digest key: {0}")]
     DigestKey(#[from] ApplyError),
+    /// The Pipelines file does not compile.
+    #[error("pipelines: {0}")]
+    Pipelines(#[from] LoadError),
     /// The data directory, a listener, the store, TLS or a server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -86,6 +91,16 @@ pub async fn run_until(
         ..listeners.bound
     };
 
+    let pipeline_source = config.pipelines.clone().map(|path| Source::File {
+        path,
+        tenant: config.tenant.clone(),
+    });
+    let pipelines = match &pipeline_source {
+        Some(source) => source.load()?,
+        None => PipelineSet::default(),
+    };
+    let pipelines = Pipelines::new(pipelines);
+
     let key = DigestKey::load_or_create(&config.data_dir.join(DIGEST_KEY_FILE))?;
     let (store, blobs) = server::open_storage(config.store_url.expose(), &config.blob_dir).await?;
     let acceptor = server::tls_acceptor(config.tls.clone()).await?;
@@ -116,6 +131,8 @@ pub async fn run_until(
         blobs,
         acceptor,
         idle_keepalive_secs: crate::imap::Limits::default().idle_keepalive_secs,
+        pipelines,
+        pipeline_source,
     };
     server::serve(Mode::Dataplane, imap, extra, bound, shutdown, ready).await?;
     Ok(())

@@ -54,8 +54,10 @@ pub struct Input {
 /// Which step decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepRef {
-    /// `namespace/name@revision` of the pipeline.
+    /// `namespace/name` of the pipeline.
     pub pipeline: String,
+    /// Its revision.
+    pub revision: String,
     /// The step's name.
     pub step: String,
 }
@@ -365,7 +367,8 @@ pub async fn run(
         }
         for step in &p.steps {
             let by = || StepRef {
-                pipeline: p.label(),
+                pipeline: format!("{}/{}", p.namespace, p.name),
+                revision: p.revision.clone(),
                 step: step.name.clone(),
             };
             let (verdict, mutations) = match run_step(step, &ctx, deadline, metrics).await {

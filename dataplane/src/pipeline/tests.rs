@@ -151,7 +151,8 @@ fn tag(value: &str) -> Arc<Fake> {
 
 #[tokio::test(start_paused = true)]
 async fn each_on_error_policy_does_what_it_says_for_each_fault() {
-    let faults: [(&str, fn() -> Behaviour, &str); 4] = [
+    type Fault = (&'static str, fn() -> Behaviour, &'static str);
+    let faults: [Fault; 4] = [
         (
             "panic",
             || Behaviour::Panic,

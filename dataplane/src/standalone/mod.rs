@@ -24,6 +24,8 @@ pub mod config;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::pipeline::Pipelines;
+use crate::pipeline::reload::{LoadError, Source};
 use crate::server::{self, Imap, Listen, Listeners, Mode, ServerError};
 
 pub use crate::server::BoundAddrs;
@@ -42,6 +44,9 @@ pub enum StandaloneError {
     /// The resources are unreadable or invalid, or could not be applied.
     #[error("resources: {0}")]
     Apply(#[from] ApplyError),
+    /// A Pipeline among the resources does not compile.
+    #[error("pipelines: {0}")]
+    Pipelines(#[from] LoadError),
     /// The data directory, a listener, the store, TLS or a server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -70,6 +75,12 @@ pub async fn run_until(
     let set = apply::read_dir(&config.resources)?;
     let (tenants, mailboxes, secrets) = set.counts();
     tracing::info!(dir = %config.resources.display(), tenants, mailboxes, secrets, "resources read");
+    let pipeline_source = Source::Dir(config.resources.clone());
+    let pipelines = pipeline_source.load()?;
+    for why in pipelines.ignored() {
+        tracing::warn!("{why}");
+    }
+    tracing::info!(pipelines = pipelines.loaded().len(), "pipelines loaded");
 
     let _lock = server::lock_data_dir(&config.data_dir, &config.blob_dir)?;
     let listeners = Listeners::bind(
@@ -108,6 +119,8 @@ pub async fn run_until(
         blobs,
         acceptor,
         idle_keepalive_secs: config.idle_keepalive_secs,
+        pipelines: Pipelines::new(pipelines),
+        pipeline_source: Some(pipeline_source),
     };
     server::serve(Mode::Standalone, imap, Vec::new(), bound, shutdown, ready).await?;
     Ok(())

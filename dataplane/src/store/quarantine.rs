@@ -117,7 +117,7 @@ pub struct HeldMessage {
     pub folder: String,
     /// Why: the verdict's reason or the failed step's error.
     pub reason: String,
-    /// Name of the Pipeline resource.
+    /// The Pipeline resource, `namespace/name`.
     pub pipeline: String,
     /// Name of the step that held the message.
     pub step: String,
