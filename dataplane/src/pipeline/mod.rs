@@ -14,6 +14,7 @@ pub mod compile;
 pub mod engine;
 pub mod metrics;
 pub mod reload;
+pub mod testing;
 
 pub use compile::{
     CompileError, CompiledPipeline, CompiledStep, MailboxScope, PipelineSet, Retry, Scope, compile,

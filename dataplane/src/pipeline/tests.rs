@@ -4,83 +4,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use mcp_crds::Pipeline;
 use mcp_crds::pipeline::{OnError, Stage};
-use mcp_plugin_api::{
-    Capabilities, Capability, Envelope, MessageContext, Mutation, Plugin, PluginError, StepOutput,
-    Verdict,
-};
+use mcp_plugin_api::{Capability, Envelope, Mutation, Plugin, StepOutput, Verdict};
 use prometheus_client::registry::Registry;
 
+use super::testing::{Behaviour, FaultPlugin as Fake};
 use super::*;
-
-enum Behaviour {
-    Panic,
-    Hang,
-    Fail,
-    /// Fails this many times, then passes.
-    FlakyThenPass(u32),
-    Reply(StepOutput),
-    /// Adds `X-Seen: <n>` where n counts the X-Seen headers already there.
-    CountSeen,
-}
-
-struct Fake {
-    behaviour: Behaviour,
-    caps: Vec<Capability>,
-    calls: AtomicU32,
-}
-
-impl Fake {
-    fn new(behaviour: Behaviour, caps: &[Capability]) -> Arc<Self> {
-        Arc::new(Self {
-            behaviour,
-            caps: caps.to_vec(),
-            calls: AtomicU32::new(0),
-        })
-    }
-}
-
-impl Plugin for Fake {
-    fn capabilities(&self) -> Capabilities {
-        self.caps.iter().copied().collect()
-    }
-
-    fn process<'a>(
-        &'a self,
-        message: &'a MessageContext,
-    ) -> BoxFuture<'a, Result<StepOutput, PluginError>> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move {
-            match &self.behaviour {
-                Behaviour::Panic => panic!("injected panic"),
-                Behaviour::Hang => {
-                    futures::future::pending::<()>().await;
-                    unreachable!()
-                }
-                Behaviour::Fail => Err(PluginError::Failed("injected".into())),
-                Behaviour::FlakyThenPass(k) if n < *k => {
-                    Err(PluginError::Unavailable("flaky".into()))
-                }
-                Behaviour::FlakyThenPass(_) => Ok(StepOutput::pass()),
-                Behaviour::Reply(out) => Ok(out.clone()),
-                Behaviour::CountSeen => {
-                    let seen = String::from_utf8_lossy(message.header_section())
-                        .matches("X-Seen:")
-                        .count();
-                    Ok(StepOutput::mutate(vec![
-                        Mutation::add_header("X-Seen", seen.to_string()).expect("valid"),
-                    ]))
-                }
-            }
-        })
-    }
-}
 
 fn step(name: &str, plugin: Arc<Fake>, on_error: OnError) -> CompiledStep {
     CompiledStep {
