@@ -12,6 +12,15 @@ pub struct WordMatcher {
     re: Regex,
 }
 
+/// Why a word list cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WordsError {
+    /// The word at this index is empty or only spaces.
+    Empty(usize),
+    /// The list does not compile within 4 MiB.
+    TooLarge,
+}
+
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
@@ -20,13 +29,13 @@ impl WordMatcher {
     /// Builds a matcher for `words` (each non-empty after trimming).
     ///
     /// # Errors
-    /// The index of the first empty word.
-    pub fn new(words: &[String]) -> Result<Self, usize> {
+    /// [`WordsError`]: an empty word, or a list too large to compile.
+    pub fn new(words: &[String]) -> Result<Self, WordsError> {
         let mut sorted: Vec<&str> = Vec::with_capacity(words.len());
         for (i, w) in words.iter().enumerate() {
             let w = w.trim();
             if w.is_empty() {
-                return Err(i);
+                return Err(WordsError::Empty(i));
             }
             sorted.push(w);
         }
@@ -40,7 +49,7 @@ impl WordMatcher {
         let re = RegexBuilder::new(&format!("(?i:{alternation})"))
             .size_limit(4 << 20)
             .build()
-            .map_err(|_| 0usize)?;
+            .map_err(|_| WordsError::TooLarge)?;
         Ok(Self { re })
     }
 
@@ -894,7 +903,10 @@ mod tests {
                 "{text:?}"
             );
         }
-        assert_eq!(WordMatcher::new(&["a".into(), " ".into()]).err(), Some(1));
+        assert_eq!(
+            WordMatcher::new(&["a".into(), " ".into()]).err(),
+            Some(WordsError::Empty(1))
+        );
     }
 
     #[test]
