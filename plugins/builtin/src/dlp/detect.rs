@@ -315,11 +315,20 @@ pub fn find_cards(text: &str) -> Vec<Range<usize>> {
         if glued_before {
             continue;
         }
+        // Card numbers are printed in at most 5 groups (4-4-4-4-3, 4-6-5); 8 leaves room
+        // and bounds the work on long runs of short groups.
         let mut a = 0;
         'starts: while a < groups.len() {
-            let last = (a + 19).min(groups.len() - 1);
+            let last = (a + 7).min(groups.len() - 1);
+            let counts: Vec<usize> = groups[a..=last]
+                .iter()
+                .scan(0, |n, g| {
+                    *n += g.len();
+                    Some(*n)
+                })
+                .collect();
             for z in (a..=last).rev() {
-                if z == groups.len() - 1 && glued_after {
+                if !(13..=19).contains(&counts[z - a]) || (z == groups.len() - 1 && glued_after) {
                     continue;
                 }
                 let digits: Vec<u8> = groups[a..=z]
