@@ -171,11 +171,11 @@ pub(crate) fn sanitize(s: &str, max: usize) -> String {
 /// Every part of `message` (nested messages included, and the nested message part itself).
 pub fn parts(message: &Message<'_>) -> Vec<PartInfo> {
     let mut out = Vec::new();
-    collect(message, &mut out);
+    collect(message, &mut out, 0);
     out
 }
 
-fn collect(message: &Message<'_>, out: &mut Vec<PartInfo>) {
+fn collect(message: &Message<'_>, out: &mut Vec<PartInfo>, depth: usize) {
     for part in &message.parts {
         let size = match &part.body {
             PartType::Multipart(_) => continue,
@@ -199,8 +199,10 @@ fn collect(message: &Message<'_>, out: &mut Vec<PartInfo>) {
             file_name: part.attachment_name().map(str::to_string),
             size,
         });
-        if let PartType::Message(m) = &part.body {
-            collect(m, out);
+        if let PartType::Message(m) = &part.body
+            && depth < crate::mime::MAX_NESTING
+        {
+            collect(m, out, depth + 1);
         }
     }
 }
@@ -553,6 +555,20 @@ mod tests {
         );
     }
 
+    fn deep_nesting(depth: usize) -> Vec<u8> {
+        let mut raw = "Content-Type: message/rfc822\r\n\r\n"
+            .repeat(depth)
+            .into_bytes();
+        raw.extend_from_slice(b"Content-Type: application/x-msdownload; name=a.exe\r\n\r\nMZ\r\n");
+        raw
+    }
+
+    #[test]
+    fn nesting_is_followed_to_a_bound() {
+        let p = policy(json!([{"name": "a", "extensions": ["exe"], "action": "reject"}]));
+        assert_eq!(p.evaluate(&deep_nesting(5)).verdict.name(), "reject");
+    }
+
     #[tokio::test]
     async fn hostile_input_passes_without_panicking() {
         let p = policy(json!([{"name": "a", "extensions": ["exe"], "action": "reject"}]));
@@ -562,6 +578,7 @@ mod tests {
             b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x\r\n--x",
             b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n",
             &[0xff, 0xfe, 0x00, 0x0d, 0x0a][..],
+            deep_nesting(2000).as_slice(),
         ] {
             let out = p.process(&context(raw)).await.expect("no error");
             assert!(out.verdict.validate().is_ok());

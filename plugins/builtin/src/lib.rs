@@ -15,6 +15,8 @@
 //! `capabilities()` that is exactly the set of mutations it may return for that config. Config
 //! errors name the offending field (`detectors[1].pattern`).
 
+#![warn(missing_docs)]
+
 pub mod attachment_policy;
 pub mod config;
 pub mod dlp;

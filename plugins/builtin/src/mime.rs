@@ -13,6 +13,10 @@ use base64::Engine as _;
 use mail_parser::{Encoding, HeaderName, Message, MessagePart, MimeHeaders, PartType};
 use mcp_plugin_api::Mutation;
 
+/// Nested messages deeper than this are not descended into (hostile nesting would otherwise
+/// exhaust the stack).
+pub(crate) const MAX_NESTING: usize = 32;
+
 /// A coordinate space: the raw octets offsets refer to.
 pub(crate) struct Layer<'m> {
     raw: &'m [u8],
@@ -189,7 +193,7 @@ impl<'m> TextUnits<'m> {
             truncated: false,
         };
         let mut budget = max_bytes;
-        this.walk(message, 0, &mut budget);
+        this.walk(message, 0, &mut budget, 0);
         this
     }
 
@@ -224,7 +228,7 @@ impl<'m> TextUnits<'m> {
         });
     }
 
-    fn walk(&mut self, message: &'m Message<'m>, layer: usize, budget: &mut usize) {
+    fn walk(&mut self, message: &'m Message<'m>, layer: usize, budget: &mut usize, depth: usize) {
         if let Some(root) = message.parts.first()
             && let Some(h) = root.headers.iter().find(|h| h.name == HeaderName::Subject)
             && let Some(subject) = message.subject()
@@ -253,9 +257,13 @@ impl<'m> TextUnits<'m> {
                 PartType::Binary(b) | PartType::InlineBinary(b) if is_text_like(part) => {
                     Some(Cow::Owned(decode_bytes(b, charset_of(part).as_deref())))
                 }
+                PartType::Message(_) if depth >= MAX_NESTING => {
+                    self.truncated = true;
+                    None
+                }
                 PartType::Message(nested) => {
                     if part.encoding == Encoding::None {
-                        self.walk(nested, layer, budget);
+                        self.walk(nested, layer, budget, depth + 1);
                     } else {
                         self.layers.push(Layer {
                             raw: nested.raw_message(),
@@ -267,7 +275,7 @@ impl<'m> TextUnits<'m> {
                             }),
                         });
                         let id = self.layers.len() - 1;
-                        self.walk(nested, id, budget);
+                        self.walk(nested, id, budget, depth + 1);
                     }
                     None
                 }

@@ -64,7 +64,7 @@ impl SizeLimit {
     }
 
     /// Verdicts only: no mutation.
-    pub fn capabilities() -> Capabilities {
+    pub fn capabilities(&self) -> Capabilities {
         Capabilities::none()
     }
 
@@ -93,7 +93,7 @@ impl SizeLimit {
 
 impl Plugin for SizeLimit {
     fn capabilities(&self) -> Capabilities {
-        Self::capabilities()
+        SizeLimit::capabilities(self)
     }
 
     fn process<'a>(

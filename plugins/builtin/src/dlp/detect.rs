@@ -12,6 +12,15 @@ pub struct WordMatcher {
     re: Regex,
 }
 
+/// Why a word list cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WordsError {
+    /// The word at this index is empty or only spaces.
+    Empty(usize),
+    /// The list does not compile within 4 MiB.
+    TooLarge,
+}
+
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
@@ -20,13 +29,13 @@ impl WordMatcher {
     /// Builds a matcher for `words` (each non-empty after trimming).
     ///
     /// # Errors
-    /// The index of the first empty word.
-    pub fn new(words: &[String]) -> Result<Self, usize> {
+    /// [`WordsError`]: an empty word, or a list too large to compile.
+    pub fn new(words: &[String]) -> Result<Self, WordsError> {
         let mut sorted: Vec<&str> = Vec::with_capacity(words.len());
         for (i, w) in words.iter().enumerate() {
             let w = w.trim();
             if w.is_empty() {
-                return Err(i);
+                return Err(WordsError::Empty(i));
             }
             sorted.push(w);
         }
@@ -40,7 +49,7 @@ impl WordMatcher {
         let re = RegexBuilder::new(&format!("(?i:{alternation})"))
             .size_limit(4 << 20)
             .build()
-            .map_err(|_| 0usize)?;
+            .map_err(|_| WordsError::TooLarge)?;
         Ok(Self { re })
     }
 
@@ -306,11 +315,20 @@ pub fn find_cards(text: &str) -> Vec<Range<usize>> {
         if glued_before {
             continue;
         }
+        // Card numbers are printed in at most 5 groups (4-4-4-4-3, 4-6-5); 8 leaves room
+        // and bounds the work on long runs of short groups.
         let mut a = 0;
         'starts: while a < groups.len() {
-            let last = (a + 19).min(groups.len() - 1);
+            let last = (a + 7).min(groups.len() - 1);
+            let counts: Vec<usize> = groups[a..=last]
+                .iter()
+                .scan(0, |n, g| {
+                    *n += g.len();
+                    Some(*n)
+                })
+                .collect();
             for z in (a..=last).rev() {
-                if z == groups.len() - 1 && glued_after {
+                if !(13..=19).contains(&counts[z - a]) || (z == groups.len() - 1 && glued_after) {
                     continue;
                 }
                 let digits: Vec<u8> = groups[a..=z]
@@ -894,7 +912,10 @@ mod tests {
                 "{text:?}"
             );
         }
-        assert_eq!(WordMatcher::new(&["a".into(), " ".into()]).err(), Some(1));
+        assert_eq!(
+            WordMatcher::new(&["a".into(), " ".into()]).err(),
+            Some(WordsError::Empty(1))
+        );
     }
 
     #[test]

@@ -277,7 +277,10 @@ fn words(list: &[String], field: &str) -> Result<WordMatcher, ConfigError> {
     if list.is_empty() {
         return Err(invalid(NAME, field, "must list at least one word"));
     }
-    WordMatcher::new(list).map_err(|i| invalid(NAME, format!("{field}[{i}]"), "must not be empty"))
+    WordMatcher::new(list).map_err(|e| match e {
+        detect::WordsError::Empty(i) => invalid(NAME, format!("{field}[{i}]"), "must not be empty"),
+        detect::WordsError::TooLarge => invalid(NAME, field, "too many or too long words"),
+    })
 }
 
 fn build_detector(

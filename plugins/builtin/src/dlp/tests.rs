@@ -644,6 +644,10 @@ async fn hostile_input_never_panics() {
         b"Content-Type: text/plain; charset=x-unknown\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ 4539148803436467=".to_vec(),
         b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\nSubject: 4539148803436467\r\n".to_vec(),
         format!("Subject: {}\r\n\r\n{}", "9".repeat(5000), "4 ".repeat(5000)).into_bytes(),
+        // Long runs of short digit groups: bounded work per group.
+        simple(&"4 12 ".repeat(200_000)),
+        // Deep nesting.
+        "Content-Type: message/rfc822\r\n\r\n".repeat(2000).into_bytes(),
     ];
     for raw in inputs {
         if let Ok(out) = p.process(&context(&raw)).await {
