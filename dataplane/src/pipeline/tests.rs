@@ -560,3 +560,17 @@ async fn an_external_plugin_not_served_yet_gets_its_on_error_at_once() {
     assert_eq!(out.disposition, Disposition::Store);
     assert_eq!(started.elapsed(), Duration::ZERO, "no wait for a timeout");
 }
+
+#[test]
+fn the_sample_pipelines_compile_with_the_builtin_plugins() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
+    for (file, namespace, tenant) in [
+        ("standalone/pipeline.yaml", "mcp-example", "example"),
+        ("k8s/pipeline.yaml", "mcp-acme", "acme"),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect("sample");
+        let tenant_of = |ns: &str| (ns == namespace).then(|| tenant.to_owned());
+        let set = compile(&parse(&text), &tenant_of).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(!set.is_empty(), "{file}");
+    }
+}
