@@ -202,10 +202,10 @@ impl MetadataStore {
             owner,
             kind,
         };
-        if let Some(owner) = alias_owner(&mut tx, &address).await? {
-            if owner != address {
-                return Err(taken(&address, owner, "an alias"));
-            }
+        if let Some(owner) = alias_owner(&mut tx, &address).await?
+            && owner != address
+        {
+            return Err(taken(&address, owner, "an alias"));
         }
         for alias in &aliases {
             if fetch_account(&mut tx, alias).await?.is_some() {
