@@ -23,7 +23,6 @@ const ALICE: &str = "alice@acme.example";
 struct Api {
     router: Router,
     store: MetadataStore,
-    blobs: BlobStore,
     _dir: tempfile::TempDir,
 }
 
@@ -70,7 +69,7 @@ async fn api() -> Api {
         .expect("blobs");
     let admin = Admin {
         store: store.clone(),
-        blobs: blobs.clone(),
+        blobs,
         tenant: "acme".into(),
         domains: vec!["acme.example".into(), "mail.acme.example".into()],
         key: DigestKey::from_bytes([3; 32]),
@@ -78,7 +77,6 @@ async fn api() -> Api {
     Api {
         router: router(admin, AdminToken::new(TOKEN.as_bytes())),
         store,
-        blobs,
         _dir: dir,
     }
 }

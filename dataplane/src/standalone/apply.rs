@@ -889,6 +889,16 @@ mod tests {
         let upper_domain = TENANT.replace("[example.com]", "[Example.COM]");
         let empty_pw = SECRET.replace("alice-demo", "''");
         let bob = MAILBOX.replace("name: alice, namespace", "name: bob, namespace");
+        let alice_with_alias = format!("{MAILBOX}  aliases: [Sales@example.com]\n");
+        let bob_alias_of_alice = MAILBOX
+            .replace("name: alice, namespace", "name: bob, namespace")
+            .replace("Alice@Example.com", "bob@example.com")
+            + "  aliases: [x@example.com, alice@EXAMPLE.com]\n";
+        let bob_alias_of_sales =
+            bob_alias_of_alice.replace("alice@EXAMPLE.com", "SALES@example.com");
+        let bob_named_sales = MAILBOX
+            .replace("name: alice, namespace", "name: bob, namespace")
+            .replace("Alice@Example.com", "sales@example.com");
         let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
             (
                 vec![
@@ -968,6 +978,33 @@ mod tests {
                 vec![("t.yaml", "apiVersion: v1\nkind: ConfigMap\n")],
                 "t.yaml: document 0: unsupported",
             ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", MAILBOX),
+                    ("n.yaml", &bob_alias_of_alice),
+                ],
+                "n.yaml: Mailbox \"bob\": spec.aliases: \"alice@example.com\" is already used by Mailbox \"alice\" in",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", &alice_with_alias),
+                    ("n.yaml", &bob_alias_of_sales),
+                ],
+                "n.yaml: Mailbox \"bob\": spec.aliases: \"sales@example.com\" is already used by Mailbox \"alice\" in",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", &alice_with_alias),
+                    ("n.yaml", &bob_named_sales),
+                ],
+                "n.yaml: Mailbox \"bob\": spec.address: \"sales@example.com\" is already used by Mailbox \"alice\" in",
+            ),
         ];
         for (files, want) in cases {
             let err = desired(&files).expect_err(want).to_string();
@@ -1001,6 +1038,85 @@ mod tests {
             .expect_err("corrupt")
             .to_string();
         assert!(err.contains("apply.key"), "{err}");
+    }
+
+    #[test]
+    fn labels_change_the_digest_and_their_absence_does_not() {
+        let base = desired(&[("t.yaml", TENANT), ("s.yaml", SECRET), ("m.yaml", MAILBOX)])
+            .expect("valid")
+            .remove(0);
+        let empty_labels = MAILBOX.replace(
+            "namespace: mcp-example}",
+            "namespace: mcp-example, labels: {}}",
+        );
+        let same = desired(&[
+            ("t.yaml", TENANT),
+            ("s.yaml", SECRET),
+            ("m.yaml", &empty_labels),
+        ])
+        .expect("valid")
+        .remove(0);
+        assert_eq!(
+            same.digest, base.digest,
+            "digests of unlabelled Mailboxes are stable"
+        );
+        let labelled = MAILBOX.replace(
+            "namespace: mcp-example}",
+            "namespace: mcp-example, labels: {team: finance}}",
+        ) + "  pipelineRef: {name: strict}\n  aliases: [Sales@example.com, alice@example.com]\n";
+        let a = desired(&[
+            ("t.yaml", TENANT),
+            ("s.yaml", SECRET),
+            ("m.yaml", &labelled),
+        ])
+        .expect("valid")
+        .remove(0);
+        assert_ne!(a.digest, base.digest);
+        assert_eq!(a.labels.get("team").map(String::as_str), Some("finance"));
+        assert_eq!(a.pipeline_ref.as_deref(), Some("strict"));
+        assert_eq!(a.aliases, ["sales@example.com"]);
+    }
+
+    /// Needs the SQLite [`MetadataStore`].
+    #[tokio::test]
+    async fn labels_pipeline_ref_and_aliases_are_stored_and_edits_reapply() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("meta.sqlite").display());
+        let store = MetadataStore::connect(&url).await.expect("connect");
+        let labelled = MAILBOX.replace(
+            "namespace: mcp-example}",
+            "namespace: mcp-example, labels: {team: finance}}",
+        ) + "  pipelineRef: {name: strict}\n  aliases: [Sales@example.com]\n";
+        let accounts = desired(&[
+            ("t.yaml", TENANT),
+            ("s.yaml", SECRET),
+            ("m.yaml", &labelled),
+        ])
+        .expect("valid");
+        apply(&store, &accounts).await.expect("apply");
+        let a = store
+            .account_by_recipient("sales@example.com")
+            .await
+            .expect("route")
+            .expect("alias routes");
+        assert_eq!(a.address, "alice@example.com");
+        assert_eq!(a.labels.get("team").map(String::as_str), Some("finance"));
+        assert_eq!(a.pipeline_ref.as_deref(), Some("strict"));
+        let again = apply(&store, &accounts).await.expect("re-apply");
+        assert_eq!(again.unchanged, 1);
+
+        // Dropping the alias re-applies and frees it.
+        let fewer = labelled.replace("  aliases: [Sales@example.com]\n", "");
+        let accounts =
+            desired(&[("t.yaml", TENANT), ("s.yaml", SECRET), ("m.yaml", &fewer)]).expect("valid");
+        assert_eq!(apply(&store, &accounts).await.expect("apply").updated, 1);
+        assert_eq!(
+            store
+                .account_by_recipient("sales@example.com")
+                .await
+                .expect("route"),
+            None
+        );
     }
 
     /// Needs the SQLite [`MetadataStore`].
