@@ -140,7 +140,8 @@ impl World {
 
 #[tokio::test]
 async fn on_error_policies_store_hold_or_refuse_exactly_once() {
-    let faults: [(&str, fn() -> Behaviour); 3] = [
+    type Fault = (&'static str, fn() -> Behaviour);
+    let faults: [Fault; 3] = [
         ("panic", || Behaviour::Panic),
         ("hang", || Behaviour::Hang),
         ("undeclared mutation", || {
