@@ -10,6 +10,7 @@ use chrono::DateTime;
 use mcp_crds::dataplane::{ADMIN_PATH, AccountState, DeleteOutcome, Problem};
 use mcp_dataplane::admin::{Admin, AdminToken, MAX_BODY, router};
 use mcp_dataplane::auth::{AuthError, Authenticator};
+use mcp_dataplane::pipeline::{PipelineSet, Pipelines};
 use mcp_dataplane::standalone::apply::DigestKey;
 use mcp_dataplane::store::{
     AccountUpsert, BlobId, BlobStore, MessageCache, MetadataStore, NewMessage,
@@ -73,6 +74,7 @@ async fn api() -> Api {
         tenant: "acme".into(),
         domains: vec!["acme.example".into(), "mail.acme.example".into()],
         key: DigestKey::from_bytes([3; 32]),
+        pipelines: Pipelines::new(PipelineSet::default()),
     };
     Api {
         router: router(admin, AdminToken::new(TOKEN.as_bytes())),

@@ -13,6 +13,7 @@ use mcp_crds::dataplane::{
 };
 use mcp_crds::pipeline::Stage;
 use mcp_dataplane::admin::{Admin, AdminToken, router};
+use mcp_dataplane::pipeline::{PipelineSet, Pipelines};
 use mcp_dataplane::standalone::apply::DigestKey;
 use mcp_dataplane::store::{
     AccountRecord, AccountUpsert, BlobStore, HeldMessage, MetadataStore, Quarantine, QuarantineId,
@@ -77,6 +78,7 @@ async fn api() -> Api {
         tenant: "acme".into(),
         domains: vec!["acme.example".into()],
         key: DigestKey::from_bytes([3; 32]),
+        pipelines: Pipelines::new(PipelineSet::default()),
     };
     Api {
         router: router(admin, AdminToken::new(TOKEN.as_bytes())),

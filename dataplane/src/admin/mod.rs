@@ -47,10 +47,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures::StreamExt;
 use mcp_crds::dataplane::{
-    ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, QUARANTINE_PATH, QuotaLimits,
+    ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, PIPELINES_PATH, QUARANTINE_PATH,
+    QuotaLimits,
 };
 use mcp_crds::mailbox::Retention;
 
+use crate::pipeline::Pipelines;
 use crate::standalone::apply::{self, Applied, ApplyError, DigestKey};
 use crate::store::{AccountRecord, BlobStore, MetadataStore, StoreError};
 
@@ -84,6 +86,8 @@ pub struct Admin {
     pub domains: Vec<String>,
     /// Key of the account digests (kept in the data directory).
     pub key: DigestKey,
+    /// The pipelines in force, reported by `GET {PIPELINES_PATH}`.
+    pub pipelines: Arc<Pipelines>,
 }
 
 struct AppState {
@@ -104,6 +108,7 @@ pub fn router(admin: Admin, token: AdminToken) -> Router {
             &format!("{ADMIN_PATH}/{{address}}"),
             put(put_account).get(get_account).delete(delete_account),
         )
+        .route(PIPELINES_PATH, get(get_pipelines))
         .route(QUARANTINE_PATH, get(quarantine::list))
         .route(
             &format!("{QUARANTINE_PATH}/{{id}}"),
@@ -561,6 +566,17 @@ async fn put_account(
         )
         .await?;
     Ok(json(&answer))
+}
+
+/// `GET {PIPELINES_PATH}`: the Pipelines in force and the last refused change
+/// ([`mcp_crds::dataplane::PipelinesState`]). Query parameters are refused.
+async fn get_pipelines(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {
+    if uri.query().is_some_and(|q| !q.is_empty()) {
+        return Err(ApiError::bad_request(
+            "query: this endpoint takes no parameters",
+        ));
+    }
+    Ok(json(&state.admin.pipelines.state()))
 }
 
 async fn get_account(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {

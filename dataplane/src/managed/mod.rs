@@ -113,6 +113,7 @@ pub async fn run_until(
             tenant: config.tenant.clone(),
             domains: config.domains.clone(),
             key,
+            pipelines: std::sync::Arc::clone(&pipelines),
         },
         config.admin_token.clone(),
     );
