@@ -7,6 +7,8 @@
 //!   both would claim the metric family name and scrapers reject the page.)
 //! - `mcp_imap_commands_total{command,status}` (counter): finished commands.
 //! - `mcp_imap_command_duration_seconds{command}` (histogram): command wall time, seconds.
+//! - `mcp_lmtp_*`: LMTP sessions, transactions and per-recipient replies
+//!   ([`crate::lmtp::metrics`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +48,8 @@ pub struct Metrics {
     connections_accepted: Counter,
     commands: Family<CommandStatus, Counter>,
     durations: Family<CommandOnly, Histogram, fn() -> Histogram>,
+    /// The LMTP families.
+    pub lmtp: crate::lmtp::LmtpMetrics,
 }
 
 fn command_histogram() -> Histogram {
@@ -82,8 +86,10 @@ impl Default for Metrics {
             "Wall time of IMAP commands, seconds",
             durations.clone(),
         );
+        let lmtp = crate::lmtp::LmtpMetrics::register(&mut registry);
         Self {
             registry,
+            lmtp,
             connections,
             connections_accepted,
             commands,
