@@ -149,7 +149,10 @@ async fn delivered_message_is_committed_visible_and_announced() {
         "{text}"
     );
     assert!(text.contains("\tfor <Alice@Example.com>; "), "{text}");
-    assert!(text.ends_with("\r\nSubject: hello\r\n\r\nbody line\r\n"), "{text}");
+    assert!(
+        text.ends_with("\r\nSubject: hello\r\n\r\nbody line\r\n"),
+        "{text}"
+    );
     let announced = tokio::time::timeout(Duration::from_secs(10), changes.recv())
         .await
         .expect("announced")
