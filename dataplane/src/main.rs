@@ -30,7 +30,7 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run IMAP (STARTTLS), IMAPS and metrics in one process from a local data directory,
+    /// Run IMAP (STARTTLS), IMAPS, LMTP and metrics in one process from a local data directory,
     /// with the accounts of the YAML resources in --resources.
     Standalone(StandaloneArgs),
     /// Run one Tenant's dataplane from the configuration file the operator renders
@@ -54,6 +54,9 @@ struct DataplaneArgs {
     /// IMAPS listen address instead of the file's imaps.
     #[arg(long, value_name = "ADDR")]
     imaps: Option<String>,
+    /// LMTP listen address instead of the file's lmtp.
+    #[arg(long, value_name = "ADDR")]
+    lmtp: Option<String>,
     /// Metrics listen address instead of the file's metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
@@ -76,6 +79,9 @@ struct StandaloneArgs {
     /// IMAPS listen address (implicit TLS).
     #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_IMAPS)]
     imaps: String,
+    /// LMTP listen address (RFC 2033, plain text; for the local MTA).
+    #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_LMTP)]
+    lmtp: String,
     /// Metrics listen address (HTTP: /metrics, /healthz).
     #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_METRICS)]
     metrics: String,
@@ -172,6 +178,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 data_dir: Some(a.data_dir),
                 imap: Some(a.imap),
                 imaps: Some(a.imaps),
+                lmtp: Some(a.lmtp),
                 metrics: Some(a.metrics),
                 store_url: a.store_url,
                 blob_dir: a.blob_dir,
@@ -187,6 +194,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 data_dir: a.data_dir,
                 imap: a.imap,
                 imaps: a.imaps,
+                lmtp: a.lmtp,
                 metrics: a.metrics,
                 admin: a.admin,
             };

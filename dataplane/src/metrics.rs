@@ -8,6 +8,8 @@
 //! - `mcp_imap_commands_total{command,status}` (counter): finished commands.
 //! - `mcp_imap_command_duration_seconds{command}` (histogram): command wall time, seconds.
 //! - `mcp_pipeline_*`: the pipeline engine's, listed in [`crate::pipeline::metrics`].
+//! - `mcp_lmtp_*`: LMTP sessions, transactions and per-recipient replies
+//!   ([`crate::lmtp::metrics`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub struct Metrics {
     commands: Family<CommandStatus, Counter>,
     durations: Family<CommandOnly, Histogram, fn() -> Histogram>,
     pipeline: Arc<PipelineMetrics>,
+    /// The LMTP families.
+    pub lmtp: crate::lmtp::LmtpMetrics,
 }
 
 fn command_histogram() -> Histogram {
@@ -87,8 +91,10 @@ impl Default for Metrics {
             durations.clone(),
         );
         let pipeline = Arc::new(PipelineMetrics::register(&mut registry));
+        let lmtp = crate::lmtp::LmtpMetrics::register(&mut registry);
         Self {
             registry,
+            lmtp,
             connections,
             connections_accepted,
             commands,

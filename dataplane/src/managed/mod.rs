@@ -2,12 +2,11 @@
 //! the file the operator renders ([`config`]) and provisioned by the operator through the
 //! admin API ([`crate::admin`]) (DESIGN.md §1, "Kubernetes").
 //!
-//! [`run`] does, in order: lock the data directory, bind the IMAP (STARTTLS), IMAPS, metrics
+//! [`run`] does, in order: lock the data directory, bind the IMAP (STARTTLS), IMAPS, LMTP, metrics
 //! and admin listeners, load or create the digest key, open the store and blob directory,
 //! load both certificates, and serve until Ctrl-C (SIGINT) or SIGTERM; open IMAP sessions
 //! are told `* BYE`. The steps are the server assembly `mcp standalone` uses
-//! ([`crate::server`]); only the configuration and the admin API differ. LMTP is not served
-//! yet: its address is validated and a log line says so.
+//! ([`crate::server`]); only the configuration and the admin API differ.
 //!
 //! Data directory layout:
 //! ```text
@@ -74,13 +73,9 @@ pub async fn run_until(
         data_dir = %config.data_dir.display(),
         "configuration loaded"
     );
-    tracing::warn!(
-        lmtp = %config.lmtp,
-        "LMTP is not implemented yet: the lmtp address is not served"
-    );
 
     let _lock = server::lock_data_dir(&config.data_dir, &config.blob_dir)?;
-    let listeners = Listeners::bind(config.imap, config.imaps, config.metrics).await?;
+    let listeners = Listeners::bind(config.imap, config.imaps, config.lmtp, config.metrics).await?;
     let admin_listener = server::bind(config.admin.field, config.admin.addr).await?;
     let bound = BoundAddrs {
         admin: Some(server::bound_addr(

@@ -1,8 +1,8 @@
-//! The standalone mode: one process that serves IMAP from a local data directory, configured
+//! The standalone mode: one process that serves IMAP and LMTP from a local data directory, configured
 //! by the YAML resources of a directory (DESIGN.md §1, "Standalone").
 //!
 //! [`run`] does, in order: validate the resources, lock the data directory, bind the IMAP
-//! (STARTTLS), IMAPS and metrics listeners, open the store and blob directory, apply the
+//! (STARTTLS), IMAPS, LMTP and metrics listeners, open the store and blob directory, apply the
 //! resources ([`apply`]), build the TLS acceptor, and serve until Ctrl-C (SIGINT) or
 //! SIGTERM; then it stops accepting, lets open sessions end (the IMAP server sends `* BYE`)
 //! and returns. Every step except reading and applying the resources is the server assembly
@@ -91,6 +91,10 @@ pub async fn run_until(
         Listen {
             field: "--imaps",
             addr: config.imaps,
+        },
+        Listen {
+            field: "--lmtp",
+            addr: config.lmtp,
         },
         Listen {
             field: "--metrics",
