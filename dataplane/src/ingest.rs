@@ -339,7 +339,6 @@ impl Ingest {
             .hold(held)
             .await
             .map_err(|e| IngestError::Quarantine(e.to_string()))?;
-        tracing::info!(mailbox = %account.address, pipeline = %by.pipeline, step = %by.step, id = %id.as_str(), "message held in quarantine");
         Ok(id.as_str().to_owned())
     }
 

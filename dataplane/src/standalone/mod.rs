@@ -21,6 +21,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod quarantine;
 
 use tokio_util::sync::CancellationToken;
 
