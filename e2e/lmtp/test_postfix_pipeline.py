@@ -7,8 +7,9 @@ refused the same way)."""
 
 from __future__ import annotations
 
-import urllib.request
+import sys
 import uuid
+from pathlib import Path
 
 import postfix as postfix_mod
 import pytest
@@ -16,24 +17,14 @@ import pytest
 from conftest import ALICE, BOB
 from lmtputil import inbox, postfix  # noqa: F401 (fixture)
 
-# A Luhn-valid Visa number that is not an issuer's test number (see e2e/pipeline).
-CARD = "4539148803436467"
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+from pipelineutil import CARD, metric  # noqa: E402
 
 def _message(subject: str, body: str) -> bytes:
     return (
         f"From: Bob <bob@example.com>\nTo: Alice <alice@example.com>\nSubject: {subject}\n"
         f"MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n{body}\n"
     ).encode()
-
-
-def _metric(server, name: str, **labels: str) -> float:
-    page = urllib.request.urlopen(f"http://{server.host}:{server.metrics_port}/metrics", timeout=10).read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in page.splitlines()
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items())
-    )
 
 
 def _subjects(server) -> set[bytes]:
@@ -50,7 +41,7 @@ def test_card_numbers_are_quarantined_and_invoice_numbers_delivered(mcp, postfix
     subjects = _subjects(mcp)
     assert f"Subject: {invoice}".encode() in subjects
     assert f"Subject: {held}".encode() not in subjects, "held, not delivered"
-    assert _metric(mcp, "mcp_pipeline_runs_total", stage="deliver", outcome="quarantine") == 1
+    assert metric(mcp, "mcp_pipeline_runs_total", stage="deliver", outcome="quarantine") == 1
     assert CARD not in mcp.log_text(), "the card number never reaches the log"
 
 

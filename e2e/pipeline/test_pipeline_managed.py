@@ -9,12 +9,12 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imap"))
+from pipelineutil import wait_until  # noqa: E402
 from test_dataplane_mode import ALICE, Dataplane, write_config_dir  # noqa: E402
 
 PIPELINE = """apiVersion: mcp.dev/v1alpha1
@@ -56,16 +56,6 @@ def state(dp: Dataplane) -> dict:
     return json.loads(answer.raw)
 
 
-def wait_for(what: str, check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not within {timeout}s")
-
-
 def appended_header(dp: Dataplane, n: int) -> list[str]:
     imap = dp.imaps(ALICE, "alice-pw")
     try:
@@ -94,21 +84,21 @@ def test_pipelines_file_is_reported_reloaded_and_a_bad_change_refused(mcp_binary
         assert appended_header(dp, 1) == ["one"]
 
         cm.write(PIPELINE.format(value="two"))
-        second = wait_for(
+        second = wait_until(
             "the new revision in force",
             lambda: (s := state(dp))["pipelines"][0]["revision"] != first["pipelines"][0]["revision"] and s,
         )
         assert appended_header(dp, 2) == ["two"]
 
         cm.write(PIPELINE.format(value="two").replace("header-tagger", "no-such-plugin"))
-        refused = wait_for("the refusal", lambda: (s := state(dp)).get("lastError") and s)
+        refused = wait_until("the refusal", lambda: (s := state(dp)).get("lastError") and s)
         assert "pipelines.yaml" in refused["lastError"], refused
         assert refused["pipelines"] == second["pipelines"], "the last good pipelines stay in force"
         assert appended_header(dp, 3) == ["two"]
 
         # A file that is not a Pipeline stream is refused the same way.
         cm.write("apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n")
-        wait_for("the second refusal", lambda: "only Pipelines belong here" in (state(dp).get("lastError") or ""))
+        wait_until("the second refusal", lambda: "only Pipelines belong here" in (state(dp).get("lastError") or ""))
     finally:
         dp.stop()
 

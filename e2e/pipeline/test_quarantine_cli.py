@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imap"))
 from imaputil import connect  # noqa: E402
+from pipelineutil import CARD  # noqa: E402
 
-CARD = "4539 1488 0343 6467"
 
 
 def cli(binary: Path, server, *args: str) -> subprocess.CompletedProcess:

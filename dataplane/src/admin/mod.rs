@@ -593,38 +593,17 @@ async fn get_account(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Res
 
 /// The `retention` query parameter, the only one accepted.
 fn retention(uri: &Uri) -> Result<Retention, ApiError> {
-    let mut retention = None;
-    for pair in uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            percent_decode(s)
-                .ok_or_else(|| ApiError::bad_request("query: not valid percent-encoded UTF-8"))
-        };
-        let (name, value) = (decode(name)?, decode(value)?);
-        if name != "retention" {
-            return Err(ApiError::bad_request(format!(
-                "{name}: unknown query parameter (only retention)"
-            )));
-        }
-        let parsed = match value.as_str() {
-            "Retain" => Retention::Retain,
-            "Delete" => Retention::Delete,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "retention: {other:?} is neither Retain nor Delete"
-                )));
-            }
-        };
-        if retention.replace(parsed).is_some() {
-            return Err(ApiError::bad_request("retention: given more than once"));
-        }
+    let params = quarantine::query_params(uri, &["retention"])?;
+    match params.first().map(|(_, v)| v.as_str()) {
+        Some("Retain") => Ok(Retention::Retain),
+        Some("Delete") => Ok(Retention::Delete),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "retention: {other:?} is neither Retain nor Delete"
+        ))),
+        None => Err(ApiError::bad_request(
+            "retention: required, Retain or Delete",
+        )),
     }
-    retention.ok_or_else(|| ApiError::bad_request("retention: required, Retain or Delete"))
 }
 
 async fn delete_account(

@@ -52,7 +52,7 @@ pub fn entry(m: &QuarantinedMessage) -> QuarantineEntry {
 
 /// The query parameters as (name, value) pairs, percent-decoded; each name at most once and
 /// one of `allowed`.
-fn query_params(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+pub(super) fn query_params(uri: &Uri, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for pair in uri
         .query()
