@@ -16,6 +16,7 @@ per message.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import statistics
@@ -57,6 +58,7 @@ def crlf(data: bytes) -> bytes:
 
 
 MESSAGES = [crlf(p.read_bytes()) for p in CORPUS]
+AVERAGE = sum(map(len, MESSAGES)) // len(MESSAGES)
 
 
 def free_ports(n: int) -> list[int]:
@@ -165,6 +167,12 @@ def lmtp_client(port: int, stop: threading.Event, lat: list[float], errors: list
     s.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far, seconds (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(kind: str, port: int, clients: int, duration: float) -> tuple[int, list[float]]:
     target = append_client if kind == "APPEND" else lmtp_client
     stop = threading.Event()
@@ -208,7 +216,7 @@ def main() -> None:
             (res / "bench.yaml").write_text(PIPELINE)
         configs[name] = res
 
-    results = {(c, k): [0, 0.0, []] for c in configs for k in ("APPEND", "LMTP")}
+    results = {(c, k): [0, 0.0, [], 0.0] for c in configs for k in ("APPEND", "LMTP")}
     for rnd in range(args.rounds):
         for name, res in configs.items():
             d = work / f"run-{name}-{rnd}"
@@ -216,29 +224,33 @@ def main() -> None:
             server = Server(args.mcp_bin, res, d)
             try:
                 for kind, port in (("APPEND", server.imap), ("LMTP", server.lmtp)):
+                    before = cpu_seconds(server.proc.pid)
                     n, lat = run(kind, port, args.clients, args.duration)
+                    cpu = cpu_seconds(server.proc.pid) - before
                     r = results[(name, kind)]
                     r[0] += n
                     r[1] += args.duration
                     r[2].extend(lat)
+                    r[3] += cpu
                     print(f"round {rnd + 1} {name:8} {kind:6} {n / args.duration:8.1f} msg/s  p50 {pct(lat, .5):6.2f} ms")
             finally:
                 server.stop()
 
     print(f"\n{args.clients} clients, {args.rounds} x {args.duration:g}s per workload and configuration, "
-          f"{len(MESSAGES)} corpus messages ({sum(map(len, MESSAGES)) // len(MESSAGES)} octets on average)\n")
-    print(f"{'workload':8} {'config':9} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+          f"{len(MESSAGES)} corpus messages ({AVERAGE} octets on average)\n")
+    print(f"{'workload':8} {'config':9} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'server CPU µs/msg':>18}")
     for kind in ("APPEND", "LMTP"):
         for name in configs:
-            n, secs, lat = results[(name, kind)]
-            print(f"{kind:8} {name:9} {n / secs:8.1f} {pct(lat, .5):8.2f} {pct(lat, .99):8.2f}")
+            n, secs, lat, cpu = results[(name, kind)]
+            print(f"{kind:8} {name:9} {n / secs:8.1f} {pct(lat, .5):8.2f} {pct(lat, .99):8.2f} {1e6 * cpu / n:18.0f}")
     print()
     for kind in ("APPEND", "LMTP"):
         e, p = results[("empty", kind)], results[("pipeline", kind)]
         loss = 1 - (p[0] / p[1]) / (e[0] / e[1])
         added = pct(p[2], .5) - pct(e[2], .5)
+        cpu_added = 1e6 * (p[3] / p[0] - e[3] / e[0])
         print(f"{kind}: throughput with the 4-step pipeline {100 * (1 - loss):.1f}% of empty "
-              f"(loss {100 * loss:.1f}%), p50 added {added:+.3f} ms per message")
+              f"(loss {100 * loss:.1f}%), p50 added {added:+.3f} ms, server CPU added {cpu_added:+.0f} µs per message")
     shutil.rmtree(work, ignore_errors=True)
 
 
