@@ -18,7 +18,8 @@ use mcp_plugin_api::{EnhancedStatus, Envelope};
 use tokio::sync::Semaphore;
 
 use crate::pipeline::{
-    Disposition, Input, MailboxScope, Outcome, PipelineMetrics, Pipelines, StepRef, engine,
+    CompiledPipeline, Disposition, Input, MailboxScope, Outcome, PipelineMetrics, Pipelines,
+    StepRef, engine,
 };
 use crate::store::{
     AccountRecord, BlobStore, FlagOp, HeldMessage, MailboxRecord, MetadataStore, NewMessage,
@@ -108,6 +109,21 @@ pub enum Ingested {
         /// Reason.
         text: String,
     },
+}
+
+/// A message just stored, for its `post-store` run.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    /// Its account.
+    pub account: AccountRecord,
+    /// Its envelope.
+    pub envelope: Envelope,
+    /// The folder it was stored in.
+    pub mailbox: MailboxRecord,
+    /// That folder's UIDVALIDITY when it was stored.
+    pub uid_validity: UidValidity,
+    /// Its UID there.
+    pub uid: Uid,
 }
 
 /// Where a held message was going, for [`Ingest::hold`].
@@ -200,10 +216,12 @@ impl Ingest {
         };
         match outcome.disposition {
             Disposition::Store => {
-                let filed = outcome.folder != sub.folder;
+                let moved = outcome.folder != sub.folder;
                 let mailbox = self
-                    .destination(&sub.account, &outcome.folder, filed)
+                    .destination(&sub.account, &outcome.folder, moved)
                     .await?;
+                // `fileInto inbox` on an APPEND to INBOX stays where the client asked.
+                let filed = moved && mailbox.name != sub.folder;
                 let (uid_validity, uid) = self
                     .store_message(
                         &mailbox,
@@ -219,8 +237,17 @@ impl Ingest {
                     uid,
                     filed,
                 };
-                if !set.select(Stage::PostStore, scope(&sub.account)).is_empty() {
-                    self.spawn_post_store(sub.account, sub.envelope, mailbox, uid_validity, uid);
+                let post = set.select(Stage::PostStore, scope(&sub.account));
+                if !post.is_empty() {
+                    // The same snapshot as the stage that stored it: one revision per message.
+                    let stored = StoredMessage {
+                        account: sub.account,
+                        envelope: sub.envelope,
+                        mailbox,
+                        uid_validity,
+                        uid,
+                    };
+                    self.spawn_post_store(post, stored);
                 }
                 Ok(stored)
             }
@@ -322,7 +349,12 @@ impl Ingest {
         let held = HeldMessage {
             tenant: account.tenant.clone(),
             account: account.id,
-            recipient: account.address.clone(),
+            // The address the message was sent to (maybe an alias); APPEND has none.
+            recipient: if envelope.rcpt_to.is_empty() {
+                account.address.clone()
+            } else {
+                envelope.rcpt_to.to_lowercase()
+            },
             mail_from: envelope.mail_from.clone(),
             stage,
             folder: folder.to_owned(),
@@ -344,45 +376,45 @@ impl Ingest {
 
     fn spawn_post_store(
         self: &Arc<Self>,
-        account: AccountRecord,
-        envelope: Envelope,
-        mailbox: MailboxRecord,
-        uid_validity: UidValidity,
-        uid: Uid,
+        pipelines: Vec<Arc<CompiledPipeline>>,
+        stored: StoredMessage,
     ) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let Ok(_permit) = Arc::clone(&this.post_store).acquire_owned().await else {
                 return;
             };
-            if let Err(e) = this
-                .post_store(&account, envelope, &mailbox, uid_validity, uid)
-                .await
-            {
-                tracing::error!(mailbox = %account.address, folder = %mailbox.name, uid = uid.0, error = %e, "post-store pipeline failed; the stored message is unchanged");
+            if let Err(e) = this.post_store(&pipelines, &stored).await {
+                tracing::error!(mailbox = %stored.account.address, folder = %stored.mailbox.name, uid = stored.uid.0, error = %e, "post-store pipeline failed; the stored message is unchanged");
             }
         });
     }
 
-    /// Runs the `post-store` pipelines on a stored message and applies the result:
+    /// Runs `pipelines` (the `post-store` ones selected from the snapshot that stored the
+    /// message) on a stored message and applies the result:
     /// flags and keywords are added; `FileInto` moves it; changed octets replace it (the new
     /// version is stored, then the old one expunged); `Quarantine` holds it and expunges it;
     /// `Discard` expunges it. `Reject` and `TempFail` cannot undo a delivery: they are
-    /// logged and counted only.
+    /// logged and counted only. `SetMetadata` results and dry-run records of this stage are
+    /// not kept when the octets stay the same (the stored message's metadata is written
+    /// once, when it is stored).
     ///
     /// # Errors
     /// [`IngestError`] when the stored message cannot be read or changed.
     pub async fn post_store(
         &self,
-        account: &AccountRecord,
-        envelope: Envelope,
-        mailbox: &MailboxRecord,
-        uid_validity: UidValidity,
-        uid: Uid,
+        pipelines: &[Arc<CompiledPipeline>],
+        stored: &StoredMessage,
     ) -> Result<(), IngestError> {
-        let set = self.pipelines.current();
-        let chosen = set.select(Stage::PostStore, scope(account));
-        if chosen.is_empty() {
+        let StoredMessage {
+            account,
+            envelope,
+            mailbox,
+            uid_validity,
+            uid,
+        } = stored;
+        let (uid, uid_validity) = (*uid, *uid_validity);
+        if pipelines.is_empty() {
             return Ok(());
         }
         let Some(current) = self.store.mailbox(account.id, &mailbox.name).await? else {
@@ -391,13 +423,7 @@ impl Ingest {
         if current.uid_validity != uid_validity {
             return Ok(());
         }
-        let Some(record) = self
-            .store
-            .messages(mailbox.id)
-            .await?
-            .into_iter()
-            .find(|m| m.uid == uid)
-        else {
+        let Some(record) = self.store.message(mailbox.id, uid).await? else {
             return Ok(()); // expunged meanwhile
         };
         let message = self.blobs.get(&record.blob).await?;
@@ -410,7 +436,7 @@ impl Ingest {
             message: message.clone(),
             flags: record.flags.clone(),
         };
-        let out = engine::run(&chosen, input, &self.metrics).await;
+        let out = engine::run(pipelines, input, &self.metrics).await;
         let remove = |this: &Self| {
             let store = this.store.clone();
             let id = mailbox.id;
@@ -459,7 +485,7 @@ impl Ingest {
                 let what = Hold {
                     stage: Stage::PostStore,
                     folder: &mailbox.name,
-                    envelope: &envelope,
+                    envelope,
                     flags: record.flags.clone(),
                     internal_date: record.internal_date,
                 };

@@ -229,9 +229,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Quarantine(a) => {
             use mcp_dataplane::standalone::quarantine::{self, Action};
             let data_dir = std::path::absolute(&a.data_dir)?;
-            let store_url = a
-                .store_url
-                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("meta.sqlite").display()));
+            let store_url = match a.store_url {
+                Some(url) => url,
+                None => {
+                    // Opening would create an empty store: say what is missing instead.
+                    let db = data_dir.join("meta.sqlite");
+                    if !db.is_file() {
+                        anyhow::bail!(
+                            "{}: not an MCP data directory (no meta.sqlite); give the server's --data-dir",
+                            data_dir.display()
+                        );
+                    }
+                    format!("sqlite://{}", db.display())
+                }
+            };
             let blob_dir = a.blob_dir.unwrap_or_else(|| data_dir.join("blobs"));
             let action = match a.action {
                 QuarantineAction::List {

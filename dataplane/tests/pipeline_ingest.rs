@@ -141,8 +141,9 @@ impl World {
 #[tokio::test]
 async fn on_error_policies_store_hold_or_refuse_exactly_once() {
     type Fault = (&'static str, fn() -> Behaviour);
-    let faults: [Fault; 3] = [
+    let faults: [Fault; 4] = [
         ("panic", || Behaviour::Panic),
+        ("panic at call", || Behaviour::PanicAtCall),
         ("hang", || Behaviour::Hang),
         ("undeclared mutation", || {
             Behaviour::Reply(StepOutput::mutate(vec![Mutation::ReplaceBody {
@@ -401,4 +402,61 @@ async fn post_store_changes_the_stored_message() {
         w.folder("INBOX").await.is_empty()
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_held_message_records_the_address_it_was_sent_to() {
+    let hold = FaultPlugin::new(
+        Behaviour::Reply(StepOutput::verdict(Verdict::quarantine("held"))),
+        &[],
+    );
+    let w = world(vec![pipeline(
+        &[Stage::Deliver],
+        vec![step("hold", hold, OnError::FailClosed)],
+    )])
+    .await;
+    w.ingest
+        .submit(Submission {
+            stage: Stage::Deliver,
+            account: w.account.clone(),
+            folder: "INBOX".into(),
+            envelope: Envelope {
+                mail_from: "bob@example.net".into(),
+                rcpt_to: "Sales@Example.com".into(),
+            },
+            message: Bytes::from_static(MESSAGE),
+            flags: Vec::new(),
+            internal_date: Utc::now().fixed_offset(),
+        })
+        .await
+        .expect("ingest");
+    let held = w.held().await;
+    assert_eq!(
+        held[0].recipient, "sales@example.com",
+        "the alias, not the account"
+    );
+    assert_eq!(
+        held[0].account_address.as_deref(),
+        Some("alice@example.com")
+    );
+}
+
+#[tokio::test]
+async fn file_into_the_same_folder_in_another_case_is_not_filing() {
+    let plugin = FaultPlugin::new(
+        Behaviour::Reply(StepOutput::mutate(vec![Mutation::FileInto {
+            folder: "inbox".into(),
+        }])),
+        &[Capability::FileInto],
+    );
+    let w = world(vec![pipeline(
+        &[Stage::Append],
+        vec![step("file", plugin, OnError::FailClosed)],
+    )])
+    .await;
+    let got = w.submit(Stage::Append).await;
+    assert!(
+        matches!(got, Ingested::Stored { filed: false, ref folder, .. } if folder == "INBOX"),
+        "{got:?}"
+    );
 }

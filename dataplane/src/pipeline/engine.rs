@@ -185,6 +185,15 @@ fn printable(text: &str) -> String {
     out
 }
 
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string payload".into())
+}
+
 /// Calls one step once, under `limit`, and checks the reply.
 async fn call(
     step: &CompiledStep,
@@ -192,18 +201,13 @@ async fn call(
     limit: Duration,
     deadline_bound: bool,
 ) -> Result<StepOutput, Failure> {
-    let fut = AssertUnwindSafe(step.plugin.process(ctx)).catch_unwind();
-    let out = match tokio::time::timeout(limit, fut).await {
+    // A plugin may panic while building its future as well as while it runs.
+    let fut = std::panic::catch_unwind(AssertUnwindSafe(|| step.plugin.process(ctx)))
+        .map_err(|panic| Failure::Panic(panic_message(panic.as_ref())))?;
+    let out = match tokio::time::timeout(limit, AssertUnwindSafe(fut).catch_unwind()).await {
         Err(_) if deadline_bound => return Err(Failure::Deadline),
         Err(_) => return Err(Failure::Timeout(limit)),
-        Ok(Err(panic)) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string payload".into());
-            return Err(Failure::Panic(msg));
-        }
+        Ok(Err(panic)) => return Err(Failure::Panic(panic_message(panic.as_ref()))),
         Ok(Ok(Err(e))) => return Err(Failure::Plugin(e)),
         Ok(Ok(Ok(out))) => out,
     };

@@ -26,6 +26,9 @@ use super::metrics::PipelineMetrics;
 /// How often [`watch`] looks at the source.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
 
+/// How long changed bytes must stay unchanged before [`watch`] loads them.
+pub const SETTLE: Duration = Duration::from_millis(250);
+
 /// The pipeline set in force.
 #[derive(Debug, Default)]
 pub struct Pipelines {
@@ -181,8 +184,9 @@ fn load_file(path: &Path, tenant: &str) -> Result<PipelineSet, LoadError> {
     compile(&pipelines, &tenant_of).map_err(|e| LoadError(format!("{}: {e}", path.display())))
 }
 
-/// Polls `source` every `interval` until `shutdown`; when its bytes change, loads it and
-/// puts the new set in force, or keeps the old one and records why. The first poll only
+/// Polls `source` every `interval` until `shutdown`; when its bytes change and then stay
+/// the same for [`SETTLE`], loads it and puts the new set in force, or keeps the old one and
+/// records why. The first poll only
 /// records the fingerprint of what [`Source::load`] loaded at start-up.
 pub async fn watch(
     pipelines: Arc<Pipelines>,
@@ -216,6 +220,15 @@ pub async fn watch(
             Err(_) => continue,
         };
         if last == Some(fp) {
+            continue;
+        }
+        // An editor that truncates and then writes (`cat new > file`) can be caught half
+        // way; an empty or cut file may even parse. Load only bytes that stay put for a
+        // moment; a file still changing is looked at again on the next poll.
+        tokio::time::sleep(SETTLE).await;
+        let s2 = s.clone();
+        let settled = tokio::task::spawn_blocking(move || s2.fingerprint()).await;
+        if !matches!(settled, Ok(Ok(again)) if again == fp) {
             continue;
         }
         last = Some(fp);

@@ -12,8 +12,10 @@ use mcp_plugin_api::{
 
 /// What a [`FaultPlugin`] does when called.
 pub enum Behaviour {
-    /// Panics.
+    /// Panics inside its future.
     Panic,
+    /// Panics while building its future, before any `.await`.
+    PanicAtCall,
     /// Never answers.
     Hang,
     /// Returns a plugin error.
@@ -55,9 +57,13 @@ impl Plugin for FaultPlugin {
         message: &'a MessageContext,
     ) -> BoxFuture<'a, Result<StepOutput, PluginError>> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if matches!(self.behaviour, Behaviour::PanicAtCall) {
+            panic!("injected panic at call");
+        }
         Box::pin(async move {
             match &self.behaviour {
                 Behaviour::Panic => panic!("injected panic"),
+                Behaviour::PanicAtCall => unreachable!("panicked before"),
                 Behaviour::Hang => {
                     futures::future::pending::<()>().await;
                     unreachable!()

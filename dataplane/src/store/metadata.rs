@@ -593,6 +593,21 @@ impl MetadataStore {
         }
     }
 
+    /// One message by UID; `None` when the mailbox has no such message (any more).
+    pub async fn message(
+        &self,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = $1 AND uid = $2");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(mailbox.0)
+            .bind(i64::from(uid.0))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
     /// All messages of a mailbox, ascending by UID (empty for an unknown mailbox).
     pub async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>, StoreError> {
         let sql = format!("SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = $1 ORDER BY uid");

@@ -50,7 +50,8 @@ pub enum Mutation {
     /// Stores the message in this folder instead of the stage's destination. A folder that
     /// does not exist is created.
     FileInto {
-        /// Folder name as IMAP shows it (`Archive/2026`), 1 to 255 characters, `/`-separated.
+        /// Folder name as IMAP shows it (`Archive/2026`), 1 to 255 characters, `/`-separated,
+        /// without control characters, `*`, `%`, or empty, `.` or `..` levels.
         folder: String,
     },
     /// Attaches a key/value pair to the message, visible to later steps and kept with it.
@@ -251,11 +252,15 @@ impl Mutation {
             Mutation::FileInto { folder } => {
                 if folder.is_empty()
                     || folder.chars().count() > 255
-                    || folder.chars().any(char::is_control)
-                    || folder.split('/').any(str::is_empty)
+                    || folder
+                        .chars()
+                        .any(|c| c.is_control() || c == '*' || c == '%')
+                    || folder
+                        .split('/')
+                        .any(|level| level.is_empty() || level == "." || level == "..")
                 {
                     Err(InvalidMutation(format!(
-                        "folder {folder:?} must be 1 to 255 characters, no control characters or empty levels"
+                        "folder {folder:?} must be 1 to 255 characters, without control characters, the IMAP wildcards * and %, or empty, . or .. levels"
                     )))
                 } else {
                     Ok(())

@@ -279,8 +279,23 @@ pub fn is_card_number(digits: &[u8]) -> bool {
         && !TEST_CARD_NUMBERS.iter().any(|t| t.as_bytes() == digits)
 }
 
-/// Card numbers in `text`: runs of digit groups separated by single spaces or dashes, not
-/// glued to letters or digits; every group-aligned slice of 13 to 19 digits is tried.
+/// The length of the digit-group separator at `i`, if there is one: a space, dash or tab, a
+/// no-break space (U+00A0, what word processors put between groups), or the HTML entities
+/// `&nbsp;` and `&#160;` (an HTML part is scanned as written).
+fn group_separator(b: &[u8], i: usize) -> Option<usize> {
+    let rest = b.get(i..)?;
+    match rest.first()? {
+        b' ' | b'-' | b'\t' => Some(1),
+        0xC2 if rest.get(1) == Some(&0xA0) => Some(2),
+        b'&' if rest.len() >= 6 && rest[..6].eq_ignore_ascii_case(b"&nbsp;") => Some(6),
+        b'&' if rest.starts_with(b"&#160;") => Some(6),
+        _ => None,
+    }
+}
+
+/// Card numbers in `text`: runs of digit groups separated by single separators
+/// ([`group_separator`]: space, dash, tab, no-break space, `&nbsp;`), not glued to letters
+/// or digits; every group-aligned slice of 13 to 19 digits is tried.
 pub fn find_cards(text: &str) -> Vec<Range<usize>> {
     let b = text.as_bytes();
     let mut out = Vec::new();
@@ -302,10 +317,9 @@ pub fn find_cards(text: &str) -> Vec<Range<usize>> {
                 j += 1;
             }
             groups.push(start..j);
-            if j + 1 < b.len() && matches!(b[j], b' ' | b'-') && b[j + 1].is_ascii_digit() {
-                j += 1;
-            } else {
-                break;
+            match group_separator(b, j) {
+                Some(n) if b.get(j + n).is_some_and(u8::is_ascii_digit) => j += n,
+                _ => break,
             }
         }
         let run_end = j;

@@ -74,7 +74,7 @@ pub enum DlpAction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DetectorKind {
-    /// Payment card numbers: 13 to 19 digits (spaces or dashes between groups), Luhn,
+    /// Payment card numbers: 13 to 19 digits (single separators between groups), Luhn,
     /// brand prefix and length, not a published test number, not right after an
     /// `excludeNear` label.
     PaymentCard,

@@ -101,6 +101,21 @@ fn detectors_with_true_and_known_false_positives() {
         ),
         ("Luhn failure", "4539148803436468".into(), None),
         (
+            "no-break spaces (pasted from a word processor)",
+            "card 4539\u{a0}1488\u{a0}0343\u{a0}6467".into(),
+            Some("paymentCard=1"),
+        ),
+        (
+            "HTML no-break space entities",
+            "<p>card 4539&nbsp;1488&NBSP;0343&#160;6467</p>".into(),
+            Some("paymentCard=1"),
+        ),
+        (
+            "tab separated",
+            "card 4539\t1488\t0343\t6467".into(),
+            Some("paymentCard=1"),
+        ),
+        (
             "iban",
             "IBAN DE89 3704 0044 0532 0130 00".into(),
             Some("iban=1"),
