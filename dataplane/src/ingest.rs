@@ -395,9 +395,9 @@ impl Ingest {
     /// flags and keywords are added; `FileInto` moves it; changed octets replace it (the new
     /// version is stored, then the old one expunged); `Quarantine` holds it and expunges it;
     /// `Discard` expunges it. `Reject` and `TempFail` cannot undo a delivery: they are
-    /// logged and counted only. `SetMetadata` results and dry-run records of this stage are
-    /// not kept when the octets stay the same (the stored message's metadata is written
-    /// once, when it is stored).
+    /// logged and counted only. `SetMetadata` results and dry-run records are added to the
+    /// message's metadata (a replacement keeps the original's), and the pipelines that ran
+    /// are listed under `pipeline.revisions.post-store`.
     ///
     /// # Errors
     /// [`IngestError`] when the stored message cannot be read or changed.
@@ -448,20 +448,28 @@ impl Ingest {
                 Ok::<(), IngestError>(())
             }
         };
+        // This stage's record of what ran goes next to the stored one, not over it.
+        let mut metadata = out.metadata;
+        if let Some(revisions) = metadata.remove(engine::REVISIONS_KEY) {
+            metadata.insert(format!("{}.post-store", engine::REVISIONS_KEY), revisions);
+        }
         match out.disposition {
             Disposition::Store => {
                 if out.message != message {
+                    let mut kept = self
+                        .store
+                        .message_metadata(mailbox.id, uid)
+                        .await?
+                        .unwrap_or_default();
+                    kept.extend(metadata);
                     let dest = self.destination(account, &out.folder, true).await?;
-                    self.store_message(
-                        &dest,
-                        out.message,
-                        out.flags,
-                        out.metadata,
-                        record.internal_date,
-                    )
-                    .await?;
+                    self.store_message(&dest, out.message, out.flags, kept, record.internal_date)
+                        .await?;
                     remove(self).await?;
                 } else {
+                    self.store
+                        .merge_message_metadata(mailbox.id, uid, &metadata)
+                        .await?;
                     let added: Vec<String> = out
                         .flags
                         .iter()

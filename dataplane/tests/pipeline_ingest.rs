@@ -358,11 +358,19 @@ async fn post_store_changes_the_stored_message() {
             Mutation::AddKeyword {
                 keyword: "$Checked".into(),
             },
+            Mutation::SetMetadata {
+                key: "check.result".into(),
+                value: "ok".into(),
+            },
             Mutation::FileInto {
                 folder: "Checked".into(),
             },
         ])),
-        &[Capability::AddKeyword, Capability::FileInto],
+        &[
+            Capability::AddKeyword,
+            Capability::SetMetadata,
+            Capability::FileInto,
+        ],
     );
     let w = world(vec![pipeline(
         &[Stage::PostStore],
@@ -380,6 +388,29 @@ async fn post_store_changes_the_stored_message() {
     })
     .await;
     assert!(w.folder("INBOX").await.is_empty());
+    let checked = w
+        .store
+        .mailbox(w.account.id, "Checked")
+        .await
+        .expect("m")
+        .expect("m");
+    let uid = w.folder("Checked").await[0].0.uid;
+    let meta = w
+        .store
+        .message_metadata(checked.id, uid)
+        .await
+        .expect("metadata")
+        .expect("message");
+    assert_eq!(
+        meta.get("check.result").map(String::as_str),
+        Some("ok"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("pipeline.revisions.post-store")
+            .map(String::as_str),
+        Some("mcp-example/p@0123456789abcdef")
+    );
 
     let w = world(vec![pipeline(
         &[Stage::PostStore],

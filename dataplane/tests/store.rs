@@ -1320,8 +1320,47 @@ async fn message_metadata_round_trip(db: &Db) {
         s.message_metadata(archive.id, copied.pairs[0].1)
             .await
             .expect("read"),
-        Some(meta)
+        Some(meta.clone())
     );
+    // Merging adds keys and replaces values, on a message with or without metadata.
+    let more = BTreeMap::from([
+        ("spam.score".to_string(), "3.0".to_string()),
+        ("scan.done".to_string(), "yes".to_string()),
+    ]);
+    assert!(
+        s.merge_message_metadata(inbox.id, uid, &more)
+            .await
+            .expect("merge")
+    );
+    let mut merged = meta;
+    merged.extend(more.clone());
+    assert_eq!(
+        s.message_metadata(inbox.id, uid).await.expect("read"),
+        Some(merged)
+    );
+    assert!(
+        s.merge_message_metadata(inbox.id, plain, &more)
+            .await
+            .expect("merge")
+    );
+    assert_eq!(
+        s.message_metadata(inbox.id, plain).await.expect("read"),
+        Some(more.clone())
+    );
+    assert!(
+        !s.merge_message_metadata(inbox.id, Uid(99), &more)
+            .await
+            .expect("merge")
+    );
+    // One message by UID.
+    assert_eq!(
+        s.message(inbox.id, plain)
+            .await
+            .expect("read")
+            .map(|m| m.uid),
+        Some(plain)
+    );
+    assert_eq!(s.message(inbox.id, Uid(99)).await.expect("read"), None);
 }
 
 /// A quarantine on the test database with blobs in a fresh directory.

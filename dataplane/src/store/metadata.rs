@@ -593,6 +593,40 @@ impl MetadataStore {
         }
     }
 
+    /// Adds `entries` to a message's pipeline metadata (a key already there takes the new
+    /// value); `false` when the message does not exist (any more). Does not change MODSEQ:
+    /// the metadata is not visible over IMAP.
+    pub async fn merge_message_metadata(
+        &self,
+        mailbox: MailboxId,
+        uid: Uid,
+        entries: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        if entries.is_empty() {
+            return Ok(true);
+        }
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT metadata FROM messages WHERE mailbox_id = $1 AND uid = $2")
+            .bind(mailbox.0)
+            .bind(i64::from(uid.0))
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let mut map = match row.try_get::<Option<String>, _>("metadata")? {
+            None => BTreeMap::new(),
+            Some(json) => string_map(&json, "metadata")?,
+        };
+        map.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone())));
+        sqlx::query("UPDATE messages SET metadata = $1 WHERE mailbox_id = $2 AND uid = $3")
+            .bind(map_param(&map, true))
+            .bind(mailbox.0)
+            .bind(i64::from(uid.0))
+            .execute(&mut **tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// One message by UID; `None` when the mailbox has no such message (any more).
     pub async fn message(
         &self,
