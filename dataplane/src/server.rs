@@ -433,6 +433,48 @@ pub async fn serve(
     }
 }
 
+/// How long [`accept_loop`] waits for open sessions after shutdown before aborting them.
+pub const SESSION_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The accept loop of the TCP servers (IMAP, IMAPS, LMTP): accepts connections on
+/// `listener` until `shutdown` is cancelled and runs `session(tcp, peer, token)` for each on
+/// its own task, with a child token of `shutdown`; then stops accepting, waits up to
+/// [`SESSION_DRAIN`] for the sessions to end and aborts the rest. An accept error (EMFILE and
+/// friends) is logged under `name` and retried after 100 ms rather than spun on.
+pub async fn accept_loop<F, Fut>(
+    name: &'static str,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    mut session: F,
+) where
+    F: FnMut(tokio::net::TcpStream, SocketAddr, CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut sessions = JoinSet::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(server = name, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        sessions.spawn(session(tcp, peer, shutdown.child_token()));
+        // Reap finished sessions so the set does not grow without bound.
+        while sessions.try_join_next().is_some() {}
+    }
+    let _ = tokio::time::timeout(SESSION_DRAIN, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    sessions.abort_all();
+}
+
 /// Runs `run` with a shutdown token that the first Ctrl-C (SIGINT) or SIGTERM cancels.
 ///
 /// # Errors

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::IoStream;
@@ -23,24 +22,9 @@ pub async fn serve(
     mode: TlsMode,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut sessions = JoinSet::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let _ = tcp.set_nodelay(true);
+    crate::server::accept_loop("imap", listener, shutdown, move |tcp, peer, token| {
         let ctx = ctx.clone();
-        let token = shutdown.child_token();
-        sessions.spawn(async move {
+        async move {
             let io = match mode {
                 TlsMode::StartTls => IoStream::Plain(tcp),
                 TlsMode::Implicit => {
@@ -59,14 +43,8 @@ pub async fn serve(
                 }
             };
             Session::new(ctx, io, peer.to_string(), token).run().await;
-        });
-        // Reap finished sessions so the set does not grow without bound.
-        while sessions.try_join_next().is_some() {}
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while sessions.join_next().await.is_some() {}
+        }
     })
     .await;
-    sessions.abort_all();
     Ok(())
 }

@@ -11,10 +11,8 @@
 //!   CHUNKING. `docs/lmtp.md` lists every reply.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub mod deliver;
@@ -96,33 +94,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(addr = ?listener.local_addr().ok(), "LMTP listening");
-    let mut sessions = JoinSet::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "LMTP accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let session = Session::new(
-            Arc::clone(&ctx),
-            tcp,
-            peer.ip().to_string(),
-            shutdown.child_token(),
-        );
-        sessions.spawn(session.run());
-        while sessions.try_join_next().is_some() {}
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while sessions.join_next().await.is_some() {}
+    crate::server::accept_loop("lmtp", listener, shutdown, move |tcp, peer, token| {
+        Session::new(Arc::clone(&ctx), tcp, peer.ip().to_string(), token).run()
     })
     .await;
-    sessions.abort_all();
     Ok(())
 }
