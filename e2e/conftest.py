@@ -182,7 +182,7 @@ class McpServer:
         self.resources = resources
         self.storage = storage
         self.log_path = log
-        self.imap_port, self.imaps_port, self.metrics_port = free_ports(3)
+        self.imap_port, self.imaps_port, self.lmtp_port, self.metrics_port = free_ports(4)
         cmd = [
             str(binary),
             "--log-format",
@@ -196,6 +196,8 @@ class McpServer:
             f"{self.host}:{self.imap_port}",
             "--imaps",
             f"{self.host}:{self.imaps_port}",
+            "--lmtp",
+            f"{self.host}:{self.lmtp_port}",
             "--metrics",
             f"{self.host}:{self.metrics_port}",
         ]

@@ -17,12 +17,26 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::mailbox::{MailboxSpec, Retention};
+use crate::pipeline::Stage;
 
 /// The pipelines a dataplane runs: `GET {PIPELINES_PATH}` answers [`PipelinesState`].
 pub const PIPELINES_PATH: &str = "/internal/v1/pipelines";
 
-/// Prefix of the quarantine endpoints of the admin API (docs/pipeline.md, "Quarantine").
+/// Prefix of the quarantine endpoints of the admin API (docs/pipeline.md, "Quarantine"):
+///
+/// - `GET {QUARANTINE_PATH}?mailbox=ADDR&limit=N&after=ID`: [`QuarantineList`];
+/// - `GET {QUARANTINE_PATH}/{id}`: [`QuarantineEntry`] (with `?raw=1`, the original message
+///   as `message/rfc822`);
+/// - `GET {QUARANTINE_PATH}/{id}/message`: the original message as `message/rfc822`;
+/// - `POST {QUARANTINE_PATH}/{id}/release`: [`ReleaseOutcome`];
+/// - `DELETE {QUARANTINE_PATH}/{id}`: 204 No Content.
 pub const QUARANTINE_PATH: &str = "/internal/v1/quarantine";
+
+/// Default number of entries of one [`QuarantineList`] page.
+pub const QUARANTINE_DEFAULT_LIMIT: u32 = 100;
+
+/// Largest `limit` of `GET {QUARANTINE_PATH}`.
+pub const QUARANTINE_MAX_LIMIT: u32 = 1000;
 
 /// Prefix of the account endpoints of the admin API: `PUT`, `GET` and `DELETE`
 /// `{ADMIN_PATH}/{address}` (the address percent-encoded as one path segment).
@@ -227,6 +241,74 @@ pub struct LoadedPipeline {
     pub name: String,
     /// Its [`crate::pipeline::PipelineSpec::revision`].
     pub revision: String,
+}
+
+/// A message the pipeline held in quarantine, as `GET {QUARANTINE_PATH}` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineEntry {
+    /// Opaque id: 44 lower-case hex digits, ordered by creation time.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// Primary address of the recipient account; absent once that account was deleted
+    /// (the message can then only be fetched or deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
+    /// The address the message was sent to (an alias, maybe), lower-case.
+    pub recipient: String,
+    /// The envelope sender (`MAIL FROM`); empty for `<>` and for IMAP APPEND.
+    pub mail_from: String,
+    /// The stage whose pipeline held the message.
+    pub stage: Stage,
+    /// The folder the message was headed for; release puts it there (or in `INBOX` if the
+    /// folder no longer exists).
+    pub folder: String,
+    /// Why it was held.
+    pub reason: String,
+    /// The Pipeline's name.
+    pub pipeline: String,
+    /// The step that held it.
+    pub step: String,
+    /// The Pipeline's compiled revision.
+    pub revision: String,
+    /// Size of the original message, octets.
+    pub size: u64,
+    /// IMAP flags it gets when released.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// INTERNALDATE it gets when released, RFC 3339.
+    pub internal_date: String,
+    /// When it was held, RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+}
+
+/// The answer to `GET {QUARANTINE_PATH}`: one page, ascending by id (creation order).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineList {
+    /// The entries.
+    pub items: Vec<QuarantineEntry>,
+    /// The `after` value of the next page; present when this page is full (the next one
+    /// may then be empty), absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// The answer to `POST {QUARANTINE_PATH}/{id}/release`: where the message went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseOutcome {
+    /// The released message's former quarantine id.
+    pub id: String,
+    /// Primary address of the account it went to.
+    pub mailbox: String,
+    /// The folder it went to.
+    pub folder: String,
+    /// UIDVALIDITY of that folder (RFC 9051 §2.3.1.1).
+    pub uid_validity: u32,
+    /// The message's UID there.
+    pub uid: u32,
 }
 
 /// An RFC 9457 problem document, the body of every admin API error.

@@ -83,14 +83,20 @@ fn default_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
+/// The namespace whose `Global` Pipelines apply to every tenant: the operator's own namespace
+/// in Kubernetes, and the same name in standalone mode.
+pub const PLATFORM_NAMESPACE: &str = "mcp-system";
+
 /// Where a pipeline applies.
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.type == 'MailboxSelector' ? has(self.mailboxSelector) : !has(self.mailboxSelector)").message("mailboxSelector is required with type MailboxSelector and forbidden with type TenantDefault"))]
+#[x_kube(validation = Rule::new("self.type == 'MailboxSelector' ? has(self.mailboxSelector) : !has(self.mailboxSelector)").message("mailboxSelector is required with type MailboxSelector and forbidden with the other types"))]
 pub struct PipelineScope {
+    /// `Global`: every mailbox of every tenant, run first; honoured only in the platform
+    /// namespace (`mcp-system`, the operator's), ignored with a warning elsewhere.
     /// `TenantDefault`: every mailbox of the namespace's tenant (at most one such Pipeline
-    /// per stage). `MailboxSelector`: the Mailboxes whose labels match `mailboxSelector`,
-    /// run after the tenant default.
+    /// per stage), run after the global ones. `MailboxSelector`: the Mailboxes whose labels
+    /// match `mailboxSelector`, run after the tenant default, in name order.
     #[serde(rename = "type")]
     pub type_: ScopeType,
     /// Label selector over the Mailboxes of this namespace; required with
@@ -103,6 +109,8 @@ pub struct PipelineScope {
 /// Kinds of pipeline scope.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ScopeType {
+    /// All mailboxes of all tenants (platform policy), from the platform namespace only.
+    Global,
     /// All mailboxes of the tenant.
     #[default]
     TenantDefault,

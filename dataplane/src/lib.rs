@@ -1,6 +1,7 @@
 //! MCP dataplane: the IMAP server, its storage and the standalone mode (DESIGN.md §1, §3).
 //!
 //! Layout follows the architecture: [`imap`] speaks the protocol (RFC 9051 and RFC 3501),
+//! [`lmtp`] takes delivery from an MTA (RFC 2033),
 //! [`store`] keeps metadata (SQLite or PostgreSQL) and message bodies (content-addressed
 //! blobs), [`mime`] derives ENVELOPE/BODYSTRUCTURE and sections from a message, [`auth`]
 //! checks credentials, and [`quota`] reads mailbox limits. [`server`] wires it all into one
@@ -11,9 +12,12 @@
 pub mod admin;
 pub mod auth;
 pub mod imap;
+pub mod ingest;
+pub mod lmtp;
 pub mod managed;
 pub mod metrics;
 pub mod mime;
+pub mod pipeline;
 pub mod quota;
 pub mod server;
 pub mod standalone;

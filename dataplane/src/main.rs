@@ -30,13 +30,67 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run IMAP (STARTTLS), IMAPS and metrics in one process from a local data directory,
+    /// Run IMAP (STARTTLS), IMAPS, LMTP and metrics in one process from a local data directory,
     /// with the accounts of the YAML resources in --resources.
     Standalone(StandaloneArgs),
     /// Run one Tenant's dataplane from the configuration file the operator renders
     /// (config.yaml), with the HTTPS admin API through which the operator provisions
     /// accounts.
     Dataplane(DataplaneArgs),
+    /// List, show, release or delete the messages a pipeline held in a standalone data
+    /// directory's quarantine (works while the server runs).
+    Quarantine(QuarantineArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct QuarantineArgs {
+    /// Data directory of the standalone server.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Metadata store URL. [default: sqlite://DATA_DIR/meta.sqlite]
+    #[arg(long, value_name = "URL", env = "MCP_STORE_URL")]
+    store_url: Option<String>,
+    /// Blob directory. [default: DATA_DIR/blobs]
+    #[arg(long, value_name = "DIR")]
+    blob_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    action: QuarantineAction,
+}
+
+#[derive(Subcommand, Debug)]
+enum QuarantineAction {
+    /// One JSON object per line for each held message, oldest first.
+    List {
+        /// The tenant.
+        #[arg(long, default_value = "example")]
+        tenant: String,
+        /// Only the messages held for this account.
+        #[arg(long, value_name = "ADDRESS")]
+        mailbox: Option<String>,
+        /// Most entries (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One held message's entry, as JSON.
+    Show {
+        /// The quarantine id.
+        id: String,
+    },
+    /// The held message as received, on stdout.
+    Message {
+        /// The quarantine id.
+        id: String,
+    },
+    /// Store the message in the folder it was headed for (or INBOX).
+    Release {
+        /// The quarantine id.
+        id: String,
+    },
+    /// Remove the message from the quarantine.
+    Delete {
+        /// The quarantine id.
+        id: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,6 +108,9 @@ struct DataplaneArgs {
     /// IMAPS listen address instead of the file's imaps.
     #[arg(long, value_name = "ADDR")]
     imaps: Option<String>,
+    /// LMTP listen address instead of the file's lmtp.
+    #[arg(long, value_name = "ADDR")]
+    lmtp: Option<String>,
     /// Metrics listen address instead of the file's metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
@@ -76,6 +133,9 @@ struct StandaloneArgs {
     /// IMAPS listen address (implicit TLS).
     #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_IMAPS)]
     imaps: String,
+    /// LMTP listen address (RFC 2033, plain text; for the local MTA).
+    #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_LMTP)]
+    lmtp: String,
     /// Metrics listen address (HTTP: /metrics, /healthz).
     #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_METRICS)]
     metrics: String,
@@ -166,12 +226,38 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Quarantine(a) => {
+            use mcp_dataplane::standalone::quarantine::{self, Action};
+            let data_dir = std::path::absolute(&a.data_dir)?;
+            let store_url = a
+                .store_url
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("meta.sqlite").display()));
+            let blob_dir = a.blob_dir.unwrap_or_else(|| data_dir.join("blobs"));
+            let action = match a.action {
+                QuarantineAction::List {
+                    tenant,
+                    mailbox,
+                    limit,
+                } => Action::List {
+                    tenant,
+                    mailbox,
+                    limit,
+                },
+                QuarantineAction::Show { id } => Action::Show(id),
+                QuarantineAction::Message { id } => Action::Message(id),
+                QuarantineAction::Release { id } => Action::Release(id),
+                QuarantineAction::Delete { id } => Action::Delete(id),
+            };
+            let mut out = std::io::stdout();
+            quarantine::run(&store_url, blob_dir, action, &mut out).await?;
+        }
         Command::Standalone(a) => {
             let settings = Settings {
                 resources: Some(a.resources),
                 data_dir: Some(a.data_dir),
                 imap: Some(a.imap),
                 imaps: Some(a.imaps),
+                lmtp: Some(a.lmtp),
                 metrics: Some(a.metrics),
                 store_url: a.store_url,
                 blob_dir: a.blob_dir,
@@ -187,6 +273,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 data_dir: a.data_dir,
                 imap: a.imap,
                 imaps: a.imaps,
+                lmtp: a.lmtp,
                 metrics: a.metrics,
                 admin: a.admin,
             };

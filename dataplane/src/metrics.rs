@@ -7,6 +7,9 @@
 //!   both would claim the metric family name and scrapers reject the page.)
 //! - `mcp_imap_commands_total{command,status}` (counter): finished commands.
 //! - `mcp_imap_command_duration_seconds{command}` (histogram): command wall time, seconds.
+//! - `mcp_pipeline_*`: the pipeline engine's, listed in [`crate::pipeline::metrics`].
+//! - `mcp_lmtp_*`: LMTP sessions, transactions and per-recipient replies
+//!   ([`crate::lmtp::metrics`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +25,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::PipelineMetrics;
 
 /// Content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE_OPENMETRICS: &str =
@@ -46,6 +51,9 @@ pub struct Metrics {
     connections_accepted: Counter,
     commands: Family<CommandStatus, Counter>,
     durations: Family<CommandOnly, Histogram, fn() -> Histogram>,
+    pipeline: Arc<PipelineMetrics>,
+    /// The LMTP families.
+    pub lmtp: crate::lmtp::LmtpMetrics,
 }
 
 fn command_histogram() -> Histogram {
@@ -82,12 +90,16 @@ impl Default for Metrics {
             "Wall time of IMAP commands, seconds",
             durations.clone(),
         );
+        let pipeline = Arc::new(PipelineMetrics::register(&mut registry));
+        let lmtp = crate::lmtp::LmtpMetrics::register(&mut registry);
         Self {
             registry,
+            lmtp,
             connections,
             connections_accepted,
             commands,
             durations,
+            pipeline,
         }
     }
 }
@@ -106,6 +118,11 @@ fn label(value: &str) -> String {
 }
 
 impl Metrics {
+    /// The pipeline engine's families ([`crate::pipeline::metrics`]).
+    pub fn pipeline(&self) -> &Arc<PipelineMetrics> {
+        &self.pipeline
+    }
+
     /// A client connected (`mcp_imap_connections` gauge +1,
     /// `mcp_imap_connections_accepted_total` +1).
     pub fn connection_opened(&self) {

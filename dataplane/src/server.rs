@@ -10,7 +10,7 @@
 //!    is touched, so an instance that cannot serve (port taken) changes nothing.
 //! 3. [`open_storage`]: connect and migrate the metadata store, open the blob directory.
 //! 4. [`tls_acceptor`]: load (or generate) the certificate.
-//! 5. [`serve`]: IMAP (STARTTLS), IMAPS, metrics and the mode's extra servers until the
+//! 5. [`serve`]: IMAP (STARTTLS), IMAPS, LMTP, metrics and the mode's extra servers until the
 //!    shutdown token is cancelled (by [`until_signal`] on Ctrl-C or SIGTERM); open IMAP
 //!    sessions are told `* BYE`.
 
@@ -26,7 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::imap::{ImapContext, Limits, TlsMode};
+use crate::ingest::Ingest;
+use crate::lmtp::{LmtpContext, LmtpLimits, StoreDeliverer};
 use crate::metrics::Metrics;
+use crate::pipeline::Pipelines;
+use crate::pipeline::reload::Source;
 use crate::store::{BlobError, BlobStore, MetadataStore, StoreError};
 use crate::tls::{TlsError, TlsSource};
 
@@ -73,7 +77,7 @@ pub enum ServerError {
     /// A server stopped with an error.
     #[error("{name} server failed: {source}")]
     Serve {
-        /// `imap`, `imaps`, `metrics` or `admin`.
+        /// `imap`, `imaps`, `lmtp`, `metrics` or `admin`.
         name: &'static str,
         /// I/O error.
         source: std::io::Error,
@@ -96,6 +100,8 @@ pub struct BoundAddrs {
     pub imap: SocketAddr,
     /// IMAPS (implicit TLS).
     pub imaps: SocketAddr,
+    /// LMTP (RFC 2033).
+    pub lmtp: SocketAddr,
     /// Metrics HTTP.
     pub metrics: SocketAddr,
     /// The admin API (HTTPS), in `mcp dataplane` only.
@@ -188,34 +194,43 @@ pub struct Listen {
     pub addr: SocketAddr,
 }
 
-/// The IMAP, IMAPS and metrics listeners, bound.
+/// The IMAP, IMAPS, LMTP and metrics listeners, bound.
 #[derive(Debug)]
 pub struct Listeners {
     imap: TcpListener,
     imaps: TcpListener,
+    lmtp: TcpListener,
     metrics: TcpListener,
     /// Where they listen (`admin` is `None`; a mode with an admin API fills it in).
     pub bound: BoundAddrs,
 }
 
 impl Listeners {
-    /// Binds the three listeners in this order.
+    /// Binds the four listeners in this order.
     ///
     /// # Errors
     /// [`ServerError::Bind`] naming the first setting that could not be bound.
-    pub async fn bind(imap: Listen, imaps: Listen, metrics: Listen) -> Result<Self, ServerError> {
+    pub async fn bind(
+        imap: Listen,
+        imaps: Listen,
+        lmtp: Listen,
+        metrics: Listen,
+    ) -> Result<Self, ServerError> {
         let imap_l = bind(imap.field, imap.addr).await?;
         let imaps_l = bind(imaps.field, imaps.addr).await?;
+        let lmtp_l = bind(lmtp.field, lmtp.addr).await?;
         let metrics_l = bind(metrics.field, metrics.addr).await?;
         let bound = BoundAddrs {
             imap: bound_addr(imap.field, &imap_l, imap.addr)?,
             imaps: bound_addr(imaps.field, &imaps_l, imaps.addr)?,
+            lmtp: bound_addr(lmtp.field, &lmtp_l, lmtp.addr)?,
             metrics: bound_addr(metrics.field, &metrics_l, metrics.addr)?,
             admin: None,
         };
         Ok(Self {
             imap: imap_l,
             imaps: imaps_l,
+            lmtp: lmtp_l,
             metrics: metrics_l,
             bound,
         })
@@ -250,7 +265,7 @@ pub async fn tls_acceptor(source: TlsSource) -> Result<TlsAcceptor, ServerError>
     )
 }
 
-/// What [`serve`] runs for IMAP.
+/// What [`serve`] runs for IMAP and LMTP.
 pub struct Imap {
     /// The bound listeners.
     pub listeners: Listeners,
@@ -262,13 +277,18 @@ pub struct Imap {
     pub acceptor: TlsAcceptor,
     /// Interval of IDLE keepalives, seconds.
     pub idle_keepalive_secs: u64,
+    /// The pipelines in force (loaded at start-up).
+    pub pipelines: Arc<Pipelines>,
+    /// Where they come from, polled for changes ([`crate::pipeline::reload::watch`]);
+    /// `None` when the configuration names no pipelines.
+    pub pipeline_source: Option<Source>,
 }
 
 /// A mode's extra server: its name (`admin`) and the future that serves until the shutdown
 /// token it was given is cancelled.
 pub type Extra = (&'static str, BoxFuture<'static, std::io::Result<()>>);
 
-/// Serves IMAP (STARTTLS), IMAPS, metrics and `extra` until `shutdown` is cancelled or one
+/// Serves IMAP (STARTTLS), IMAPS, LMTP, metrics and `extra` until `shutdown` is cancelled or one
 /// of them stops; calls `ready` with `bound` once every server is accepting. The first
 /// server to end brings the others down; open IMAP sessions are told `* BYE`.
 ///
@@ -283,9 +303,24 @@ pub async fn serve(
     ready: impl FnOnce(BoundAddrs),
 ) -> Result<(), ServerError> {
     let metrics = Arc::new(Metrics::default());
+    let pipeline_metrics = Arc::clone(metrics.pipeline());
+    pipeline_metrics.reload(true);
+    let ingest = Ingest::new(
+        imap.store.clone(),
+        imap.blobs.clone(),
+        Arc::clone(&imap.pipelines),
+        Arc::clone(metrics.pipeline()),
+    );
+    let lmtp_ctx = Arc::new(LmtpContext {
+        deliverer: Arc::new(StoreDeliverer::new(imap.store.clone(), Arc::clone(&ingest))),
+        hostname: crate::lmtp::default_hostname(),
+        limits: LmtpLimits::default(),
+        metrics: Arc::clone(&metrics),
+    });
     let ctx = Arc::new(ImapContext {
         store: imap.store.clone(),
         blobs: imap.blobs,
+        ingest,
         auth: Authenticator::new(imap.store),
         tls: Some(imap.acceptor),
         limits: Limits {
@@ -297,6 +332,7 @@ pub async fn serve(
     let Listeners {
         imap: imap_listener,
         imaps: imaps_listener,
+        lmtp: lmtp_listener,
         metrics: metrics_listener,
         ..
     } = imap.listeners;
@@ -320,10 +356,30 @@ pub async fn serve(
     let token = shutdown.clone();
     tasks.spawn(async move {
         (
+            "lmtp",
+            crate::lmtp::serve(lmtp_ctx, lmtp_listener, token).await,
+        )
+    });
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        (
             "metrics",
             crate::metrics::serve(metrics_listener, metrics, token).await,
         )
     });
+    if let Some(source) = imap.pipeline_source {
+        let watcher = crate::pipeline::reload::watch(
+            imap.pipelines,
+            source,
+            crate::pipeline::reload::DEFAULT_POLL,
+            pipeline_metrics,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            watcher.await;
+            ("pipelines", Ok(()))
+        });
+    }
     for (name, server) in extra {
         tasks.spawn(async move { (name, server.await) });
     }
@@ -331,12 +387,14 @@ pub async fn serve(
         Mode::Standalone => tracing::info!(
             imap = %bound.imap,
             imaps = %bound.imaps,
+            lmtp = %bound.lmtp,
             metrics = %bound.metrics,
             "MCP standalone serving"
         ),
         Mode::Dataplane => tracing::info!(
             imap = %bound.imap,
             imaps = %bound.imaps,
+            lmtp = %bound.lmtp,
             metrics = %bound.metrics,
             admin = %bound.admin.map(|a| a.to_string()).unwrap_or_default(),
             "MCP dataplane serving"

@@ -10,8 +10,11 @@ use chrono::DateTime;
 use mcp_crds::dataplane::{ADMIN_PATH, AccountState, DeleteOutcome, Problem};
 use mcp_dataplane::admin::{Admin, AdminToken, MAX_BODY, router};
 use mcp_dataplane::auth::{AuthError, Authenticator};
+use mcp_dataplane::pipeline::{PipelineSet, Pipelines};
 use mcp_dataplane::standalone::apply::DigestKey;
-use mcp_dataplane::store::{AccountUpsert, BlobId, MessageCache, MetadataStore, NewMessage};
+use mcp_dataplane::store::{
+    AccountUpsert, BlobId, BlobStore, MessageCache, MetadataStore, NewMessage,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -62,11 +65,16 @@ async fn api() -> Api {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("meta.sqlite").display());
     let store = MetadataStore::connect(&url).await.expect("connect");
+    let blobs = BlobStore::open(dir.path().join("blobs"))
+        .await
+        .expect("blobs");
     let admin = Admin {
         store: store.clone(),
+        blobs,
         tenant: "acme".into(),
         domains: vec!["acme.example".into(), "mail.acme.example".into()],
         key: DigestKey::from_bytes([3; 32]),
+        pipelines: Pipelines::new(PipelineSet::default()),
     };
     Api {
         router: router(admin, AdminToken::new(TOKEN.as_bytes())),
@@ -182,6 +190,7 @@ impl Api {
                 body: b"NIL".to_vec(),
                 bodystructure: b"NIL".to_vec(),
             },
+            metadata: Default::default(),
         };
         self.store.append(inbox.id, &message).await.expect("append");
     }
@@ -320,6 +329,7 @@ async fn accounts_of_another_tenant_in_a_shared_store_are_left_alone() {
             spec_digest: "d".into(),
             quota_storage: None,
             quota_messages: None,
+            ..Default::default()
         })
         .await
         .expect("upsert");

@@ -3,7 +3,7 @@
 //! `e2e/services/postgres.sh`). Without that variable the PostgreSQL variants pass with a
 //! notice, unless `MCP_REQUIRE_POSTGRES=1`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
@@ -138,6 +138,17 @@ both_backends!(
     account_quota_usage_and_retention,
     concurrent_appends,
     concurrent_appends_two_pools,
+    aliases_route_recipients_and_collisions_are_refused,
+    labels_and_pipeline_ref_round_trip,
+    message_metadata_round_trip,
+    quarantine_hold_list_get_delete,
+    quarantine_release_appends_exactly_once_and_notifies,
+    quarantine_release_falls_back_to_inbox,
+    quarantine_failed_release_keeps_the_message,
+    quarantine_release_into_a_deleted_account_is_an_error,
+    quarantine_concurrent_releases_store_one_message,
+    quarantine_paging_and_filters,
+    quarantined_blobs_are_referenced,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -152,6 +163,7 @@ async fn account(s: &MetadataStore) -> AccountRecord {
         spec_digest: "d1".into(),
         quota_storage: None,
         quota_messages: None,
+        ..Default::default()
     })
     .await
     .expect("upsert")
@@ -179,6 +191,7 @@ fn msg(flags: &[&str], body: &str) -> NewMessage {
             body: b"(\"text\" \"plain\")".to_vec(),
             bodystructure: b"(\"text\" \"plain\" NIL)".to_vec(),
         },
+        metadata: Default::default(),
     }
 }
 
@@ -248,6 +261,7 @@ async fn account_upsert_is_idempotent(db: &Db) {
             spec_digest: "d2".into(),
             quota_storage: None,
             quota_messages: None,
+            ..Default::default()
         })
         .await
         .expect("update");
@@ -852,6 +866,7 @@ async fn account_quota_usage_and_retention(db: &Db) {
             spec_digest: "d1".into(),
             quota_storage: Some(1 << 40),
             quota_messages: Some(5),
+            ..Default::default()
         })
         .await
         .expect("upsert");
@@ -1089,4 +1104,566 @@ async fn blob_orphan_collection() {
     );
     assert!(!blobs.exists(&orphan).await.expect("exists"));
     assert!(blobs.exists(&kept).await.expect("exists"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Pipeline storage: aliases, labels, message metadata, quarantine
+
+fn upsert(address: &str, aliases: &[&str]) -> AccountUpsert {
+    AccountUpsert {
+        tenant: "acme".into(),
+        address: address.into(),
+        password_hash: "$argon2id$x".into(),
+        active: true,
+        spec_digest: "d1".into(),
+        aliases: strings(aliases),
+        ..Default::default()
+    }
+}
+
+async fn aliases_route_recipients_and_collisions_are_refused(db: &Db) {
+    let s = &db.store;
+    let a = s
+        .upsert_account(&upsert(
+            "a@example.com",
+            &[
+                "Sales@Example.com",
+                "sales@example.com",
+                "A@example.com",
+                "info@example.com",
+            ],
+        ))
+        .await
+        .expect("upsert a");
+    assert_eq!(
+        s.aliases(a.id).await.expect("aliases"),
+        strings(&["info@example.com", "sales@example.com"])
+    );
+    for recipient in [
+        "a@example.com",
+        "A@EXAMPLE.COM",
+        "SALES@example.com",
+        "info@example.com",
+    ] {
+        let found = s.account_by_recipient(recipient).await.expect("route");
+        assert_eq!(found.map(|f| f.id), Some(a.id), "{recipient}");
+    }
+    assert_eq!(
+        s.account_by_recipient("nobody@example.com")
+            .await
+            .expect("route"),
+        None
+    );
+    // Aliases are not login names.
+    assert_eq!(
+        s.account_by_address("sales@example.com")
+            .await
+            .expect("lookup"),
+        None
+    );
+
+    // (account b's address, its aliases, contested address, kind)
+    let cases: &[(&str, &[&str], &str, &str)] = &[
+        (
+            "b@example.com",
+            &["A@example.com"],
+            "a@example.com",
+            "the address",
+        ),
+        (
+            "b@example.com",
+            &["x@example.com", "Sales@example.com"],
+            "sales@example.com",
+            "an alias",
+        ),
+        ("info@example.com", &[], "info@example.com", "an alias"),
+    ];
+    for (address, aliases, contested, kind) in cases {
+        match s.upsert_account(&upsert(address, aliases)).await {
+            Err(StoreError::AddressTaken {
+                address: got,
+                account,
+                owner,
+                kind: k,
+            }) => {
+                assert_eq!(
+                    (got.as_str(), k),
+                    (*contested, *kind),
+                    "{address} {aliases:?}"
+                );
+                assert_eq!(account, *address);
+                assert_eq!(owner, "a@example.com");
+                let text = StoreError::AddressTaken {
+                    address: got,
+                    account,
+                    owner,
+                    kind: k,
+                }
+                .to_string();
+                assert!(
+                    text.contains(address) && text.contains("a@example.com"),
+                    "{text}"
+                );
+            }
+            other => panic!("{address} {aliases:?}: {other:?}"),
+        }
+        // Nothing was written.
+        assert_eq!(s.account_by_address(address).await.expect("lookup"), None);
+        assert_eq!(
+            s.account_by_recipient("x@example.com")
+                .await
+                .expect("route"),
+            None
+        );
+    }
+
+    // A new set replaces the old one; the freed alias can be taken by another account.
+    s.upsert_account(&upsert("a@example.com", &["info@example.com"]))
+        .await
+        .expect("shrink");
+    assert_eq!(
+        s.account_by_recipient("sales@example.com")
+            .await
+            .expect("route"),
+        None
+    );
+    let b = s
+        .upsert_account(&upsert("b@example.com", &["sales@example.com"]))
+        .await
+        .expect("b takes the freed alias");
+    assert_eq!(
+        s.account_by_recipient("sales@example.com")
+            .await
+            .expect("route")
+            .map(|r| r.id),
+        Some(b.id)
+    );
+
+    // Deleting an account frees its aliases.
+    s.delete_account(a.id).await.expect("delete");
+    assert_eq!(
+        s.account_by_recipient("info@example.com")
+            .await
+            .expect("route"),
+        None
+    );
+    s.upsert_account(&upsert("info@example.com", &[]))
+        .await
+        .expect("the alias is free");
+}
+
+async fn labels_and_pipeline_ref_round_trip(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    assert!(a.labels.is_empty());
+    assert_eq!(a.pipeline_ref, None);
+    let labels = BTreeMap::from([
+        ("team".to_string(), "finance".to_string()),
+        ("mcp.dev/tier".to_string(), "gold \"quoted\" ü".to_string()),
+    ]);
+    let mut u = upsert(&a.address, &[]);
+    u.labels = labels.clone();
+    u.pipeline_ref = Some("strict".into());
+    let stored = s.upsert_account(&u).await.expect("upsert");
+    assert_eq!(
+        (&stored.labels, stored.pipeline_ref.as_deref()),
+        (&labels, Some("strict"))
+    );
+    let read = s
+        .account_by_recipient(&a.address)
+        .await
+        .expect("lookup")
+        .expect("exists");
+    assert_eq!(
+        (read.labels, read.pipeline_ref),
+        (labels, Some("strict".into()))
+    );
+    let cleared = s
+        .upsert_account(&upsert(&a.address, &[]))
+        .await
+        .expect("clear");
+    assert!(cleared.labels.is_empty());
+    assert_eq!(cleared.pipeline_ref, None);
+}
+
+async fn message_metadata_round_trip(db: &Db) {
+    let s = &db.store;
+    let a = account(s).await;
+    let inbox = mailbox(s, &a, "INBOX").await;
+    let archive = mailbox(s, &a, "Archive").await;
+    let meta = BTreeMap::from([
+        ("dlp.matches".to_string(), "2".to_string()),
+        ("spam.score".to_string(), "-1.5".to_string()),
+    ]);
+    let mut tagged = msg(&[], "tagged");
+    tagged.metadata = meta.clone();
+    let (_, uid, _) = s.append(inbox.id, &tagged).await.expect("append");
+    let (_, plain, _) = s
+        .append(inbox.id, &msg(&[], "plain"))
+        .await
+        .expect("append");
+    assert_eq!(
+        s.message_metadata(inbox.id, uid).await.expect("read"),
+        Some(meta.clone())
+    );
+    assert_eq!(
+        s.message_metadata(inbox.id, plain).await.expect("read"),
+        Some(BTreeMap::new())
+    );
+    assert_eq!(
+        s.message_metadata(inbox.id, Uid(99)).await.expect("read"),
+        None
+    );
+    // COPY and MOVE keep it.
+    let copied = s.copy(inbox.id, archive.id, &[uid]).await.expect("copy");
+    assert_eq!(
+        s.message_metadata(archive.id, copied.pairs[0].1)
+            .await
+            .expect("read"),
+        Some(meta)
+    );
+}
+
+/// A quarantine on the test database with blobs in a fresh directory.
+async fn quarantine(db: &Db) -> (Quarantine, BlobStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blobs = BlobStore::open(dir.path().join("blobs"))
+        .await
+        .expect("blobs");
+    (Quarantine::new(db.store.clone(), blobs.clone()), blobs, dir)
+}
+
+const HELD: &str =
+    "From: a@example.org\r\nTo: user@example.com\r\nSubject: card\r\n\r\n4111 1111 1111 1111\r\n";
+
+fn held(a: &AccountRecord, folder: &str, body: &str) -> HeldMessage {
+    HeldMessage {
+        tenant: a.tenant.clone(),
+        account: a.id,
+        recipient: "Sales@Example.com".into(),
+        mail_from: "a@example.org".into(),
+        stage: mcp_crds::pipeline::Stage::Deliver,
+        folder: folder.into(),
+        reason: "dlp: payment card number".into(),
+        pipeline: "default".into(),
+        step: "dlp".into(),
+        revision: "rev-1".into(),
+        flags: strings(&["\\flagged", "$Held"]),
+        internal_date: date(),
+        message: bytes::Bytes::from(body.to_owned()),
+    }
+}
+
+async fn quarantine_hold_list_get_delete(db: &Db) {
+    let (q, blobs, _dir) = quarantine(db).await;
+    let a = account(&db.store).await;
+    let id = q.hold(held(&a, "INBOX", HELD)).await.expect("hold");
+    let entry = q.get(&id).await.expect("get");
+    assert_eq!(entry.id, id);
+    assert_eq!(entry.tenant, "acme");
+    assert_eq!(entry.account, Some(a.id));
+    assert_eq!(entry.account_address.as_deref(), Some("user@example.com"));
+    assert_eq!(entry.recipient, "sales@example.com");
+    assert_eq!(entry.mail_from, "a@example.org");
+    assert_eq!(entry.stage, mcp_crds::pipeline::Stage::Deliver);
+    assert_eq!(
+        (entry.folder.as_str(), entry.reason.as_str()),
+        ("INBOX", "dlp: payment card number")
+    );
+    assert_eq!(
+        (
+            entry.pipeline.as_str(),
+            entry.step.as_str(),
+            entry.revision.as_str()
+        ),
+        ("default", "dlp", "rev-1")
+    );
+    assert_eq!(entry.size as usize, HELD.len());
+    assert_eq!(entry.flags, strings(&["\\Flagged", "$Held"]));
+    assert_eq!(entry.internal_date, date());
+    assert_eq!(entry.blob, BlobId::of(HELD.as_bytes()));
+    // The original is in the blob store before hold returns.
+    assert_eq!(
+        &blobs.get(&entry.blob).await.expect("blob")[..],
+        HELD.as_bytes()
+    );
+    let (_, body) = q.message(&id).await.expect("message");
+    assert_eq!(&body[..], HELD.as_bytes());
+
+    let all = QuarantineQuery {
+        tenant: "acme".into(),
+        account: None,
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(q.list(&all).await.expect("list"), vec![entry.clone()]);
+
+    q.delete(&id).await.expect("delete");
+    assert!(matches!(
+        q.get(&id).await,
+        Err(QuarantineError::NotFound(_))
+    ));
+    assert!(matches!(
+        q.delete(&id).await,
+        Err(QuarantineError::NotFound(_))
+    ));
+    assert!(matches!(
+        q.release(&id).await,
+        Err(QuarantineError::NotFound(_))
+    ));
+    assert!(q.list(&all).await.expect("list").is_empty());
+    let unknown: QuarantineId = "0".repeat(44).parse().expect("id");
+    assert!(matches!(
+        q.delete(&unknown).await,
+        Err(QuarantineError::NotFound(_))
+    ));
+    assert!(matches!(
+        q.release(&unknown).await,
+        Err(QuarantineError::NotFound(_))
+    ));
+}
+
+async fn quarantine_release_appends_exactly_once_and_notifies(db: &Db) {
+    let (q, _blobs, _dir) = quarantine(db).await;
+    let s = &db.store;
+    let a = account(s).await;
+    let archive = mailbox(s, &a, "Archive").await;
+    let id = q.hold(held(&a, "Archive", HELD)).await.expect("hold");
+    assert!(s.messages(archive.id).await.expect("messages").is_empty());
+
+    let mut bus = s.bus().subscribe();
+    let released = q.release(&id).await.expect("release");
+    assert_eq!(released.account, a.id);
+    assert_eq!(released.folder, "Archive");
+    assert_eq!(released.uid_validity, archive.uid_validity);
+    assert_eq!(released.uid, Uid(1));
+    assert_eq!(bus.try_recv().expect("IDLE sessions are told"), archive.id);
+
+    let stored = s.messages(archive.id).await.expect("messages");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].uid, released.uid);
+    assert_eq!(stored[0].blob, BlobId::of(HELD.as_bytes()));
+    assert_eq!(stored[0].size as usize, HELD.len());
+    assert_eq!(stored[0].flags, strings(&["\\Flagged", "$Held"]));
+    assert_eq!(stored[0].internal_date, date());
+    let cache = s.cache(archive.id, &[released.uid]).await.expect("cache");
+    let envelope = String::from_utf8(cache[0].1.envelope.clone()).expect("utf-8");
+    assert!(envelope.contains("\"card\""), "{envelope}");
+
+    // A second release (a retry after a lost answer) changes nothing.
+    assert!(matches!(
+        q.release(&id).await,
+        Err(QuarantineError::NotFound(_))
+    ));
+    assert!(matches!(
+        q.delete(&id).await,
+        Err(QuarantineError::NotFound(_))
+    ));
+    assert_eq!(s.messages(archive.id).await.expect("messages").len(), 1);
+}
+
+async fn quarantine_release_falls_back_to_inbox(db: &Db) {
+    let (q, _blobs, _dir) = quarantine(db).await;
+    let s = &db.store;
+    let a = account(s).await;
+    s.create_mailbox(a.id, "Projects/Secret", None)
+        .await
+        .expect("create");
+    let id = q
+        .hold(held(&a, "Projects/Secret", HELD))
+        .await
+        .expect("hold");
+    s.delete_mailbox(a.id, "Projects/Secret")
+        .await
+        .expect("delete folder");
+    let released = q.release(&id).await.expect("release");
+    assert_eq!(released.folder, "INBOX");
+    let inbox = mailbox(s, &a, "INBOX").await;
+    assert_eq!(s.messages(inbox.id).await.expect("messages").len(), 1);
+}
+
+/// A release that fails inside its transaction (here: no folder to put the message in)
+/// rolls back the deletion of the quarantine row. The same holds for a crash at any point
+/// of the transaction: the row and the message change in one commit.
+async fn quarantine_failed_release_keeps_the_message(db: &Db) {
+    let (q, _blobs, _dir) = quarantine(db).await;
+    let s = &db.store;
+    let a = account(s).await;
+    let id = q.hold(held(&a, "Archive", HELD)).await.expect("hold");
+    s.delete_mailbox(a.id, "Archive")
+        .await
+        .expect("delete Archive");
+    s.delete_mailbox(a.id, "INBOX").await.expect("delete INBOX");
+    match q.release(&id).await {
+        Err(QuarantineError::NoFolder { folder, .. }) => assert_eq!(folder, "Archive"),
+        other => panic!("{other:?}"),
+    }
+    assert!(q.get(&id).await.is_ok(), "still quarantined");
+    s.create_mailbox(a.id, "INBOX", None)
+        .await
+        .expect("recreate INBOX");
+    assert_eq!(q.release(&id).await.expect("release").folder, "INBOX");
+}
+
+async fn quarantine_release_into_a_deleted_account_is_an_error(db: &Db) {
+    let (q, _blobs, _dir) = quarantine(db).await;
+    let s = &db.store;
+    let a = account(s).await;
+    let id = q.hold(held(&a, "INBOX", HELD)).await.expect("hold");
+    s.delete_account(a.id).await.expect("delete account");
+    let entry = q.get(&id).await.expect("kept");
+    assert_eq!((entry.account, entry.account_address), (None, None));
+    match q.release(&id).await {
+        Err(e @ QuarantineError::AccountGone { .. }) => {
+            assert!(e.to_string().contains("sales@example.com"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Even after the address is provisioned again: the old account is gone.
+    account(s).await;
+    assert!(matches!(
+        q.release(&id).await,
+        Err(QuarantineError::AccountGone { .. })
+    ));
+    q.delete(&id).await.expect("delete");
+}
+
+async fn quarantine_concurrent_releases_store_one_message(db: &Db) {
+    let (q, _blobs, _dir) = quarantine(db).await;
+    let s = &db.store;
+    let a = account(s).await;
+    let id = q.hold(held(&a, "INBOX", HELD)).await.expect("hold");
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (q, id) = (q.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                q.release(&id).await.map(|_| "released")
+            } else {
+                q.delete(&id).await.map(|()| "deleted")
+            }
+        }));
+    }
+    let mut won = Vec::new();
+    for t in tasks {
+        match t.await.expect("join") {
+            Ok(what) => won.push(what),
+            Err(QuarantineError::NotFound(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let inbox = mailbox(s, &a, "INBOX").await;
+    let stored = s.messages(inbox.id).await.expect("messages").len();
+    assert_eq!(stored, usize::from(won[0] == "released"));
+}
+
+async fn quarantine_paging_and_filters(db: &Db) {
+    let (q, _blobs, _dir) = quarantine(db).await;
+    let s = &db.store;
+    let a = account(s).await;
+    let b = s
+        .upsert_account(&upsert("b@example.com", &[]))
+        .await
+        .expect("b");
+    let mut other = upsert("c@other.example", &[]);
+    other.tenant = "globex".into();
+    let c = s.upsert_account(&other).await.expect("c");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let owner = if i % 2 == 0 { &a } else { &b };
+        ids.push(
+            q.hold(held(owner, "INBOX", &format!("{HELD}{i}")))
+                .await
+                .expect("hold"),
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    q.hold(held(&c, "INBOX", HELD))
+        .await
+        .expect("hold other tenant");
+
+    let page = |after: Option<QuarantineId>, account, limit| QuarantineQuery {
+        tenant: "acme".into(),
+        account,
+        after,
+        limit,
+    };
+    let first = q.list(&page(None, None, 2)).await.expect("list");
+    assert_eq!(
+        first.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        ids[..2]
+    );
+    // The cursor still works when its entry was released meanwhile.
+    q.release(&ids[1]).await.expect("release");
+    let second = q
+        .list(&page(Some(ids[1].clone()), None, 2))
+        .await
+        .expect("list");
+    assert_eq!(
+        second.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        ids[2..4]
+    );
+    let last = q
+        .list(&page(Some(ids[3].clone()), None, 2))
+        .await
+        .expect("list");
+    assert_eq!(
+        last.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        ids[4..]
+    );
+
+    let of_a = q.list(&page(None, Some(a.id), 100)).await.expect("list");
+    assert_eq!(
+        of_a.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        [ids[0].clone(), ids[2].clone(), ids[4].clone()]
+    );
+    // A huge limit is clamped, a zero one means one.
+    assert_eq!(
+        q.list(&page(None, None, u32::MAX))
+            .await
+            .expect("list")
+            .len(),
+        4
+    );
+    assert_eq!(q.list(&page(None, None, 0)).await.expect("list").len(), 1);
+    let globex = QuarantineQuery {
+        tenant: "globex".into(),
+        account: None,
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(q.list(&globex).await.expect("list").len(), 1);
+}
+
+async fn quarantined_blobs_are_referenced(db: &Db) {
+    let (q, _blobs, _dir) = quarantine(db).await;
+    let s = &db.store;
+    let a = account(s).await;
+    let id = q.hold(held(&a, "INBOX", HELD)).await.expect("hold");
+    let blob = BlobId::of(HELD.as_bytes());
+    assert_eq!(
+        s.referenced_blobs().await.expect("refs"),
+        HashSet::from([blob.clone()])
+    );
+    q.release(&id).await.expect("release");
+    // Now referenced by the stored message.
+    assert_eq!(
+        s.referenced_blobs().await.expect("refs"),
+        HashSet::from([blob])
+    );
+    let id = q.hold(held(&a, "INBOX", "other")).await.expect("hold");
+    assert!(
+        s.referenced_blobs()
+            .await
+            .expect("refs")
+            .contains(&BlobId::of(b"other"))
+    );
+    q.delete(&id).await.expect("delete");
+    assert!(
+        !s.referenced_blobs()
+            .await
+            .expect("refs")
+            .contains(&BlobId::of(b"other"))
+    );
 }

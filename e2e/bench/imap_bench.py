@@ -122,7 +122,8 @@ class Mcp:
         self.proc = subprocess.Popen(
             [binary, "standalone", "--resources", os.path.join(ROOT, "config", "samples", "standalone"),
              "--data-dir", data, "--imap", f"127.0.0.1:{self.port}",
-             "--imaps", f"127.0.0.1:{free_port()}", "--metrics", f"127.0.0.1:{free_port()}"],
+             "--imaps", f"127.0.0.1:{free_port()}", "--lmtp", "127.0.0.1:0",
+             "--metrics", f"127.0.0.1:{free_port()}"],
             stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, RUST_LOG="warn"),
         )
         wait_port(self.port, self.proc)

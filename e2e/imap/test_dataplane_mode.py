@@ -127,13 +127,14 @@ class Dataplane:
         self.data_dir = data_dir
         self.token = token
         self.log_path = log
-        self.imap_port, self.imaps_port, self.metrics_port, self.admin_port = free_ports(4)
+        self.imap_port, self.imaps_port, self.lmtp_port, self.metrics_port, self.admin_port = free_ports(5)
         cmd = [
             str(binary), "--log-format", "json", "dataplane",
             "--config", str(etc / "config.yaml"),
             "--data-dir", str(data_dir),
             "--imap", f"{self.host}:{self.imap_port}",
             "--imaps", f"{self.host}:{self.imaps_port}",
+            "--lmtp", f"{self.host}:{self.lmtp_port}",
             "--metrics", f"{self.host}:{self.metrics_port}",
             "--admin", f"{self.host}:{self.admin_port}",
         ]
@@ -494,11 +495,18 @@ def test_state_survives_a_restart_and_sigterm_says_bye(dataplane):
     imap.logout()
 
 
-def test_lmtp_is_not_served_and_says_so(dataplane):
+def test_lmtp_is_served_on_the_configured_address(dataplane):
     dp = dataplane()
-    events = [json.loads(line) for line in dp.log_text().splitlines() if line.startswith("{")]
-    messages = [e.get("fields", {}).get("message", "") for e in events]
-    assert sum("LMTP is not implemented yet" in m for m in messages) == 1, messages
+    with socket.create_connection((dp.host, dp.lmtp_port), 5) as s:
+        s.settimeout(5)
+        f = s.makefile("rwb")
+        assert f.readline().startswith(b"220 "), "LMTP greeting"
+        f.write(b"LHLO test\r\n")
+        f.flush()
+        lines = []
+        while not lines or lines[-1][3:4] != b" ":
+            lines.append(f.readline())
+        assert b"250-PIPELINING\r\n" in lines, lines
 
 
 @pytest.mark.parametrize(

@@ -184,6 +184,8 @@ class Dataplane:
             f"127.0.0.1:{p['imap']}",
             "--imaps",
             f"127.0.0.1:{p['imaps']}",
+            "--lmtp",
+            "127.0.0.1:0",
             "--metrics",
             f"127.0.0.1:{p['metrics']}",
             "--admin",

@@ -9,12 +9,17 @@
 //! | `PUT {ADMIN_PATH}/{address}`, body [`AccountRequest`] (`application/json`) | 200 [`AccountState`] |
 //! | `GET {ADMIN_PATH}/{address}` | 200 [`AccountState`], or 404 |
 //! | `DELETE {ADMIN_PATH}/{address}?retention=Retain\|Delete` | 200 [`DeleteOutcome`] |
+//! | `GET {QUARANTINE_PATH}?mailbox=ADDR&limit=N&after=ID` | 200 [`QuarantineList`](mcp_crds::dataplane::QuarantineList) |
+//! | `GET {QUARANTINE_PATH}/{id}` (`?raw=1`: the message) | 200 [`QuarantineEntry`](mcp_crds::dataplane::QuarantineEntry), or 404 |
+//! | `GET {QUARANTINE_PATH}/{id}/message` | 200 `message/rfc822`, or 404 |
+//! | `POST {QUARANTINE_PATH}/{id}/release` | 200 [`ReleaseOutcome`](mcp_crds::dataplane::ReleaseOutcome), 404, or 409 (account deleted) |
+//! | `DELETE {QUARANTINE_PATH}/{id}` | 204, or 404 |
 //!
 //! Every error is a [`Problem`](mcp_crds::dataplane::Problem) (`application/problem+json`)
 //! whose `detail` names the field at fault: 400 for a malformed request or an invalid field,
 //! 401 without the right token (with `WWW-Authenticate: Bearer`), 404 for an unknown path
 //! or account, 405 for another method, 409 for an address that belongs to another tenant
-//! in a shared store, 413 for a body over [`MAX_BODY`], 415 for a body that is not JSON,
+//! in a shared store or an alias that is another account's address or alias, 413 for a body over [`MAX_BODY`], 415 for a body that is not JSON,
 //! 500 when password hashing fails, 503 when the store fails (the operator retries).
 //!
 //! `PUT` provisions through the same code as the standalone mode's resources
@@ -27,6 +32,7 @@
 
 pub mod listener;
 pub mod problem;
+pub mod quarantine;
 pub mod token;
 
 use std::sync::Arc;
@@ -38,13 +44,17 @@ use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
+use axum::routing::{get, post, put};
 use futures::StreamExt;
-use mcp_crds::dataplane::{ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, QuotaLimits};
+use mcp_crds::dataplane::{
+    ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, PIPELINES_PATH, QUARANTINE_PATH,
+    QuotaLimits,
+};
 use mcp_crds::mailbox::Retention;
 
+use crate::pipeline::Pipelines;
 use crate::standalone::apply::{self, Applied, ApplyError, DigestKey};
-use crate::store::{AccountRecord, MetadataStore, StoreError};
+use crate::store::{AccountRecord, BlobStore, MetadataStore, StoreError};
 
 pub use listener::serve;
 pub use problem::{ApiError, PROBLEM_JSON};
@@ -68,12 +78,16 @@ pub const MAX_CONCURRENT_PUTS: usize = 4;
 pub struct Admin {
     /// Metadata store.
     pub store: MetadataStore,
+    /// Blob store (quarantined messages' bodies).
+    pub blobs: BlobStore,
     /// The Tenant's name: requests for other tenants are refused.
     pub tenant: String,
     /// The Tenant's mail domains (lower-case): every address and alias is in one.
     pub domains: Vec<String>,
     /// Key of the account digests (kept in the data directory).
     pub key: DigestKey,
+    /// The pipelines in force, reported by `GET {PIPELINES_PATH}`.
+    pub pipelines: Arc<Pipelines>,
 }
 
 struct AppState {
@@ -94,6 +108,20 @@ pub fn router(admin: Admin, token: AdminToken) -> Router {
             &format!("{ADMIN_PATH}/{{address}}"),
             put(put_account).get(get_account).delete(delete_account),
         )
+        .route(PIPELINES_PATH, get(get_pipelines))
+        .route(QUARANTINE_PATH, get(quarantine::list))
+        .route(
+            &format!("{QUARANTINE_PATH}/{{id}}"),
+            get(quarantine::get_entry).delete(quarantine::delete),
+        )
+        .route(
+            &format!("{QUARANTINE_PATH}/{{id}}/message"),
+            get(quarantine::get_message),
+        )
+        .route(
+            &format!("{QUARANTINE_PATH}/{{id}}/release"),
+            post(quarantine::release),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(Arc::clone(&state));
@@ -108,21 +136,32 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "{}: no such endpoint (the admin API serves {ADMIN_PATH}/{{address}})",
+            "{}: no such endpoint (the admin API serves {ADMIN_PATH}/{{address}} and \
+             {QUARANTINE_PATH})",
             uri.path()
         ),
     )
 }
 
-async fn method_not_allowed(method: Method) -> Response {
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    let allow = if path == QUARANTINE_PATH || path.ends_with("/message") {
+        "GET"
+    } else if path.ends_with("/release") {
+        "POST"
+    } else if path.starts_with(QUARANTINE_PATH) {
+        "GET, DELETE"
+    } else {
+        "PUT, GET, DELETE"
+    };
     let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{method}: use PUT, GET or DELETE"),
+        format!("{method}: use {allow}"),
     )
     .into_response();
     response.headers_mut().insert(
         axum::http::header::ALLOW,
-        axum::http::HeaderValue::from_static("PUT, GET, DELETE"),
+        axum::http::HeaderValue::from_static(allow),
     );
     response
 }
@@ -470,6 +509,7 @@ async fn put_account(
         "admin API",
         &admin.domains,
         &request.spec,
+        &request.labels,
         &request.password,
         &admin.key,
     )
@@ -500,6 +540,18 @@ async fn put_account(
         apply::apply_one(&admin.store, &desired)
             .await
             .map_err(|e| match e {
+                ApplyError::Store {
+                    source: source @ StoreError::AddressTaken { .. },
+                    ..
+                } => {
+                    let field = match &source {
+                        StoreError::AddressTaken {
+                            address, account, ..
+                        } if address == account => "spec.address",
+                        _ => "spec.aliases",
+                    };
+                    ApiError::new(StatusCode::CONFLICT, format!("{field}: {source}"))
+                }
                 ApplyError::Store { source, .. } => store_unavailable(source),
                 other => {
                     tracing::error!(error = %other, "admin API: provisioning failed");
@@ -516,6 +568,17 @@ async fn put_account(
     Ok(json(&answer))
 }
 
+/// `GET {PIPELINES_PATH}`: the Pipelines in force and the last refused change
+/// ([`mcp_crds::dataplane::PipelinesState`]). Query parameters are refused.
+async fn get_pipelines(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {
+    if uri.query().is_some_and(|q| !q.is_empty()) {
+        return Err(ApiError::bad_request(
+            "query: this endpoint takes no parameters",
+        ));
+    }
+    Ok(json(&state.admin.pipelines.state()))
+}
+
 async fn get_account(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {
     let admin = &state.admin;
     let address = admin.path_address(&uri)?;
@@ -530,38 +593,17 @@ async fn get_account(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Res
 
 /// The `retention` query parameter, the only one accepted.
 fn retention(uri: &Uri) -> Result<Retention, ApiError> {
-    let mut retention = None;
-    for pair in uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            percent_decode(s)
-                .ok_or_else(|| ApiError::bad_request("query: not valid percent-encoded UTF-8"))
-        };
-        let (name, value) = (decode(name)?, decode(value)?);
-        if name != "retention" {
-            return Err(ApiError::bad_request(format!(
-                "{name}: unknown query parameter (only retention)"
-            )));
-        }
-        let parsed = match value.as_str() {
-            "Retain" => Retention::Retain,
-            "Delete" => Retention::Delete,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "retention: {other:?} is neither Retain nor Delete"
-                )));
-            }
-        };
-        if retention.replace(parsed).is_some() {
-            return Err(ApiError::bad_request("retention: given more than once"));
-        }
+    let params = quarantine::query_params(uri, &["retention"])?;
+    match params.first().map(|(_, v)| v.as_str()) {
+        Some("Retain") => Ok(Retention::Retain),
+        Some("Delete") => Ok(Retention::Delete),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "retention: {other:?} is neither Retain nor Delete"
+        ))),
+        None => Err(ApiError::bad_request(
+            "retention: required, Retain or Delete",
+        )),
     }
-    retention.ok_or_else(|| ApiError::bad_request("retention: required, Retain or Delete"))
 }
 
 async fn delete_account(

@@ -238,6 +238,7 @@ mod tests {
                     spec_digest: "d".into(),
                     quota_storage: None,
                     quota_messages: None,
+                    ..Default::default()
                 })
                 .await
                 .expect("upsert");

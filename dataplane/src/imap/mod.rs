@@ -49,6 +49,8 @@ pub struct ImapContext {
     pub store: MetadataStore,
     /// Message bodies.
     pub blobs: BlobStore,
+    /// The path APPEND stores through (pipeline `append` stage).
+    pub ingest: Arc<crate::ingest::Ingest>,
     /// Credential checks.
     pub auth: Authenticator,
     /// TLS acceptor for STARTTLS (and implicit TLS listeners); `None` disables STARTTLS.

@@ -13,7 +13,6 @@
 //! `dataDir` (the operator's `sqlite:///var/lib/mcp/meta.sqlite` and `/var/lib/mcp/blobs`
 //! become `DIR/meta.sqlite` and `DIR/blobs`); paths elsewhere stay.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use mcp_crds::dataplane::DataplaneConfig;
@@ -33,6 +32,8 @@ pub struct Overrides {
     pub imap: Option<String>,
     /// `--imaps`: replaces `imaps`, `IP:PORT`.
     pub imaps: Option<String>,
+    /// `--lmtp`: replaces `lmtp`, `IP:PORT`.
+    pub lmtp: Option<String>,
     /// `--metrics`: replaces `metrics`, `IP:PORT`.
     pub metrics: Option<String>,
     /// `--admin`: replaces `admin`, `IP:PORT`.
@@ -71,8 +72,8 @@ pub struct Config {
     pub imap: Listen,
     /// IMAPS (implicit TLS) listen address.
     pub imaps: Listen,
-    /// LMTP listen address: validated, but not served yet (LMTP is not implemented).
-    pub lmtp: SocketAddr,
+    /// LMTP listen address.
+    pub lmtp: Listen,
     /// Metrics (HTTP) listen address.
     pub metrics: Listen,
     /// Admin API (HTTPS) listen address.
@@ -90,6 +91,9 @@ pub struct Config {
     pub admin_tls: TlsSource,
     /// The admin API's bearer token (`adminTokenFile`).
     pub admin_token: AdminToken,
+    /// The Pipelines file (`pipelines`), absolute; hot-reloaded. A missing file means no
+    /// pipeline.
+    pub pipelines: Option<PathBuf>,
 }
 
 /// Why the configuration cannot be used. Names the file and field, or the flag.
@@ -309,10 +313,10 @@ impl Config {
         let o = overrides;
         let imap = c.listen("imap", &doc.imap, "--imap", o.imap.as_deref())?;
         let imaps = c.listen("imaps", &doc.imaps, "--imaps", o.imaps.as_deref())?;
-        let lmtp = c.listen("lmtp", &doc.lmtp, "lmtp", None)?.addr;
+        let lmtp = c.listen("lmtp", &doc.lmtp, "--lmtp", o.lmtp.as_deref())?;
         let metrics = c.listen("metrics", &doc.metrics, "--metrics", o.metrics.as_deref())?;
         let admin = c.listen("admin", &doc.admin, "--admin", o.admin.as_deref())?;
-        let served = [imap, imaps, metrics, admin];
+        let served = [imap, imaps, lmtp, metrics, admin];
         for (i, a) in served.iter().enumerate() {
             for b in &served[..i] {
                 let (x, y) = (a.addr, b.addr);
@@ -428,8 +432,16 @@ impl Config {
             c.invalid("adminTokenFile", message)
         })?;
 
+        // May be missing at start (an empty ConfigMap key is not projected): no pipeline.
+        let pipelines = doc
+            .pipelines
+            .as_deref()
+            .map(|p| c.path("pipelines", p))
+            .transpose()?;
+
         Ok(Config {
             file: file.to_owned(),
+            pipelines,
             tenant: doc.tenant.clone(),
             domains: doc.domains.clone(),
             imap,
@@ -559,7 +571,7 @@ mod tests {
         assert_eq!(c.imap.addr, "0.0.0.0:143".parse().expect("addr"));
         assert_eq!(c.imap.field, "imap");
         assert_eq!(c.imaps.addr.port(), 993);
-        assert_eq!(c.lmtp.port(), 24);
+        assert_eq!(c.lmtp.addr.port(), 24);
         assert_eq!(c.metrics.addr.port(), 9090);
         assert_eq!(c.admin.addr.port(), 9443);
         assert_eq!(c.data_dir, d.data());
@@ -624,6 +636,7 @@ mod tests {
             data_dir: Some(local.clone()),
             imap: Some("127.0.0.1:1143".into()),
             imaps: Some("127.0.0.1:1993".into()),
+            lmtp: Some("127.0.0.1:2424".into()),
             metrics: Some("127.0.0.1:0".into()),
             admin: Some("127.0.0.1:0".into()),
         };
@@ -637,6 +650,7 @@ mod tests {
         assert_eq!(c.imap.addr, "127.0.0.1:1143".parse().expect("addr"));
         assert_eq!(c.imap.field, "--imap");
         assert_eq!(c.admin.field, "--admin");
+        assert_eq!(c.lmtp.field, "--lmtp");
 
         // A blob directory elsewhere stays where it is; a relative one resolves against the
         // configuration directory, then moves if it lies under dataDir.
@@ -807,6 +821,22 @@ mod tests {
                 },
                 "--admin",
                 "collides with metrics",
+            ),
+            (
+                Overrides {
+                    lmtp: Some("127.0.0.1:x".into()),
+                    ..Overrides::default()
+                },
+                "--lmtp",
+                "is not IP:PORT",
+            ),
+            (
+                Overrides {
+                    lmtp: Some("0.0.0.0:143".into()),
+                    ..Overrides::default()
+                },
+                "--lmtp",
+                "collides with imap",
             ),
             (
                 Overrides {

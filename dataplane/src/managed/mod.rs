@@ -2,12 +2,11 @@
 //! the file the operator renders ([`config`]) and provisioned by the operator through the
 //! admin API ([`crate::admin`]) (DESIGN.md §1, "Kubernetes").
 //!
-//! [`run`] does, in order: lock the data directory, bind the IMAP (STARTTLS), IMAPS, metrics
+//! [`run`] does, in order: lock the data directory, bind the IMAP (STARTTLS), IMAPS, LMTP, metrics
 //! and admin listeners, load or create the digest key, open the store and blob directory,
 //! load both certificates, and serve until Ctrl-C (SIGINT) or SIGTERM; open IMAP sessions
 //! are told `* BYE`. The steps are the server assembly `mcp standalone` uses
-//! ([`crate::server`]); only the configuration and the admin API differ. LMTP is not served
-//! yet: its address is validated and a log line says so.
+//! ([`crate::server`]); only the configuration and the admin API differ.
 //!
 //! Data directory layout:
 //! ```text
@@ -23,6 +22,8 @@ pub mod config;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin};
+use crate::pipeline::reload::{LoadError, Source};
+use crate::pipeline::{PipelineSet, Pipelines};
 use crate::server::{self, BoundAddrs, Extra, Imap, Listeners, Mode, ServerError};
 use crate::standalone::DIGEST_KEY_FILE;
 use crate::standalone::apply::{ApplyError, DigestKey};
@@ -38,6 +39,9 @@ pub enum DataplaneError {
     /// The digest key in the data directory cannot be read or written.
     #[error("digest key: {0}")]
     DigestKey(#[from] ApplyError),
+    /// The Pipelines file does not compile.
+    #[error("pipelines: {0}")]
+    Pipelines(#[from] LoadError),
     /// The data directory, a listener, the store, TLS or a server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -69,13 +73,9 @@ pub async fn run_until(
         data_dir = %config.data_dir.display(),
         "configuration loaded"
     );
-    tracing::warn!(
-        lmtp = %config.lmtp,
-        "LMTP is not implemented yet: the lmtp address is not served"
-    );
 
     let _lock = server::lock_data_dir(&config.data_dir, &config.blob_dir)?;
-    let listeners = Listeners::bind(config.imap, config.imaps, config.metrics).await?;
+    let listeners = Listeners::bind(config.imap, config.imaps, config.lmtp, config.metrics).await?;
     let admin_listener = server::bind(config.admin.field, config.admin.addr).await?;
     let bound = BoundAddrs {
         admin: Some(server::bound_addr(
@@ -86,6 +86,16 @@ pub async fn run_until(
         ..listeners.bound
     };
 
+    let pipeline_source = config.pipelines.clone().map(|path| Source::File {
+        path,
+        tenant: config.tenant.clone(),
+    });
+    let pipelines = match &pipeline_source {
+        Some(source) => source.load()?,
+        None => PipelineSet::default(),
+    };
+    let pipelines = Pipelines::new(pipelines);
+
     let key = DigestKey::load_or_create(&config.data_dir.join(DIGEST_KEY_FILE))?;
     let (store, blobs) = server::open_storage(config.store_url.expose(), &config.blob_dir).await?;
     let acceptor = server::tls_acceptor(config.tls.clone()).await?;
@@ -94,9 +104,11 @@ pub async fn run_until(
     let router = admin::router(
         Admin {
             store: store.clone(),
+            blobs: blobs.clone(),
             tenant: config.tenant.clone(),
             domains: config.domains.clone(),
             key,
+            pipelines: std::sync::Arc::clone(&pipelines),
         },
         config.admin_token.clone(),
     );
@@ -115,6 +127,8 @@ pub async fn run_until(
         blobs,
         acceptor,
         idle_keepalive_secs: crate::imap::Limits::default().idle_keepalive_secs,
+        pipelines,
+        pipeline_source,
     };
     server::serve(Mode::Dataplane, imap, extra, bound, shutdown, ready).await?;
     Ok(())

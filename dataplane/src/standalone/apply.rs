@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use mcp_crds::dataplane::QuotaLimits;
 use mcp_crds::mailbox::MailboxState;
-use mcp_crds::{Mailbox, MailboxSpec, Resource, ResourceError, SecretResource, Tenant};
+use mcp_crds::{Mailbox, MailboxSpec, Pipeline, Resource, ResourceError, SecretResource, Tenant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -57,8 +57,8 @@ pub enum ApplyError {
         /// What is wrong.
         message: String,
     },
-    /// A valid MCP resource of a kind the standalone mode does not apply yet (Pipeline,
-    /// PluginDeployment, MigrationJob). Refused rather than ignored, so nobody believes it
+    /// A valid MCP resource of a kind the standalone mode does not apply yet
+    /// (PluginDeployment, MigrationJob). Refused rather than ignored, so nobody believes it
     /// took effect.
     #[error("{path}: {kind} {name:?}: not supported in standalone mode yet")]
     Unsupported {
@@ -108,12 +108,43 @@ pub struct ResourceSet {
     tenants: Vec<Sourced<Tenant>>,
     mailboxes: Vec<Sourced<Mailbox>>,
     secrets: Vec<Sourced<SecretResource>>,
+    pipelines: Vec<Sourced<Pipeline>>,
 }
 
 impl ResourceSet {
     /// Number of (Tenants, Mailboxes, Secrets) read.
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.tenants.len(), self.mailboxes.len(), self.secrets.len())
+    }
+
+    /// The Pipelines read, in file-name order.
+    pub fn pipelines(&self) -> Vec<Pipeline> {
+        self.pipelines.iter().map(|p| p.value.clone()).collect()
+    }
+
+    /// The file each Pipeline came from, by `(namespace, name)`; for error messages.
+    pub fn pipeline_file(&self, namespace: &str, name: &str) -> Option<&Path> {
+        self.pipelines
+            .iter()
+            .find(|p| {
+                p.value.metadata.namespace.as_deref() == Some(namespace)
+                    && p.value.metadata.name.as_deref() == Some(name)
+            })
+            .map(|p| p.path.as_path())
+    }
+
+    /// The tenant owning `namespace` (a Tenant's `spec.namespace`, default `mcp-<name>`).
+    pub fn tenant_of(&self, namespace: &str) -> Option<String> {
+        self.tenants.iter().find_map(|t| {
+            let name = t.value.metadata.name.clone()?;
+            let ns = t
+                .value
+                .spec
+                .namespace
+                .clone()
+                .unwrap_or_else(|| format!("mcp-{name}"));
+            (ns == namespace).then_some(name)
+        })
     }
 }
 
@@ -149,9 +180,8 @@ pub fn read_dir(dir: &Path) -> Result<ResourceSet, ApplyError> {
                 Resource::Tenant(t) => set.tenants.push(Sourced { path, value: *t }),
                 Resource::Mailbox(m) => set.mailboxes.push(Sourced { path, value: *m }),
                 Resource::Secret(s) => set.secrets.push(Sourced { path, value: s }),
-                Resource::Pipeline(_)
-                | Resource::PluginDeployment(_)
-                | Resource::MigrationJob(_) => {
+                Resource::Pipeline(p) => set.pipelines.push(Sourced { path, value: *p }),
+                Resource::PluginDeployment(_) | Resource::MigrationJob(_) => {
                     return Err(ApplyError::Unsupported {
                         path,
                         kind: r.kind(),
@@ -259,6 +289,12 @@ pub struct DesiredAccount {
     pub digest: String,
     /// The limits of `spec.quota`.
     pub quota: QuotaLimits,
+    /// The Mailbox's `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// The Mailbox's `spec.pipelineRef.name`.
+    pub pipeline_ref: Option<String>,
+    /// The Mailbox's `spec.aliases`, lower-case, sorted, without duplicates or the address.
+    pub aliases: Vec<String>,
     password: String,
 }
 
@@ -271,6 +307,9 @@ impl std::fmt::Debug for DesiredAccount {
             .field("active", &self.active)
             .field("digest", &self.digest)
             .field("quota", &self.quota)
+            .field("labels", &self.labels)
+            .field("pipeline_ref", &self.pipeline_ref)
+            .field("aliases", &self.aliases)
             .finish_non_exhaustive()
     }
 }
@@ -312,8 +351,9 @@ pub fn check_addresses(spec: &MailboxSpec, domains: &[String]) -> Result<(), Inv
 /// The account `spec` asks for, with `password`, in a tenant whose mail domains are
 /// `domains`. The one validation both the standalone resources and the admin API go
 /// through: addresses ([`check_addresses`]), a non-empty password, and `spec.quota`
-/// ([`crate::quota::limits`]). The digest covers (`spec.tenant`, `spec`, `password`) keyed with
-/// `key`, so an unchanged request is recognised without hashing the password.
+/// ([`crate::quota::limits`]). The digest covers (`spec.tenant`, `spec`, `password`,
+/// `labels`) keyed with `key`, so an unchanged request is recognised without hashing the
+/// password.
 ///
 /// # Errors
 /// [`InvalidAccount`] naming the field.
@@ -321,6 +361,7 @@ pub fn desired_account(
     origin: impl Into<String>,
     domains: &[String],
     spec: &MailboxSpec,
+    labels: &BTreeMap<String, String>,
     password: &str,
     key: &DigestKey,
 ) -> Result<DesiredAccount, InvalidAccount> {
@@ -340,6 +381,7 @@ pub fn desired_account(
         tenant: &spec.tenant,
         spec,
         password,
+        labels,
     };
     let json = serde_json::to_vec(&input).map_err(|e| InvalidAccount {
         field: "spec",
@@ -352,8 +394,25 @@ pub fn desired_account(
         active: spec.state == MailboxState::Active,
         digest: format!("hmac-sha256:{}", hex::encode(hmac_sha256(&key.0, &json))),
         quota,
+        labels: labels.clone(),
+        pipeline_ref: spec.pipeline_ref.as_ref().map(|r| r.name.clone()),
+        aliases: aliases_of(spec),
         password: password.to_owned(),
     })
+}
+
+/// `spec.aliases` lower-case, sorted, without duplicates or the primary address.
+fn aliases_of(spec: &MailboxSpec) -> Vec<String> {
+    let address = spec.address.to_lowercase();
+    let mut aliases: Vec<String> = spec
+        .aliases
+        .iter()
+        .map(|a| a.to_lowercase())
+        .filter(|a| *a != address)
+        .collect();
+    aliases.sort();
+    aliases.dedup();
+    aliases
 }
 
 fn invalid<T>(
@@ -407,6 +466,10 @@ struct DigestInput<'a> {
     tenant: &'a str,
     spec: &'a mcp_crds::MailboxSpec,
     password: &'a str,
+    /// Omitted when empty, so digests of Mailboxes without labels stay what they were
+    /// before labels were kept.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
 }
 
 /// Validates `set` as a whole and returns the accounts it asks for, in file order.
@@ -470,7 +533,8 @@ pub fn desired_accounts(
     }
 
     let mut out = Vec::new();
-    let mut addresses: BTreeMap<String, &Path> = BTreeMap::new();
+    // Every address and alias, with the Mailbox (name, file) that claims it.
+    let mut addresses: BTreeMap<String, (String, &Path)> = BTreeMap::new();
     for m in &set.mailboxes {
         let name = m.value.metadata.name.clone().unwrap_or_default();
         let bad = |field, message: String| invalid(m, "Mailbox", &name, field, message);
@@ -487,14 +551,21 @@ pub fn desired_accounts(
         let domains = &tenant.value.spec.domains;
         let address = spec.address.to_lowercase();
         check_addresses(spec, domains).map_err(|e| bad(e.field, e.message))?;
-        if let Some(prev) = addresses.insert(address.clone(), &m.path) {
-            return Err(bad(
-                "spec.address",
-                format!(
-                    "{address:?} is already used by a Mailbox in {}",
-                    prev.display()
-                ),
-            ));
+        let mine = std::iter::once(("spec.address", address.clone()))
+            .chain(aliases_of(spec).into_iter().map(|a| ("spec.aliases", a)));
+        for (field, a) in mine {
+            if let Some((prev_name, prev_path)) =
+                addresses.insert(a.clone(), (name.clone(), &m.path))
+            {
+                return Err(bad(
+                    field,
+                    format!(
+                        "{a:?} is already used by Mailbox {prev_name:?} in {} (as its address \
+                         or an alias)",
+                        prev_path.display()
+                    ),
+                ));
+            }
         }
 
         let namespace = tenant
@@ -548,8 +619,16 @@ pub fn desired_accounts(
             ));
         }
 
-        let account = desired_account(m.path.display().to_string(), domains, spec, password, key)
-            .map_err(|e| bad(e.field, e.message))?;
+        let labels = m.value.metadata.labels.clone().unwrap_or_default();
+        let account = desired_account(
+            m.path.display().to_string(),
+            domains,
+            spec,
+            &labels,
+            password,
+            key,
+        )
+        .map_err(|e| bad(e.field, e.message))?;
         out.push(account);
     }
     Ok(out)
@@ -622,13 +701,17 @@ pub async fn apply_one(
         .account_by_address(&a.address)
         .await
         .map_err(store_err)?;
-    // The quota check catches accounts stored before the quota columns existed: their
-    // digest is unchanged, but their limits are still to be written.
-    if let Some(e) = existing.as_ref().filter(|e| {
-        e.spec_digest == a.digest
-            && e.quota_storage == a.quota.storage
-            && e.quota_messages == a.quota.messages
-    }) {
+    // Comparing what the digest covers catches accounts stored before the quota, label,
+    // pipelineRef and alias columns existed: their digest is unchanged, but those values
+    // are still to be written.
+    if let Some(e) = &existing
+        && e.spec_digest == a.digest
+        && e.quota_storage == a.quota.storage
+        && e.quota_messages == a.quota.messages
+        && e.labels == a.labels
+        && e.pipeline_ref == a.pipeline_ref
+        && store.aliases(e.id).await.map_err(store_err)? == a.aliases
+    {
         return Ok((Applied::Unchanged, e.clone()));
     }
     let password = a.password.clone();
@@ -651,6 +734,9 @@ pub async fn apply_one(
             spec_digest: a.digest.clone(),
             quota_storage: a.quota.storage,
             quota_messages: a.quota.messages,
+            labels: a.labels.clone(),
+            pipeline_ref: a.pipeline_ref.clone(),
+            aliases: a.aliases.clone(),
         })
         .await
         .map_err(store_err)?;
@@ -715,12 +801,12 @@ mod tests {
 
     #[test]
     fn kinds_standalone_does_not_apply_yet_are_refused_naming_file_and_resource() {
-        let pipeline = "apiVersion: mcp.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: p, namespace: mcp-example}\nspec:\n  scope: {type: TenantDefault}\n  stages: [deliver]\n  steps: [{name: s, plugin: {builtin: dlp}}]\n";
-        let err = desired(&[("a.yaml", TENANT), ("p.yaml", pipeline)])
-            .expect_err("Pipeline accepted")
+        let plugin = "apiVersion: mcp.dev/v1alpha1\nkind: PluginDeployment\nmetadata: {name: p, namespace: mcp-example}\nspec:\n  image: x\n  protocol: {min: 1, max: 1}\n  stages: [deliver]\n";
+        let err = desired(&[("a.yaml", TENANT), ("p.yaml", plugin)])
+            .expect_err("PluginDeployment accepted")
             .to_string();
         assert!(
-            err.ends_with("p.yaml: Pipeline \"p\": not supported in standalone mode yet"),
+            err.ends_with("p.yaml: PluginDeployment \"p\": not supported in standalone mode yet"),
             "{err}"
         );
     }
@@ -803,6 +889,16 @@ mod tests {
         let upper_domain = TENANT.replace("[example.com]", "[Example.COM]");
         let empty_pw = SECRET.replace("alice-demo", "''");
         let bob = MAILBOX.replace("name: alice, namespace", "name: bob, namespace");
+        let alice_with_alias = format!("{MAILBOX}  aliases: [Sales@example.com]\n");
+        let bob_alias_of_alice = MAILBOX
+            .replace("name: alice, namespace", "name: bob, namespace")
+            .replace("Alice@Example.com", "bob@example.com")
+            + "  aliases: [x@example.com, alice@EXAMPLE.com]\n";
+        let bob_alias_of_sales =
+            bob_alias_of_alice.replace("alice@EXAMPLE.com", "SALES@example.com");
+        let bob_named_sales = MAILBOX
+            .replace("name: alice, namespace", "name: bob, namespace")
+            .replace("Alice@Example.com", "sales@example.com");
         let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
             (
                 vec![
@@ -882,6 +978,33 @@ mod tests {
                 vec![("t.yaml", "apiVersion: v1\nkind: ConfigMap\n")],
                 "t.yaml: document 0: unsupported",
             ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", MAILBOX),
+                    ("n.yaml", &bob_alias_of_alice),
+                ],
+                "n.yaml: Mailbox \"bob\": spec.aliases: \"alice@example.com\" is already used by Mailbox \"alice\" in",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", &alice_with_alias),
+                    ("n.yaml", &bob_alias_of_sales),
+                ],
+                "n.yaml: Mailbox \"bob\": spec.aliases: \"sales@example.com\" is already used by Mailbox \"alice\" in",
+            ),
+            (
+                vec![
+                    ("t.yaml", TENANT),
+                    ("s.yaml", SECRET),
+                    ("m.yaml", &alice_with_alias),
+                    ("n.yaml", &bob_named_sales),
+                ],
+                "n.yaml: Mailbox \"bob\": spec.address: \"sales@example.com\" is already used by Mailbox \"alice\" in",
+            ),
         ];
         for (files, want) in cases {
             let err = desired(&files).expect_err(want).to_string();
@@ -915,6 +1038,85 @@ mod tests {
             .expect_err("corrupt")
             .to_string();
         assert!(err.contains("apply.key"), "{err}");
+    }
+
+    #[test]
+    fn labels_change_the_digest_and_their_absence_does_not() {
+        let base = desired(&[("t.yaml", TENANT), ("s.yaml", SECRET), ("m.yaml", MAILBOX)])
+            .expect("valid")
+            .remove(0);
+        let empty_labels = MAILBOX.replace(
+            "namespace: mcp-example}",
+            "namespace: mcp-example, labels: {}}",
+        );
+        let same = desired(&[
+            ("t.yaml", TENANT),
+            ("s.yaml", SECRET),
+            ("m.yaml", &empty_labels),
+        ])
+        .expect("valid")
+        .remove(0);
+        assert_eq!(
+            same.digest, base.digest,
+            "digests of unlabelled Mailboxes are stable"
+        );
+        let labelled = MAILBOX.replace(
+            "namespace: mcp-example}",
+            "namespace: mcp-example, labels: {team: finance}}",
+        ) + "  pipelineRef: {name: strict}\n  aliases: [Sales@example.com, alice@example.com]\n";
+        let a = desired(&[
+            ("t.yaml", TENANT),
+            ("s.yaml", SECRET),
+            ("m.yaml", &labelled),
+        ])
+        .expect("valid")
+        .remove(0);
+        assert_ne!(a.digest, base.digest);
+        assert_eq!(a.labels.get("team").map(String::as_str), Some("finance"));
+        assert_eq!(a.pipeline_ref.as_deref(), Some("strict"));
+        assert_eq!(a.aliases, ["sales@example.com"]);
+    }
+
+    /// Needs the SQLite [`MetadataStore`].
+    #[tokio::test]
+    async fn labels_pipeline_ref_and_aliases_are_stored_and_edits_reapply() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("meta.sqlite").display());
+        let store = MetadataStore::connect(&url).await.expect("connect");
+        let labelled = MAILBOX.replace(
+            "namespace: mcp-example}",
+            "namespace: mcp-example, labels: {team: finance}}",
+        ) + "  pipelineRef: {name: strict}\n  aliases: [Sales@example.com]\n";
+        let accounts = desired(&[
+            ("t.yaml", TENANT),
+            ("s.yaml", SECRET),
+            ("m.yaml", &labelled),
+        ])
+        .expect("valid");
+        apply(&store, &accounts).await.expect("apply");
+        let a = store
+            .account_by_recipient("sales@example.com")
+            .await
+            .expect("route")
+            .expect("alias routes");
+        assert_eq!(a.address, "alice@example.com");
+        assert_eq!(a.labels.get("team").map(String::as_str), Some("finance"));
+        assert_eq!(a.pipeline_ref.as_deref(), Some("strict"));
+        let again = apply(&store, &accounts).await.expect("re-apply");
+        assert_eq!(again.unchanged, 1);
+
+        // Dropping the alias re-applies and frees it.
+        let fewer = labelled.replace("  aliases: [Sales@example.com]\n", "");
+        let accounts =
+            desired(&[("t.yaml", TENANT), ("s.yaml", SECRET), ("m.yaml", &fewer)]).expect("valid");
+        assert_eq!(apply(&store, &accounts).await.expect("apply").updated, 1);
+        assert_eq!(
+            store
+                .account_by_recipient("sales@example.com")
+                .await
+                .expect("route"),
+            None
+        );
     }
 
     /// Needs the SQLite [`MetadataStore`].

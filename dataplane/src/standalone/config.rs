@@ -17,6 +17,8 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_IMAP: &str = "127.0.0.1:1143";
 /// Default IMAPS (implicit TLS) listen address.
 pub const DEFAULT_IMAPS: &str = "127.0.0.1:1993";
+/// Default LMTP listen address.
+pub const DEFAULT_LMTP: &str = "127.0.0.1:2424";
 /// Default metrics (HTTP) listen address.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9090";
 
@@ -32,6 +34,8 @@ pub struct Settings {
     pub imap: Option<String>,
     /// IMAPS listen address, `IP:PORT`. Default [`DEFAULT_IMAPS`].
     pub imaps: Option<String>,
+    /// LMTP listen address, `IP:PORT`. Default [`DEFAULT_LMTP`].
+    pub lmtp: Option<String>,
     /// Metrics listen address, `IP:PORT`. Default [`DEFAULT_METRICS`].
     pub metrics: Option<String>,
     /// Metadata store URL, `sqlite://PATH` or `postgres://...`. Default
@@ -60,6 +64,8 @@ pub struct Config {
     pub imap: SocketAddr,
     /// IMAPS (implicit TLS) listen address.
     pub imaps: SocketAddr,
+    /// LMTP listen address.
+    pub lmtp: SocketAddr,
     /// Metrics (HTTP) listen address.
     pub metrics: SocketAddr,
     /// Metadata store URL (`sqlite://` or `postgres://`/`postgresql://`).
@@ -155,8 +161,14 @@ impl Config {
 
         let imap = addr("--imap", settings.imap.as_deref(), DEFAULT_IMAP)?;
         let imaps = addr("--imaps", settings.imaps.as_deref(), DEFAULT_IMAPS)?;
+        let lmtp = addr("--lmtp", settings.lmtp.as_deref(), DEFAULT_LMTP)?;
         let metrics = addr("--metrics", settings.metrics.as_deref(), DEFAULT_METRICS)?;
-        let named = [("--imap", imap), ("--imaps", imaps), ("--metrics", metrics)];
+        let named = [
+            ("--imap", imap),
+            ("--imaps", imaps),
+            ("--lmtp", lmtp),
+            ("--metrics", metrics),
+        ];
         for (i, (field, a)) in named.iter().enumerate() {
             for (other, b) in &named[..i] {
                 if a.port() != 0
@@ -214,6 +226,7 @@ impl Config {
             data_dir,
             imap,
             imaps,
+            lmtp,
             metrics,
             store_url,
             blob_dir,
@@ -242,6 +255,7 @@ mod tests {
         let data = dir.path().join("data");
         assert_eq!(c.imap, "127.0.0.1:1143".parse().expect("addr"));
         assert_eq!(c.imaps, "127.0.0.1:1993".parse().expect("addr"));
+        assert_eq!(c.lmtp, "127.0.0.1:2424".parse().expect("addr"));
         assert_eq!(c.metrics, "127.0.0.1:9090".parse().expect("addr"));
         assert_eq!(
             c.store_url,
@@ -290,6 +304,20 @@ mod tests {
                     ..base(p)
                 },
                 "--imaps",
+            ),
+            (
+                Settings {
+                    lmtp: Some("127.0.0.1:1993".into()),
+                    ..base(p)
+                },
+                "--lmtp",
+            ),
+            (
+                Settings {
+                    lmtp: Some("2424".into()),
+                    ..base(p)
+                },
+                "--lmtp",
             ),
             (
                 Settings {
@@ -361,6 +389,7 @@ mod tests {
         let s = Settings {
             imap: Some("127.0.0.1:0".into()),
             imaps: Some("127.0.0.1:0".into()),
+            lmtp: Some("127.0.0.1:0".into()),
             metrics: Some("127.0.0.1:0".into()),
             store_url: Some("postgres://u:p@127.0.0.1:5432/mcp".into()),
             ..base(dir.path())

@@ -1,8 +1,8 @@
-//! The standalone mode: one process that serves IMAP from a local data directory, configured
+//! The standalone mode: one process that serves IMAP and LMTP from a local data directory, configured
 //! by the YAML resources of a directory (DESIGN.md §1, "Standalone").
 //!
 //! [`run`] does, in order: validate the resources, lock the data directory, bind the IMAP
-//! (STARTTLS), IMAPS and metrics listeners, open the store and blob directory, apply the
+//! (STARTTLS), IMAPS, LMTP and metrics listeners, open the store and blob directory, apply the
 //! resources ([`apply`]), build the TLS acceptor, and serve until Ctrl-C (SIGINT) or
 //! SIGTERM; then it stops accepting, lets open sessions end (the IMAP server sends `* BYE`)
 //! and returns. Every step except reading and applying the resources is the server assembly
@@ -21,9 +21,12 @@
 
 pub mod apply;
 pub mod config;
+pub mod quarantine;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::pipeline::Pipelines;
+use crate::pipeline::reload::{LoadError, Source};
 use crate::server::{self, Imap, Listen, Listeners, Mode, ServerError};
 
 pub use crate::server::BoundAddrs;
@@ -42,6 +45,9 @@ pub enum StandaloneError {
     /// The resources are unreadable or invalid, or could not be applied.
     #[error("resources: {0}")]
     Apply(#[from] ApplyError),
+    /// A Pipeline among the resources does not compile.
+    #[error("pipelines: {0}")]
+    Pipelines(#[from] LoadError),
     /// The data directory, a listener, the store, TLS or a server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -70,6 +76,12 @@ pub async fn run_until(
     let set = apply::read_dir(&config.resources)?;
     let (tenants, mailboxes, secrets) = set.counts();
     tracing::info!(dir = %config.resources.display(), tenants, mailboxes, secrets, "resources read");
+    let pipeline_source = Source::Dir(config.resources.clone());
+    let pipelines = pipeline_source.load()?;
+    for why in pipelines.ignored() {
+        tracing::warn!("{why}");
+    }
+    tracing::info!(pipelines = pipelines.loaded().len(), "pipelines loaded");
 
     let _lock = server::lock_data_dir(&config.data_dir, &config.blob_dir)?;
     let listeners = Listeners::bind(
@@ -80,6 +92,10 @@ pub async fn run_until(
         Listen {
             field: "--imaps",
             addr: config.imaps,
+        },
+        Listen {
+            field: "--lmtp",
+            addr: config.lmtp,
         },
         Listen {
             field: "--metrics",
@@ -108,6 +124,8 @@ pub async fn run_until(
         blobs,
         acceptor,
         idle_keepalive_secs: config.idle_keepalive_secs,
+        pipelines: Pipelines::new(pipelines),
+        pipeline_source: Some(pipeline_source),
     };
     server::serve(Mode::Standalone, imap, Vec::new(), bound, shutdown, ready).await?;
     Ok(())

@@ -11,9 +11,10 @@
 //! PostgreSQL an `UPDATE` takes the row lock, so UID/MODSEQ allocation is serialised per
 //! mailbox across connections and processes, and UIDs become visible in ascending order.
 
+mod quarantine;
 mod sql;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,16 +178,50 @@ impl MetadataStore {
     }
 
     /// Creates or updates an account; idempotent. A new account gets [`DEFAULT_FOLDERS`]
-    /// (with their special use); an existing one gets the tenant, hash, active flag, digest
-    /// and quota of `a` and keeps its mailboxes and messages. The address is stored
-    /// lower-case.
+    /// (with their special use); an existing one gets the tenant, hash, active flag, digest,
+    /// quota, labels, pipeline reference and aliases of `a` and keeps its mailboxes and
+    /// messages. The address and aliases are stored lower-case.
+    ///
+    /// Errors: `AddressTaken` when the address is another account's alias, or an alias is
+    /// another account's address or alias (nothing is written then).
     pub async fn upsert_account(&self, a: &AccountUpsert) -> Result<AccountRecord, StoreError> {
         let address = a.address.to_lowercase();
+        let mut aliases: Vec<String> = a
+            .aliases
+            .iter()
+            .map(|x| x.to_lowercase())
+            .filter(|x| *x != address)
+            .collect();
+        aliases.sort();
+        aliases.dedup();
+        let labels = map_param(&a.labels, false);
         let mut tx = self.begin_write().await?;
+        let taken = |address: &str, owner: String, kind| StoreError::AddressTaken {
+            address: address.to_owned(),
+            account: a.address.to_lowercase(),
+            owner,
+            kind,
+        };
+        if let Some(owner) = alias_owner(&mut tx, &address).await?
+            && owner != address
+        {
+            return Err(taken(&address, owner, "an alias"));
+        }
+        for alias in &aliases {
+            if fetch_account(&mut tx, alias).await?.is_some() {
+                return Err(taken(alias, alias.clone(), "the address"));
+            }
+            if let Some(owner) = alias_owner(&mut tx, alias).await?
+                && owner != address
+            {
+                return Err(taken(alias, owner, "an alias"));
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO accounts (tenant, address, password_hash, active, spec_digest,
-                 quota_storage, quota_messages)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (address) DO NOTHING RETURNING id",
+                 quota_storage, quota_messages, labels, pipeline_ref)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (address) DO NOTHING RETURNING id",
         )
         .bind(&a.tenant)
         .bind(&address)
@@ -195,21 +230,25 @@ impl MetadataStore {
         .bind(&a.spec_digest)
         .bind(limit_param(a.quota_storage))
         .bind(limit_param(a.quota_messages))
+        .bind(&labels)
+        .bind(&a.pipeline_ref)
         .fetch_optional(&mut **tx)
         .await?;
-        match inserted {
+        let account = match inserted {
             Some(row) => {
                 let account = AccountId(row.try_get("id")?);
                 for (name, special_use) in DEFAULT_FOLDERS {
                     let uid_validity = next_uid_validity(&mut tx, account).await?;
                     insert_mailbox(&mut tx, account, name, *special_use, uid_validity).await?;
                 }
+                account
             }
             None => {
-                sqlx::query(
+                let row = sqlx::query(
                     "UPDATE accounts SET tenant = $2, password_hash = $3, active = $4,
-                     spec_digest = $5, quota_storage = $6, quota_messages = $7
-                     WHERE address = $1",
+                     spec_digest = $5, quota_storage = $6, quota_messages = $7, labels = $8,
+                     pipeline_ref = $9
+                     WHERE address = $1 RETURNING id",
                 )
                 .bind(&address)
                 .bind(&a.tenant)
@@ -218,15 +257,58 @@ impl MetadataStore {
                 .bind(&a.spec_digest)
                 .bind(limit_param(a.quota_storage))
                 .bind(limit_param(a.quota_messages))
+                .bind(&labels)
+                .bind(&a.pipeline_ref)
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or(StoreError::NoSuchAccount)?;
+                AccountId(row.try_get("id")?)
+            }
+        };
+        sqlx::query("DELETE FROM account_addresses WHERE account_id = $1")
+            .bind(account.0)
+            .execute(&mut **tx)
+            .await?;
+        for alias in &aliases {
+            sqlx::query("INSERT INTO account_addresses (address, account_id) VALUES ($1, $2)")
+                .bind(alias)
+                .bind(account.0)
                 .execute(&mut **tx)
                 .await?;
-            }
         }
         let record = fetch_account(&mut tx, &address)
             .await?
             .ok_or(StoreError::NoSuchAccount)?;
         tx.commit().await?;
         Ok(record)
+    }
+
+    /// The aliases of an account, lower-case, sorted (empty for an unknown account).
+    pub async fn aliases(&self, account: AccountId) -> Result<Vec<String>, StoreError> {
+        sqlx::query("SELECT address FROM account_addresses WHERE account_id = $1 ORDER BY address")
+            .bind(account.0)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("address")?))
+            .collect()
+    }
+
+    /// The account a message to `address` is delivered to: the one whose primary address
+    /// or alias it is (compared lower-case). LMTP routes `RCPT TO` with this (RFC 2033 §4.2).
+    pub async fn account_by_recipient(
+        &self,
+        address: &str,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        let address = address.to_lowercase();
+        let mut conn = self.pool.acquire().await?;
+        if let Some(account) = fetch_account(&mut conn, &address).await? {
+            return Ok(Some(account));
+        }
+        match alias_owner(&mut conn, &address).await? {
+            Some(owner) => fetch_account(&mut conn, &owner).await,
+            None => Ok(None),
+        }
     }
 
     /// Retains an account whose Mailbox was deleted with `retention: Retain`: login becomes
@@ -486,29 +568,29 @@ impl MetadataStore {
         let flags = normalize_flags(&msg.flags);
         let mut tx = self.begin_write().await?;
         let alloc = allocate(&mut tx, mailbox, 1).await?;
-        sqlx::query(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internal_date,
-                 tz_offset, size, blob_id, envelope, body, bodystructure)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(mailbox.0)
-        .bind(i64::from(alloc.first_uid.0))
-        .bind(modseq_param(alloc.modseq))
-        .bind(flags.join(" "))
-        .bind(i64::from(has_flag(&flags, "\\Seen")))
-        .bind(i64::from(has_flag(&flags, "\\Deleted")))
-        .bind(msg.internal_date.timestamp())
-        .bind(i64::from(msg.internal_date.offset().local_minus_utc() / 60))
-        .bind(i64::from(msg.size))
-        .bind(&msg.blob.0)
-        .bind(&msg.cache.envelope)
-        .bind(&msg.cache.body)
-        .bind(&msg.cache.bodystructure)
-        .execute(&mut **tx)
-        .await?;
+        insert_message(&mut tx, mailbox, alloc.first_uid, alloc.modseq, &flags, msg).await?;
         tx.commit().await?;
         self.bus.publish(mailbox);
         Ok((alloc.uid_validity, alloc.first_uid, alloc.modseq))
+    }
+
+    /// The pipeline metadata kept with a message ([`NewMessage::metadata`]): empty when it
+    /// has none, `None` when the message does not exist.
+    pub async fn message_metadata(
+        &self,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        let row = sqlx::query("SELECT metadata FROM messages WHERE mailbox_id = $1 AND uid = $2")
+            .bind(mailbox.0)
+            .bind(i64::from(uid.0))
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        match row.try_get::<Option<String>, _>("metadata")? {
+            None => Ok(Some(BTreeMap::new())),
+            Some(json) => string_map(&json, "metadata").map(Some),
+        }
     }
 
     /// All messages of a mailbox, ascending by UID (empty for an unknown mailbox).
@@ -748,11 +830,11 @@ impl MetadataStore {
         })
     }
 
-    /// Every blob id referenced by some message, for orphan collection
-    /// ([`BlobStore::collect_orphans`](super::BlobStore::collect_orphans)). Take this set
-    /// *before* listing the blob directory.
+    /// Every blob id referenced by some message or quarantined message, for orphan
+    /// collection ([`BlobStore::collect_orphans`](super::BlobStore::collect_orphans)). Take
+    /// this set *before* listing the blob directory.
     pub async fn referenced_blobs(&self) -> Result<HashSet<BlobId>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT blob_id FROM messages")
+        let rows = sqlx::query("SELECT blob_id FROM messages UNION SELECT blob_id FROM quarantine")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -789,9 +871,9 @@ async fn copy_in_tx(
         // New UIDs follow the source UID order: first + rank within the chunk.
         let sql = format!(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internal_date,
-                 tz_offset, size, blob_id, envelope, body, bodystructure)
+                 tz_offset, size, blob_id, envelope, body, bodystructure, metadata)
              SELECT $1, $2 + ROW_NUMBER() OVER (ORDER BY uid) - 1, $3, flags, seen, deleted,
-                 internal_date, tz_offset, size, blob_id, envelope, body, bodystructure
+                 internal_date, tz_offset, size, blob_id, envelope, body, bodystructure, metadata
              FROM messages WHERE mailbox_id = $4 AND uid IN ({})",
             placeholders(5, chunk.len())
         );

@@ -9,15 +9,22 @@
 //!   before it in that mailbox; expunged UIDs stay as tombstones with their MODSEQ.
 //! - A blob is written (and fsynced) before the metadata transaction that references it
 //!   commits, so an acknowledged message survives `kill -9`.
+//! - A quarantined message ([`quarantine`]) keeps its blob referenced until it is released
+//!   (same blob, now referenced by the message) or deleted.
 //! - After each committed change the mailbox id is published on the [`ChangeBus`], so that
 //!   other sessions (IDLE, NOOP) learn about it.
 
 pub mod blob;
 pub mod metadata;
 pub mod notify;
+pub mod quarantine;
 pub mod types;
 
 pub use blob::{BlobError, BlobId, BlobStore};
 pub use metadata::MetadataStore;
 pub use notify::ChangeBus;
+pub use quarantine::{
+    HeldMessage, Quarantine, QuarantineError, QuarantineId, QuarantineQuery, QuarantinedMessage,
+    Released,
+};
 pub use types::*;

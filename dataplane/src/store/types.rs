@@ -1,5 +1,7 @@
 //! Plain values exchanged with the [`MetadataStore`](super::MetadataStore).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, FixedOffset};
 
 use super::BlobId;
@@ -108,10 +110,16 @@ pub struct AccountRecord {
     /// Message limit from the Mailbox's `spec.quota.messages`; `None` means no limit. Kept,
     /// not enforced yet.
     pub quota_messages: Option<u64>,
+    /// The Mailbox's `metadata.labels`, matched by the `mailboxSelector` of selector-scoped
+    /// Pipelines. Empty for an account stored before labels were kept.
+    pub labels: BTreeMap<String, String>,
+    /// The Mailbox's `spec.pipelineRef.name`: the Pipeline (in the tenant's namespace) that
+    /// replaces the tenant's pipelines for this account; `None` when they apply.
+    pub pipeline_ref: Option<String>,
 }
 
 /// What [`MetadataStore::upsert_account`](super::MetadataStore::upsert_account) writes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountUpsert {
     /// Owning tenant's name.
     pub tenant: String,
@@ -127,6 +135,14 @@ pub struct AccountUpsert {
     pub quota_storage: Option<u64>,
     /// Message limit; `None` means no limit.
     pub quota_messages: Option<u64>,
+    /// The Mailbox's `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// The Mailbox's `spec.pipelineRef.name`.
+    pub pipeline_ref: Option<String>,
+    /// The Mailbox's `spec.aliases`: further addresses LMTP delivers to this account; stored
+    /// lower-case, replacing the previous set. None may be another account's address or
+    /// alias ([`StoreError::AddressTaken`]); the account's own address is ignored.
+    pub aliases: Vec<String>,
 }
 
 /// Totals of one account over all its folders, read in one snapshot
@@ -202,6 +218,11 @@ pub struct NewMessage {
     pub blob: BlobId,
     /// Cached IMAP forms.
     pub cache: MessageCache,
+    /// Results of the pipeline's `SetMetadata` mutations, kept with the message (not shown
+    /// over IMAP); read back with
+    /// [`MetadataStore::message_metadata`](super::MetadataStore::message_metadata). Empty
+    /// for none.
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// How STORE changes flags (RFC 9051 §6.4.6).
@@ -273,6 +294,22 @@ pub enum StoreError {
     /// The account does not exist.
     #[error("account does not exist")]
     NoSuchAccount,
+    /// An address or alias of an account is already the address or an alias of another
+    /// account in this store (aliases are unique per store, like addresses).
+    #[error("{address:?} (wanted by account {account:?}) is already {kind} of account {owner:?}")]
+    AddressTaken {
+        /// The contested address, lower-case.
+        address: String,
+        /// The account being written (its primary address).
+        account: String,
+        /// The account that holds `address` (its primary address).
+        owner: String,
+        /// `"the address"` or `"an alias"`.
+        kind: &'static str,
+    },
+    /// No quarantined message has this id (never held, or already released or deleted).
+    #[error("no quarantined message {0}")]
+    NoSuchQuarantined(String),
     /// The database failed; the operation was rolled back.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -10,7 +10,8 @@ use mcp_crds::plugin::Capability;
 /// One change to a message. Each variant needs the [`Capability`] of the same name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mutation {
-    /// Adds a header field at the top of the header section (where trace fields go).
+    /// Adds a header field at the top of the header section (where trace fields go), below a
+    /// leading `Return-Path` (RFC 5321 §4.4 keeps that one first).
     AddHeader {
         /// Field name.
         name: HeaderName,
@@ -18,7 +19,7 @@ pub enum Mutation {
         value: String,
     },
     /// Replaces every field named `name` with one field carrying `value`, where the first one
-    /// was; adds it at the top when there is none.
+    /// was; adds it as `AddHeader` does when there is none.
     ChangeHeader {
         /// Field name.
         name: HeaderName,
@@ -384,12 +385,18 @@ pub fn apply_to_message(message: &[u8], mutations: &[Mutation]) -> Bytes {
         l.extend_from_slice(eol);
         l
     };
+    // New fields go at the top, below a leading Return-Path (RFC 5321 §4.4 puts it first).
+    let top = |header: &[u8]| -> usize {
+        match fields(header).first() {
+            Some(f) if header[f.start..f.name_end].eq_ignore_ascii_case(b"Return-Path") => f.end,
+            _ => 0,
+        }
+    };
     for m in mutations {
         match m {
             Mutation::AddHeader { name, value } => {
-                let mut h = line(name, value);
-                h.extend_from_slice(&header);
-                header = h;
+                let at = top(&header);
+                header.splice(at..at, line(name, value));
             }
             Mutation::ChangeHeader { name, value } => {
                 let fs = fields(&header);
@@ -400,8 +407,10 @@ pub fn apply_to_message(message: &[u8], mutations: &[Mutation]) -> Bytes {
                 let mut out = Vec::with_capacity(header.len() + value.len());
                 match matching.first() {
                     None => {
+                        let at = top(&header);
+                        out.extend_from_slice(&header[..at]);
                         out.extend_from_slice(&line(name, value));
-                        out.extend_from_slice(&header);
+                        out.extend_from_slice(&header[at..]);
                     }
                     Some(first) => {
                         let first_start = first.start;
@@ -498,6 +507,22 @@ mod tests {
         for (what, ms, want) in cases {
             assert_eq!(apply(MSG, &ms), want, "{what}");
         }
+    }
+
+    #[test]
+    fn new_fields_stay_below_a_leading_return_path() {
+        let msg = "Return-Path: <a@b>\r\nReceived: x\r\n\r\nbody\r\n";
+        assert_eq!(
+            apply(msg, &[Mutation::add_header("X-Tag", "1").expect("valid")]),
+            "Return-Path: <a@b>\r\nX-Tag: 1\r\nReceived: x\r\n\r\nbody\r\n"
+        );
+        assert_eq!(
+            apply(
+                msg,
+                &[Mutation::change_header("X-New", "2").expect("valid")]
+            ),
+            "Return-Path: <a@b>\r\nX-New: 2\r\nReceived: x\r\n\r\nbody\r\n"
+        );
     }
 
     #[test]

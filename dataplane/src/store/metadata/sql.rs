@@ -1,5 +1,6 @@
 //! Statements and row mapping shared by both backends (private to the metadata store).
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,8 +19,8 @@ pub(super) type Tx = Transaction<'static, Any>;
 /// Most UIDs bound in one statement (SQLite allows 32766 parameters, PostgreSQL 65535).
 pub(super) const CHUNK: usize = 500;
 
-const ACCOUNT_COLS: &str =
-    "id, tenant, address, password_hash, active, spec_digest, quota_storage, quota_messages";
+const ACCOUNT_COLS: &str = "id, tenant, address, password_hash, active, spec_digest, \
+     quota_storage, quota_messages, labels, pipeline_ref";
 pub(super) const MAILBOX_COLS: &str =
     "id, account_id, name, uid_validity, uid_next, highest_modseq, special_use";
 pub(super) const MESSAGE_COLS: &str = "uid, modseq, flags, internal_date, tz_offset, size, blob_id";
@@ -118,7 +119,69 @@ fn account_from_row(r: &AnyRow) -> Result<AccountRecord, StoreError> {
         spec_digest: r.try_get("spec_digest")?,
         quota_storage: opt_u64_col(r, "quota_storage")?,
         quota_messages: opt_u64_col(r, "quota_messages")?,
+        labels: string_map(r.try_get::<String, _>("labels")?.as_str(), "labels")?,
+        pipeline_ref: r.try_get("pipeline_ref")?,
     })
+}
+
+/// A JSON object of strings as stored in `col`. Errors: `Corrupt`.
+pub(super) fn string_map(json: &str, col: &str) -> Result<BTreeMap<String, String>, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+/// A string map as stored: a JSON object, or NULL when empty (`nullable`) or `{}`.
+pub(super) fn map_param(map: &BTreeMap<String, String>, nullable: bool) -> Option<String> {
+    if map.is_empty() && nullable {
+        return None;
+    }
+    // A map of strings always serialises; the fallback is never taken.
+    Some(serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned()))
+}
+
+/// Inserts `msg` as `uid` with `modseq` into `mailbox` (whose row lock the caller holds,
+/// having allocated both). Flags must be normalised.
+pub(super) async fn insert_message(
+    conn: &mut AnyConnection,
+    mailbox: MailboxId,
+    uid: Uid,
+    modseq: ModSeq,
+    flags: &[String],
+    msg: &NewMessage,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internal_date,
+             tz_offset, size, blob_id, envelope, body, bodystructure, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(mailbox.0)
+    .bind(i64::from(uid.0))
+    .bind(modseq_param(modseq))
+    .bind(flags.join(" "))
+    .bind(i64::from(has_flag(flags, "\\Seen")))
+    .bind(i64::from(has_flag(flags, "\\Deleted")))
+    .bind(msg.internal_date.timestamp())
+    .bind(i64::from(msg.internal_date.offset().local_minus_utc() / 60))
+    .bind(i64::from(msg.size))
+    .bind(&msg.blob.0)
+    .bind(&msg.cache.envelope)
+    .bind(&msg.cache.body)
+    .bind(&msg.cache.bodystructure)
+    .bind(map_param(&msg.metadata, true))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An INTERNALDATE from unix seconds and minutes east of UTC. Errors: `Corrupt`.
+pub(super) fn date_from_cols(secs: i64, tz: i64) -> Result<DateTime<FixedOffset>, StoreError> {
+    let offset = i32::try_from(tz)
+        .ok()
+        .and_then(|m| m.checked_mul(60))
+        .and_then(FixedOffset::east_opt)
+        .ok_or_else(|| StoreError::Corrupt(format!("tz_offset = {tz}")))?;
+    Ok(DateTime::from_timestamp(secs, 0)
+        .ok_or_else(|| StoreError::Corrupt(format!("internal_date = {secs}")))?
+        .with_timezone(&offset))
 }
 
 fn opt_u64_col(r: &AnyRow, col: &str) -> Result<Option<u64>, StoreError> {
@@ -153,16 +216,7 @@ pub(super) fn mailbox_from_row(r: &AnyRow) -> Result<MailboxRecord, StoreError> 
 }
 
 pub(super) fn message_from_row(r: &AnyRow) -> Result<MessageRecord, StoreError> {
-    let secs: i64 = r.try_get("internal_date")?;
-    let tz: i64 = r.try_get("tz_offset")?;
-    let offset = i32::try_from(tz)
-        .ok()
-        .and_then(|m| m.checked_mul(60))
-        .and_then(FixedOffset::east_opt)
-        .ok_or_else(|| StoreError::Corrupt(format!("tz_offset = {tz}")))?;
-    let internal_date = DateTime::from_timestamp(secs, 0)
-        .ok_or_else(|| StoreError::Corrupt(format!("internal_date = {secs}")))?
-        .with_timezone(&offset);
+    let internal_date = date_from_cols(r.try_get("internal_date")?, r.try_get("tz_offset")?)?;
     let flags: String = r.try_get("flags")?;
     Ok(MessageRecord {
         uid: Uid(u32_col(r, "uid")?),
@@ -186,6 +240,22 @@ pub(super) async fn fetch_account(
         .as_ref()
         .map(account_from_row)
         .transpose()
+}
+
+/// The primary address of the account whose alias `address` (lower-case) is.
+pub(super) async fn alias_owner(
+    conn: &mut AnyConnection,
+    address: &str,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query(
+        "SELECT a.address FROM account_addresses x JOIN accounts a ON a.id = x.account_id
+         WHERE x.address = $1",
+    )
+    .bind(address)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| Ok(r.try_get("address")?))
+    .transpose()
 }
 
 /// Takes the account row lock (serialises hierarchy changes per account on PostgreSQL).

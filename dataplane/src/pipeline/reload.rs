@@ -1,0 +1,248 @@
+//! The pipelines in force, and their hot reload.
+//!
+//! [`Pipelines`] holds one immutable [`PipelineSet`]; [`Pipelines::current`] hands out a
+//! snapshot (`Arc`) that a message keeps for its whole run, so every message is processed
+//! by exactly one revision of the configuration even while it changes. [`watch`] polls the
+//! configuration's source and swaps in a new set when its bytes change and it compiles; a
+//! change that does not load is refused with a logged reason, reported by
+//! [`Pipelines::state`], and the previous set stays in force. Connections are never touched.
+//!
+//! Polling (by default every second, reading a few kilobytes) rather than inotify: a
+//! Kubernetes ConfigMap volume changes by swapping a symlink, which file watches miss.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use mcp_crds::dataplane::PipelinesState;
+use mcp_crds::pipeline::PLATFORM_NAMESPACE;
+use mcp_crds::{Pipeline, Resource};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::compile::{PipelineSet, compile};
+use super::metrics::PipelineMetrics;
+
+/// How often [`watch`] looks at the source.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
+
+/// The pipeline set in force.
+#[derive(Debug, Default)]
+pub struct Pipelines {
+    current: RwLock<Arc<PipelineSet>>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Pipelines {
+    /// Starts with `set` in force.
+    pub fn new(set: PipelineSet) -> Arc<Self> {
+        Arc::new(Self {
+            current: RwLock::new(Arc::new(set)),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// The set in force now; keep it for the whole of one message.
+    pub fn current(&self) -> Arc<PipelineSet> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts `set` in force and clears the last error.
+    pub fn replace(&self, set: PipelineSet) {
+        let set = Arc::new(set);
+        match self.current.write() {
+            Ok(mut g) => *g = set,
+            Err(poisoned) => *poisoned.into_inner() = set,
+        }
+        self.set_error(None);
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        match self.last_error.lock() {
+            Ok(mut g) => *g = error,
+            Err(poisoned) => *poisoned.into_inner() = error,
+        }
+    }
+
+    /// What is in force, and why the newest change was refused (if it was).
+    pub fn state(&self) -> PipelinesState {
+        let last_error = match self.last_error.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        PipelinesState {
+            pipelines: self.current().loaded().to_vec(),
+            last_error,
+        }
+    }
+}
+
+/// Why a pipeline configuration could not be loaded. The message names the file and, for
+/// a Pipeline that does not compile, the resource and field.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(pub String);
+
+/// Where the pipelines come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// `mcp dataplane`: the `pipelines` file the operator renders (a YAML stream of
+    /// Pipelines), all of one tenant except `Global` ones from the platform namespace.
+    File {
+        /// The file; a missing file means no pipeline.
+        path: PathBuf,
+        /// The dataplane's tenant.
+        tenant: String,
+    },
+    /// `mcp standalone`: the Pipelines among the resources of a directory; tenants by
+    /// namespace from the Tenants there.
+    Dir(PathBuf),
+}
+
+impl Source {
+    /// Reads the source's bytes (for change detection).
+    fn fingerprint(&self) -> Result<[u8; 32], LoadError> {
+        let mut h = Sha256::new();
+        match self {
+            Source::File { path, .. } => match std::fs::read(path) {
+                Ok(b) => h.update(&b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LoadError(format!("{}: {e}", path.display()))),
+            },
+            Source::Dir(dir) => {
+                let mut files = Vec::new();
+                let entries = std::fs::read_dir(dir)
+                    .map_err(|e| LoadError(format!("{}: {e}", dir.display())))?;
+                for entry in entries.flatten() {
+                    let p = entry.path();
+                    if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                        files.push(p);
+                    }
+                }
+                files.sort();
+                for p in files {
+                    h.update(p.as_os_str().as_encoded_bytes());
+                    h.update(std::fs::read(&p).unwrap_or_default());
+                }
+            }
+        }
+        Ok(h.finalize().into())
+    }
+
+    /// Reads and compiles the pipelines.
+    ///
+    /// # Errors
+    /// [`LoadError`] naming the file and, for a Pipeline that does not compile, the
+    /// resource and field.
+    pub fn load(&self) -> Result<PipelineSet, LoadError> {
+        match self {
+            Source::File { path, tenant } => load_file(path, tenant),
+            Source::Dir(dir) => {
+                let set = crate::standalone::apply::read_dir(dir)
+                    .map_err(|e| LoadError(e.to_string()))?;
+                let pipelines = set.pipelines();
+                compile(&pipelines, &|ns| set.tenant_of(ns)).map_err(|e| {
+                    let file = set
+                        .pipeline_file(&e.namespace, &e.name)
+                        .map(|p| format!("{}: ", p.display()))
+                        .unwrap_or_default();
+                    LoadError(format!("{file}{e}"))
+                })
+            }
+        }
+    }
+}
+
+fn load_file(path: &Path, tenant: &str) -> Result<PipelineSet, LoadError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PipelineSet::default()),
+        Err(e) => return Err(LoadError(format!("{}: {e}", path.display()))),
+    };
+    let resources =
+        Resource::parse_stream(&text).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+    let mut pipelines: Vec<Pipeline> = Vec::new();
+    for r in resources {
+        match r {
+            Resource::Pipeline(p) => pipelines.push(*p),
+            other => {
+                return Err(LoadError(format!(
+                    "{}: only Pipelines belong here, found a {}",
+                    path.display(),
+                    other.kind()
+                )));
+            }
+        }
+    }
+    let tenant_of = |ns: &str| (ns != PLATFORM_NAMESPACE).then(|| tenant.to_owned());
+    compile(&pipelines, &tenant_of).map_err(|e| LoadError(format!("{}: {e}", path.display())))
+}
+
+/// Polls `source` every `interval` until `shutdown`; when its bytes change, loads it and
+/// puts the new set in force, or keeps the old one and records why. The first poll only
+/// records the fingerprint of what [`Source::load`] loaded at start-up.
+pub async fn watch(
+    pipelines: Arc<Pipelines>,
+    source: Source,
+    interval: Duration,
+    metrics: Arc<PipelineMetrics>,
+    shutdown: CancellationToken,
+) {
+    let fp = {
+        let s = source.clone();
+        tokio::task::spawn_blocking(move || s.fingerprint()).await
+    };
+    let mut last = fp.ok().and_then(Result::ok);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let s = source.clone();
+        let polled = tokio::task::spawn_blocking(move || {
+            let fp = s.fingerprint()?;
+            Ok::<_, LoadError>((fp, s))
+        })
+        .await;
+        let (fp, s) = match polled {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the pipeline configuration");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if last == Some(fp) {
+            continue;
+        }
+        last = Some(fp);
+        let loaded = tokio::task::spawn_blocking(move || s.load()).await;
+        match loaded {
+            Ok(Ok(set)) => {
+                for why in set.ignored() {
+                    tracing::warn!("{why}");
+                }
+                let revisions: Vec<String> = set
+                    .loaded()
+                    .iter()
+                    .map(|p| format!("{}/{}@{}", p.namespace, p.name, p.revision))
+                    .collect();
+                pipelines.replace(set);
+                metrics.reload(true);
+                tracing::info!(pipelines = %revisions.join(","), "pipelines reloaded");
+            }
+            Ok(Err(e)) => {
+                metrics.reload(false);
+                tracing::error!(error = %e, "pipeline change refused; the previous pipelines stay in force");
+                pipelines.set_error(Some(e.0));
+            }
+            Err(_) => {
+                metrics.reload(false);
+                tracing::error!("pipeline loader panicked; the previous pipelines stay in force");
+            }
+        }
+    }
+}
