@@ -23,7 +23,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use mcp_crds::condition::READY;
-use mcp_crds::pipeline::ScopeType;
+use mcp_crds::pipeline::{PLATFORM_NAMESPACE, ScopeType};
 use mcp_crds::{ConditionStatus, Mailbox, Pipeline, PluginDeployment, Tenant};
 use tokio_util::sync::CancellationToken;
 
@@ -265,12 +265,17 @@ pub fn owning_tenant<K: Resource>(child: K) -> Option<ObjectRef<Tenant>> {
         .map(|o| ObjectRef::new(&o.name))
 }
 
-/// The Tenants whose namespace is `namespace` (one, unless two claim it).
+/// The Tenants whose `pipelines.yaml` depends on the Pipelines and PluginDeployments of
+/// `namespace`: those whose namespace it is (one, unless two claim it), and every Tenant for
+/// the platform namespace, whose `Global` Pipelines are rendered for all of them.
 fn tenants_in(tenants: &reflector::Store<Tenant>, namespace: &str) -> Vec<ObjectRef<Tenant>> {
     tenants
         .state()
         .iter()
-        .filter(|t| names::namespace(t).ok().as_deref() == Some(namespace))
+        .filter(|t| {
+            namespace == PLATFORM_NAMESPACE
+                || names::namespace(t).ok().as_deref() == Some(namespace)
+        })
         .map(|t| ObjectRef::new(&t.name_any()))
         .collect()
 }
@@ -346,7 +351,8 @@ async fn run_controllers(
     let tenants = tenant_ctrl.store();
     let mailboxes = mailbox_ctrl.store();
 
-    // A Pipeline's spec, labels or existence changed: its Tenant renders again, and the other
+    // A Pipeline's spec, labels or existence changed: its Tenant renders again (every Tenant
+    // for one of the platform namespace, which may be Global), and the other
     // TenantDefault Pipelines of its namespace are validated again (ScopeConflict).
     let pipeline_events = {
         let (tenants, pipelines) = (tenants.clone(), pipelines.clone());
@@ -398,7 +404,8 @@ async fn run_controllers(
         )
     };
     // A Tenant that appears, changes or changes readiness wakes the Pipelines of its
-    // namespace (TenantNotFound; a dataplane that now answers).
+    // namespace (TenantNotFound; a dataplane that now answers) and the platform's Global
+    // Pipelines (one more dataplane must run them).
     let pipeline_seen: Arc<Mutex<HashMap<String, TenantTrigger>>> = Arc::default();
     let by_namespace = pipelines.clone();
     let pipeline_ctrl = Controller::new(Api::<Pipeline>::all(client.clone()), all())
@@ -422,7 +429,10 @@ async fn run_controllers(
                     by_namespace
                         .state()
                         .iter()
-                        .filter(|p| p.namespace() == namespace)
+                        .filter(|p| {
+                            p.namespace() == namespace
+                                || crate::pipeline::validate::is_platform_global(p)
+                        })
                         .map(|p| ObjectRef::from_obj(p.as_ref()))
                         .collect()
                 } else {

@@ -42,6 +42,8 @@ pub const VALIDATED: &str = "Validated";
 pub const RECHECK: Duration = Duration::from_secs(2);
 /// Longest delay between two such checks.
 pub const RECHECK_MAX: Duration = Duration::from_secs(60);
+/// How many dataplanes a `Global` Pipeline's reconciliation asks at once.
+pub const DATAPLANE_QUERIES: usize = 8;
 /// How often a Ready Pipeline is checked again.
 pub const RESYNC: Duration = Duration::from_secs(600);
 
@@ -123,6 +125,10 @@ async fn event_on_change(ctx: &Context, pipeline: &Pipeline, new: &PipelineStatu
     ctx.event(pipeline, type_, &reason, "Validate", note).await;
 }
 
+/// What a dataplane answers about one Pipeline: the revision it runs (`None`: none), and its
+/// last load error.
+type Running = (Option<String>, Option<String>);
+
 /// The revision of `namespace/name` that `tenant`'s dataplane runs (`None`: it runs none),
 /// and the dataplane's last load error.
 async fn running_revision(
@@ -130,7 +136,7 @@ async fn running_revision(
     tenant: &Tenant,
     namespace: &str,
     name: &str,
-) -> Result<(Option<String>, Option<String>), Error> {
+) -> Result<Running, Error> {
     let client = dataplane_client(ctx, tenant).await?;
     let state = client.get_pipelines().await?;
     let revision = state
@@ -139,6 +145,112 @@ async fn running_revision(
         .find(|p| p.namespace == namespace && p.name == name)
         .map(|p| p.revision);
     Ok((revision, state.last_error))
+}
+
+/// Whether the dataplanes run a revision, with the `Ready` message.
+enum Rollout {
+    /// Every one runs it (or there is none).
+    InForce(String),
+    /// Some run another revision, or none; all answered.
+    Pending(String),
+    /// Some did not answer.
+    Unavailable(String),
+}
+
+/// How many tenants a message names before "and N more".
+const NAMED_TENANTS: usize = 5;
+
+fn some_of(names: &[String]) -> String {
+    let mut out = names
+        .iter()
+        .take(NAMED_TENANTS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMED_TENANTS {
+        out.push_str(&format!(" and {} more", names.len() - NAMED_TENANTS));
+    }
+    out
+}
+
+/// Asks the dataplane of each of `targets` (a few at a time) which revision of
+/// `namespace/name` it runs. `global`: the message speaks of every tenant.
+async fn rollout(
+    ctx: &Context,
+    targets: &[Arc<Tenant>],
+    namespace: &str,
+    name: &str,
+    revision: &str,
+    global: bool,
+) -> Rollout {
+    let mut answers: Vec<(String, Result<Running, Error>)> = Vec::with_capacity(targets.len());
+    for chunk in targets.chunks(DATAPLANE_QUERIES) {
+        let asked: Vec<_> = chunk
+            .iter()
+            .map(|t| running_revision(ctx, t, namespace, name))
+            .collect();
+        let got = futures::future::join_all(asked).await;
+        answers.extend(chunk.iter().map(|t| t.name_any()).zip(got));
+    }
+    let mut pending: Vec<String> = Vec::new();
+    let mut unavailable: Vec<String> = Vec::new();
+    let mut detail: Option<String> = None;
+    for (tenant, answer) in answers {
+        match answer {
+            Ok((Some(running), _)) if running == revision => {}
+            Ok((running, last_error)) => {
+                if detail.is_none() {
+                    let mut d = match running {
+                        Some(r) => format!("still runs {r}"),
+                        None => "does not run it yet".to_owned(),
+                    };
+                    if let Some(e) = last_error {
+                        d.push_str(&format!(" (its last load failed: {e})"));
+                    }
+                    detail = Some(d);
+                }
+                pending.push(tenant);
+            }
+            Err(e) => {
+                ctx.dataplanes.forget(&tenant);
+                if unavailable.is_empty() {
+                    detail = Some(format!("cannot ask which it runs: {e}"));
+                }
+                unavailable.push(tenant);
+            }
+        }
+    }
+    let detail = detail.unwrap_or_default();
+    match (global, unavailable.is_empty(), pending.is_empty()) {
+        (false, true, true) => Rollout::InForce(format!("the dataplane runs revision {revision}")),
+        (false, false, _) => {
+            Rollout::Unavailable(format!("revision {revision} rendered; {detail}"))
+        }
+        (false, true, false) => Rollout::Pending(format!(
+            "revision {revision} rendered; the dataplane {detail}"
+        )),
+        (true, true, true) if targets.is_empty() => Rollout::InForce(format!(
+            "revision {revision}: no Tenant yet; every tenant's dataplane will load it"
+        )),
+        (true, true, true) => Rollout::InForce(format!(
+            "the dataplanes of all {} tenants run revision {revision}",
+            targets.len()
+        )),
+        (true, false, _) => Rollout::Unavailable(format!(
+            "revision {revision} rendered for every tenant; the dataplanes of {} do not answer \
+             (first: {detail}); {} of {} run it",
+            some_of(&unavailable),
+            targets.len() - unavailable.len() - pending.len(),
+            targets.len()
+        )),
+        (true, true, false) => Rollout::Pending(format!(
+            "revision {revision} rendered for every tenant; the dataplanes of {} do not run it \
+             yet (first: {detail}); {} of {} do",
+            some_of(&pending),
+            targets.len() - pending.len(),
+            targets.len()
+        )),
+    }
 }
 
 async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, Error> {
@@ -150,16 +262,28 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, E
         .namespace()
         .ok_or(Error::Incomplete("metadata.namespace"))?;
     let name = pipeline.name_any();
-    let tenant = super::tenant_of_namespace(ctx, &namespace);
+    let global = validate::is_platform_global(pipeline);
+    let tenant = if global {
+        None
+    } else {
+        super::tenant_of_namespace(ctx, &namespace)
+    };
     let verdict = validate::validate(
         pipeline,
         tenant.as_ref().map(|t| t.name_any()).as_deref(),
         &ctx.pipelines.state(),
         &ctx.plugins.state(),
     );
-    let tenant = match (tenant, verdict) {
-        (Some(t), Ok(())) => t,
-        (_, verdict) => {
+    // The dataplanes that must run it: every tenant's for a Global Pipeline, else its tenant's.
+    let targets: Vec<Arc<Tenant>> = match (global, tenant, verdict) {
+        (true, _, Ok(())) => ctx
+            .tenants
+            .state()
+            .into_iter()
+            .filter(|t| t.meta().deletion_timestamp.is_none())
+            .collect(),
+        (false, Some(t), Ok(())) => vec![t],
+        (_, _, verdict) => {
             // `validate` answers TenantNotFound without a Tenant.
             let Invalid { reason, message } = verdict.err().unwrap_or_else(|| Invalid {
                 reason: validate::TENANT_NOT_FOUND,
@@ -187,44 +311,23 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, E
     };
     let revision = pipeline.spec.revision();
     let key = ObjectRef::from_obj(pipeline);
-    let (observed, action) = match running_revision(ctx, &tenant, &namespace, &name).await {
-        Ok((Some(running), _)) if running == revision => {
+    let rollout = rollout(ctx, &targets, &namespace, &name, &revision, global).await;
+    let (observed, action) = match rollout {
+        Rollout::InForce(message) => {
             ctx.pipeline_recheck.succeeded(&key);
             (
-                ready(
-                    ConditionStatus::True,
-                    IN_FORCE,
-                    format!("the dataplane runs revision {revision}"),
-                ),
+                ready(ConditionStatus::True, IN_FORCE, message),
                 Action::requeue(RESYNC),
             )
         }
-        Ok((running, last_error)) => {
-            let mut message = match running {
-                Some(r) => format!("revision {revision} rendered; the dataplane still runs {r}"),
-                None => format!("revision {revision} rendered; the dataplane does not run it yet"),
-            };
-            if let Some(e) = last_error {
-                message.push_str(&format!(" (its last load failed: {e})"));
-            }
-            (
-                ready(ConditionStatus::False, ROLLOUT_PENDING, message),
-                Action::requeue(ctx.pipeline_recheck.failed(key)),
-            )
-        }
-        Err(e) => {
-            ctx.dataplanes.forget(&tenant.name_any());
-            (
-                ready(
-                    ConditionStatus::False,
-                    DATAPLANE_UNAVAILABLE,
-                    format!(
-                        "revision {revision} rendered; cannot ask the dataplane which it runs: {e}"
-                    ),
-                ),
-                Action::requeue(ctx.pipeline_recheck.failed(key)),
-            )
-        }
+        Rollout::Pending(message) => (
+            ready(ConditionStatus::False, ROLLOUT_PENDING, message),
+            Action::requeue(ctx.pipeline_recheck.failed(key)),
+        ),
+        Rollout::Unavailable(message) => (
+            ready(ConditionStatus::False, DATAPLANE_UNAVAILABLE, message),
+            Action::requeue(ctx.pipeline_recheck.failed(key)),
+        ),
     };
     let s = status_with(
         pipeline,

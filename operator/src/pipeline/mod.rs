@@ -3,8 +3,8 @@
 //!
 //! - [`validate`]: whether a Pipeline can run, as a pure function of the cached Tenants,
 //!   Pipelines and PluginDeployments, with a CamelCase reason when it cannot.
-//! - [`render`]: `pipelines.yaml`, the tenant's valid Pipelines (and the last good version
-//!   of the invalid ones), as a pure function; the Tenant controller puts it into the
+//! - [`render`]: `pipelines.yaml`, the platform's `Global` Pipelines and the tenant's, the
+//!   valid ones (and the last good version of the invalid ones), as a pure function; the Tenant controller puts it into the
 //!   dataplane ConfigMap ([`render_for`]).
 //! - [`controller`]: reports `Validated` and `Ready` (the dataplane runs the revision) in
 //!   each Pipeline's status.
@@ -43,9 +43,10 @@ pub fn tenant_of_namespace(ctx: &Context, namespace: &str) -> Option<Arc<Tenant>
     candidates.into_iter().next()
 }
 
-/// `pipelines.yaml` of `tenant`, whose namespace is `namespace`: its valid Pipelines, and the
-/// last good version of the invalid ones, read back from the current ConfigMap (one `GET`,
-/// only when some Pipeline is invalid).
+/// `pipelines.yaml` of `tenant`, whose namespace is `namespace`: the `Global` Pipelines of
+/// the platform namespace and the Pipelines of `namespace`, the valid ones as they are and
+/// the last good version of the invalid ones, read back from the current ConfigMap (one
+/// `GET`, only when some Pipeline is invalid).
 ///
 /// # Errors
 /// Reading the ConfigMap failed, or the render did.
@@ -53,26 +54,26 @@ pub async fn render_for(ctx: &Context, tenant: &Tenant, namespace: &str) -> Resu
     let all = ctx.pipelines.state();
     let plugins = ctx.plugins.state();
     let tenant_name = tenant.name_any();
-    let mut mine: Vec<(Arc<Pipeline>, bool)> = all
+    let mine: Vec<(Arc<Pipeline>, bool)> = all
         .iter()
         .filter(|p| {
-            p.namespace().as_deref() == Some(namespace) && p.meta().deletion_timestamp.is_none()
+            p.meta().deletion_timestamp.is_none()
+                && (p.namespace().as_deref() == Some(namespace) || validate::is_platform_global(p))
         })
         .map(|p| {
-            let valid = validate::validate(p, Some(&tenant_name), &all, &plugins).is_ok();
+            let owner =
+                (p.namespace().as_deref() == Some(namespace)).then_some(tenant_name.as_str());
+            let valid = validate::validate(p, owner, &all, &plugins).is_ok();
             (p.clone(), valid)
         })
         .collect();
-    mine.sort_by_key(|(p, _)| p.name_any());
-    let names: Vec<String> = mine.iter().map(|(p, _)| p.name_any()).collect();
     let entries: Vec<render::Entry<'_>> = mine
         .iter()
-        .zip(&names)
-        .map(|((p, valid), name)| {
+        .map(|(p, valid)| {
             if *valid {
                 render::Entry::Valid(p.as_ref())
             } else {
-                render::Entry::Invalid(name.as_str())
+                render::Entry::Invalid(p.as_ref())
             }
         })
         .collect();

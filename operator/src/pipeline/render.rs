@@ -2,9 +2,11 @@
 //! (`DataplaneConfig.pipelines`): a pure function of the Pipelines and of the previous
 //! rendering.
 //!
-//! The file is a YAML stream of the namespace's valid Pipelines, sorted by name, each with
-//! `apiVersion`, `kind`, `metadata` (`name`, `namespace`, `labels` only) and `spec`: no
-//! status, no managed fields, nothing that changes when only status does.
+//! The file is a YAML stream of the valid `Global` Pipelines of the platform namespace
+//! ([`PLATFORM_NAMESPACE`]) followed by the tenant namespace's valid Pipelines, each group
+//! sorted by name ([`Key`]), each document with `apiVersion`, `kind`, `metadata` (`name`,
+//! `namespace`, `labels` only) and `spec`: no status, no managed fields, nothing that
+//! changes when only status does.
 //!
 //! **Last good.** A Pipeline that is invalid now keeps the document rendered for it before,
 //! read back from the previous file (the current ConfigMap), so a broken edit never takes a
@@ -14,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
+use mcp_crds::pipeline::PLATFORM_NAMESPACE;
 use mcp_crds::{Pipeline, PipelineSpec};
 use serde::{Deserialize, Serialize};
 
@@ -63,13 +66,39 @@ impl Document {
     }
 }
 
-/// A Pipeline of the namespace, as the render sees it.
+/// Where a document goes in the file, and what identifies it: platform namespace first
+/// (`false` sorts first), then namespace, then name.
+pub type Key = (bool, String, String);
+
+fn key(namespace: &str, name: &str) -> Key {
+    (
+        namespace != PLATFORM_NAMESPACE,
+        namespace.to_owned(),
+        name.to_owned(),
+    )
+}
+
+impl Document {
+    /// Its place in the file ([`Key`]).
+    pub fn key(&self) -> Key {
+        key(&self.metadata.namespace, &self.metadata.name)
+    }
+}
+
+/// A Pipeline to render, as the render sees it.
 #[derive(Clone, Copy, Debug)]
 pub enum Entry<'a> {
     /// Valid: rendered as it is.
     Valid(&'a Pipeline),
-    /// Invalid (by name): its previous document is kept, if there is one.
-    Invalid(&'a str),
+    /// Invalid: its previous document (same namespace and name) is kept, if there is one.
+    Invalid(&'a Pipeline),
+}
+
+impl Entry<'_> {
+    fn key(&self) -> Key {
+        let (Entry::Valid(p) | Entry::Invalid(p)) = self;
+        key(&p.namespace().unwrap_or_default(), &p.name_any())
+    }
 }
 
 /// Why a rendering failed.
@@ -77,14 +106,14 @@ pub enum Entry<'a> {
 #[error("rendering pipelines.yaml: {0}")]
 pub struct RenderError(#[from] pub yaml_serde::Error);
 
-/// The documents of a previous `pipelines.yaml`, by name. Documents that cannot be read (an
-/// edit by hand) are skipped: they are not a last good one.
-pub fn parse(text: &str) -> BTreeMap<String, Document> {
+/// The documents of a previous `pipelines.yaml`, by [`Key`]. Documents that cannot be read
+/// (an edit by hand) are skipped: they are not a last good one.
+pub fn parse(text: &str) -> BTreeMap<Key, Document> {
     let mut out = BTreeMap::new();
     for doc in yaml_serde::Deserializer::from_str(text) {
         match Document::deserialize(doc) {
             Ok(d) => {
-                out.insert(d.metadata.name.clone(), d);
+                out.insert(d.key(), d);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "a document of the previous pipelines.yaml is unreadable; skipped")
@@ -95,7 +124,8 @@ pub fn parse(text: &str) -> BTreeMap<String, Document> {
 }
 
 /// `pipelines.yaml` for `tenant`: the valid entries, and the previous documents (from
-/// `previous`, the current file) of the invalid ones, sorted by name.
+/// `previous`, the current file) of the invalid ones, in [`Key`] order: the platform's
+/// `Global` Pipelines first, then the tenant's, each by name.
 ///
 /// # Errors
 /// [`RenderError`] if serialization fails.
@@ -108,15 +138,16 @@ pub fn render(
         Some(text) if entries.iter().any(|e| matches!(e, Entry::Invalid(_))) => parse(text),
         _ => BTreeMap::new(),
     };
-    let mut docs: BTreeMap<String, Document> = BTreeMap::new();
+    let mut docs: BTreeMap<Key, Document> = BTreeMap::new();
     for entry in entries {
         match entry {
             Entry::Valid(p) => {
-                docs.insert(p.name_any(), Document::of(p));
+                docs.insert(entry.key(), Document::of(p));
             }
-            Entry::Invalid(name) => {
-                if let Some(d) = old.get(*name) {
-                    docs.insert((*name).to_owned(), d.clone());
+            Entry::Invalid(_) => {
+                let k = entry.key();
+                if let Some(d) = old.get(&k) {
+                    docs.insert(k, d.clone());
                 }
             }
         }
@@ -153,11 +184,26 @@ mod tests {
         p
     }
 
+    fn global(name: &str) -> Pipeline {
+        let mut p = pipeline(name, "5Mi");
+        p.metadata.namespace = Some(PLATFORM_NAMESPACE.to_owned());
+        p.spec.scope.type_ = mcp_crds::pipeline::ScopeType::Global;
+        p
+    }
+
+    /// The documents of `text` by name (names are unique in these tests).
+    fn named(text: &str) -> BTreeMap<String, Document> {
+        parse(text)
+            .into_values()
+            .map(|d| (d.metadata.name.clone(), d))
+            .collect()
+    }
+
     #[test]
     fn renders_valid_pipelines_sorted_without_status_or_server_fields() {
         let (b, a) = (pipeline("b", "10Mi"), pipeline("a", "1Mi"));
         let text = render("acme", &[Entry::Valid(&b), Entry::Valid(&a)], None).expect("render");
-        let docs = parse(&text);
+        let docs = named(&text);
         assert_eq!(docs.keys().collect::<Vec<_>>(), ["a", "b"]);
         assert!(text.find("name: a").expect("a") < text.find("name: b").expect("b"));
         for banned in [
@@ -198,7 +244,7 @@ mod tests {
         // Kept documents round-trip byte for byte.
         let kept = render(
             "acme",
-            &[Entry::Invalid("a"), Entry::Invalid("b")],
+            &[Entry::Invalid(&a), Entry::Invalid(&b)],
             Some(&once),
         )
         .expect("render");
@@ -212,17 +258,18 @@ mod tests {
         let before =
             render("acme", &[Entry::Valid(&good), Entry::Valid(&other)], None).expect("render");
         // "a" turns invalid, "b" is deleted, "c" was never valid.
+        let (broken, never) = (pipeline("a", "9Mi"), pipeline("c", "1Mi"));
         let after = render(
             "acme",
-            &[Entry::Invalid("a"), Entry::Invalid("c")],
+            &[Entry::Invalid(&broken), Entry::Invalid(&never)],
             Some(&before),
         )
         .expect("render");
-        let docs = parse(&after);
+        let docs = named(&after);
         assert_eq!(docs.keys().collect::<Vec<_>>(), ["a"]);
         assert_eq!(docs["a"].spec, good.spec, "the last good spec");
         // Without a previous file there is nothing to keep.
-        let fresh = render("acme", &[Entry::Invalid("a")], None).expect("render");
+        let fresh = render("acme", &[Entry::Invalid(&broken)], None).expect("render");
         assert!(parse(&fresh).is_empty());
         // A hand-edited, unreadable previous document is not a last good one.
         let edited = format!("{before}---\n{{not: a pipeline}}\n");
@@ -243,6 +290,48 @@ mod tests {
         assert_ne!(a.spec.revision(), dry.spec.revision());
         // Through the rendered file and back.
         let text = render("acme", &[Entry::Valid(&a)], None).expect("render");
-        assert_eq!(parse(&text)["a"].spec.revision(), a.spec.revision());
+        assert_eq!(named(&text)["a"].spec.revision(), a.spec.revision());
+    }
+
+    #[test]
+    fn global_pipelines_come_first_and_a_same_name_does_not_collide() {
+        let (tenant_a, platform_a, platform_z) = (pipeline("a", "1Mi"), global("a"), global("z"));
+        let text = render(
+            "acme",
+            &[
+                Entry::Valid(&tenant_a),
+                Entry::Valid(&platform_z),
+                Entry::Valid(&platform_a),
+            ],
+            None,
+        )
+        .expect("render");
+        let order: Vec<(String, String)> = parse(&text)
+            .into_values()
+            .map(|d| (d.metadata.namespace, d.metadata.name))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (PLATFORM_NAMESPACE.to_owned(), "a".to_owned()),
+                (PLATFORM_NAMESPACE.to_owned(), "z".to_owned()),
+                ("mcp-acme".to_owned(), "a".to_owned()),
+            ]
+        );
+        let platform = text.find("namespace: mcp-system").expect("global");
+        assert!(platform < text.find("namespace: mcp-acme").expect("tenant"));
+        // An invalid Global keeps its own last good document, not the tenant's namesake.
+        let kept = render(
+            "acme",
+            &[Entry::Invalid(&global("a")), Entry::Valid(&tenant_a)],
+            Some(&text),
+        )
+        .expect("render");
+        let docs = parse(&kept);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(
+            docs[&(false, PLATFORM_NAMESPACE.to_owned(), "a".to_owned())].spec,
+            platform_a.spec
+        );
     }
 }

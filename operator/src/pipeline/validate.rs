@@ -1,7 +1,9 @@
 //! Validation of one Pipeline against its namespace: pure, from cached objects.
 //!
 //! The checks, in order (the first failure is the reason):
-//! 1. The namespace belongs to a Tenant (`TenantNotFound`).
+//! 1. A `Global` Pipeline lives in the platform namespace [`PLATFORM_NAMESPACE`]
+//!    (`GlobalOutsidePlatformNamespace`: the dataplane honours it nowhere else); any other
+//!    Pipeline lives in a namespace that belongs to a Tenant (`TenantNotFound`).
 //! 2. Each step, in order: a built-in plugin must accept the step's `config`
 //!    (`mcp_plugins_builtin::instantiate`, the function the dataplane runs it with:
 //!    `InvalidConfig`, the message naming the step and the field), and must be available
@@ -14,11 +16,13 @@
 use std::sync::Arc;
 
 use kube::{Resource, ResourceExt};
-use mcp_crds::pipeline::{BuiltinPlugin, PipelineStep, ScopeType, Stage};
+use mcp_crds::pipeline::{BuiltinPlugin, PLATFORM_NAMESPACE, PipelineStep, ScopeType, Stage};
 use mcp_crds::{Pipeline, PluginDeployment};
 
 /// The namespace belongs to no Tenant.
 pub const TENANT_NOT_FOUND: &str = "TenantNotFound";
+/// A `Global` Pipeline outside the platform namespace [`PLATFORM_NAMESPACE`].
+pub const GLOBAL_OUTSIDE_PLATFORM_NAMESPACE: &str = "GlobalOutsidePlatformNamespace";
 /// A built-in plugin refused a step's config.
 pub const INVALID_CONFIG: &str = "InvalidConfig";
 /// A step names a PluginDeployment that does not exist, or an unavailable built-in.
@@ -161,9 +165,16 @@ fn scope_rival<'a>(
     })
 }
 
+/// Whether `pipeline` is a `Global` one of the platform namespace: rendered for every tenant.
+pub fn is_platform_global(pipeline: &Pipeline) -> bool {
+    pipeline.spec.scope.type_ == ScopeType::Global
+        && pipeline.namespace().as_deref() == Some(PLATFORM_NAMESPACE)
+}
+
 /// Validates `pipeline` (see the module documentation). `tenant` is the name of the Tenant
-/// owning the Pipeline's namespace, `siblings` the Pipelines (any namespace; others are
-/// ignored, and so is `pipeline` itself), `plugins` the PluginDeployments (likewise).
+/// owning the Pipeline's namespace (not needed for a `Global` Pipeline of the platform
+/// namespace), `siblings` the Pipelines (any namespace; others are ignored, and so is
+/// `pipeline` itself), `plugins` the PluginDeployments (likewise).
 ///
 /// # Errors
 /// The first [`Invalid`] reason.
@@ -174,7 +185,18 @@ pub fn validate(
     plugins: &[Arc<PluginDeployment>],
 ) -> Result<(), Invalid> {
     let namespace = pipeline.namespace().unwrap_or_default();
-    if tenant.is_none() {
+    if pipeline.spec.scope.type_ == ScopeType::Global {
+        if namespace != PLATFORM_NAMESPACE {
+            return Err(invalid(
+                GLOBAL_OUTSIDE_PLATFORM_NAMESPACE,
+                format!(
+                    "spec.scope.type: Global is honoured only in the platform namespace \
+                     {PLATFORM_NAMESPACE:?}, not in {namespace:?}; use TenantDefault or \
+                     MailboxSelector here"
+                ),
+            ));
+        }
+    } else if tenant.is_none() {
         return Err(invalid(
             TENANT_NOT_FOUND,
             format!(
@@ -369,6 +391,41 @@ mod tests {
     }
 
     #[test]
+    fn global_pipelines_are_valid_only_in_the_platform_namespace() {
+        let spec = "{scope: {type: Global}, stages: [deliver], steps: [{name: tag, plugin: {builtin: header-tagger}, \
+                    config: {headers: [{name: X-Platform, value: v, action: add}]}}]}";
+        let mut platform = pipeline("platform", T0, spec);
+        platform.metadata.namespace = Some(PLATFORM_NAMESPACE.into());
+        // No Tenant owns the platform namespace, and none is needed.
+        assert_eq!(reason(&platform, None, &[], &[]).0, VALID);
+        assert!(is_platform_global(&platform));
+        // Two Globals on one stage are no conflict: the dataplane runs all of them, by name.
+        let mut second = platform.clone();
+        second.metadata.name = Some("another".into());
+        assert_eq!(reason(&platform, None, &[Arc::new(second)], &[]).0, VALID);
+        // In a tenant's namespace, or one of nobody, it is refused.
+        let misplaced = pipeline("platform", T0, spec);
+        assert!(!is_platform_global(&misplaced));
+        for tenant in [Some("acme"), None] {
+            let (got, message) = reason(&misplaced, tenant, &[], &[]);
+            assert_eq!(got, GLOBAL_OUTSIDE_PLATFORM_NAMESPACE, "{message}");
+            assert!(
+                message.contains("mcp-system") && message.contains("mcp-acme"),
+                "{message}"
+            );
+        }
+        // Its steps are checked like any other's.
+        let mut broken = platform.clone();
+        broken.spec.steps[0].config = Some(serde_json::json!({"headers": "nope"}));
+        assert_eq!(reason(&broken, None, &[], &[]).0, INVALID_CONFIG);
+        // A TenantDefault Pipeline in the platform namespace still needs a Tenant.
+        let mut tenant_default = platform.clone();
+        tenant_default.spec.scope.type_ = ScopeType::TenantDefault;
+        assert_eq!(reason(&tenant_default, None, &[], &[]).0, TENANT_NOT_FOUND);
+        assert!(!is_platform_global(&tenant_default));
+    }
+
+    #[test]
     fn unavailable_builtins_are_refused_whatever_their_config() {
         for b in ["rspamd", "clamav"] {
             let p = pipeline(
@@ -404,10 +461,8 @@ mod tests {
         );
     }
 
-    /// Needs the real built-in plugins (plugins/builtin; the skeleton refuses every config):
-    /// `cargo test -p mcp-operator -- --ignored builtin`.
+    /// The built-in plugins' own config checks (plugins/builtin), named by step and field.
     #[test]
-    #[ignore = "needs the built-in plugins (plugins/builtin), not the skeleton"]
     fn builtin_configs_are_checked_by_the_plugins() {
         let spec = |steps: &str| {
             pipeline(
