@@ -3,13 +3,11 @@
 `mcp-operator` runs as the chart's ServiceAccount, by impersonation (fixtures.py). A Pipeline
 is validated (`Validated` with a reason naming the step and field), rendered into its
 tenant's dataplane ConfigMap (`pipelines.yaml`, the last good version of an invalid one
-kept), and `Ready` once the tenant's dataplane reports the revision.
+kept), and `Ready` once the tenant's dataplane reports the revision. `Global` Pipelines of
+the platform namespace (mcp-system) are rendered into every tenant's file, first.
 
-Two parts need code merged from other branches and skip, saying so, until it is there:
-- built-in plugin configs (plugins/builtin: on its skeleton every built-in is refused);
-- "render and run": the dataplane's `GET /internal/v1/pipelines` and its loading of
-  `pipelines.yaml` (dataplane side, written in parallel).
-Everything else uses PluginDeployment steps, which the operator validates on its own.
+"Render and run" starts `mcp dataplane` from the rendered ConfigMap and checks that it runs
+the rendered revisions and hot-reloads a changed Pipeline without a restart.
 
 Skipped without KUBECONFIG unless MCP_REQUIRE_K8S=1 (e2e/run-tests.sh sets both).
 """
@@ -37,8 +35,8 @@ RUN_TENANT = "e2e-pl-run"
 TENANTS = [TENANT, RUN_TENANT]
 NS = f"mcp-{TENANT}"
 ORPHAN_NS = "e2e-pl-orphan"
+PLATFORM_NS = "mcp-system"
 TIMEOUT = float(os.environ.get("MCP_OPERATOR_TIMEOUT", "90"))
-SKELETON = "not available in this build"
 
 
 def tenant(name: str) -> dict:
@@ -79,6 +77,15 @@ def builtin_steps(max_size: str, tag: str = "v") -> list[dict]:
     ]
 
 
+def global_pipeline(name: str, tag: str, namespace: str = PLATFORM_NS) -> dict:
+    """A `Global` Pipeline that tags every message with `X-Platform: <tag>`."""
+    p = pipeline(name, ["deliver", "append"], [
+        {"name": "tag", "plugin": {"builtin": "header-tagger"},
+         "config": {"headers": [{"name": "X-Platform", "value": tag, "action": "add"}]}}], namespace)
+    p["spec"]["scope"] = {"type": "Global"}
+    return p
+
+
 def validated(kc: Kubectl, name: str, reason: str, namespace: str = NS) -> dict:
     """Waits until the Pipeline's `Validated` condition has `reason` for its generation."""
 
@@ -94,12 +101,6 @@ def validated(kc: Kubectl, name: str, reason: str, namespace: str = NS) -> dict:
     except AssertionError:
         p = kc.get("pipeline", name, namespace)
         raise AssertionError(f"Pipeline {name} not {reason}: {(p or {}).get('status')}")
-
-
-def skip_without_builtins(p: dict) -> None:
-    c = condition(p, "Validated") or {}
-    if c.get("reason") == "InvalidConfig" and SKELETON in c.get("message", ""):
-        pytest.skip("needs the built-in plugins (plugins/builtin); this build has the skeleton")
 
 
 def rendered(kc: Kubectl, tenant_name: str = TENANT) -> dict[str, dict]:
@@ -220,11 +221,7 @@ def test_a_second_tenant_default_for_a_stage_is_a_scope_conflict_until_the_first
 
 
 def test_builtin_configs_are_checked_and_the_last_good_one_kept(admin, operator, tenant_ns):
-    """Needs the built-in plugins (plugins/builtin); skips on the skeleton."""
     admin.apply(pipeline("limits", ["post-store"], builtin_steps("10Mi")))
-    p = wait_for("limits validated", lambda: (lambda p: p if condition(p, "Validated") else None)(
-        admin.get("pipeline", "limits", NS)), timeout=TIMEOUT)
-    skip_without_builtins(p)
     validated(admin, "limits", "Valid")
     wait_rendered(admin, "limits rendered", lambda r: "limits" in r)
     admin.apply(pipeline("limits", ["post-store"], builtin_steps("huge")))
@@ -244,6 +241,62 @@ def test_cel_refused_pipeline_samples_are_refused_by_the_api_server(admin, opera
         out = admin.run("apply", "--server-side", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(doc),
                         check=False)
         assert out.returncode != 0 and "Invalid" in out.stderr, (sample.name, out.stderr)
+
+
+@pytest.fixture(scope="module")
+def platform(admin: Kubectl, operator: Operator):
+    """The platform namespace, where Global Pipelines live; they are deleted afterwards (the
+    operators of other modules would render them for their tenants)."""
+    admin.run("create", "namespace", PLATFORM_NS, check=False)
+    yield PLATFORM_NS
+    for p in admin.items("pipelines", PLATFORM_NS):
+        admin.delete("pipeline", p["metadata"]["name"], PLATFORM_NS)
+
+
+def test_a_global_pipeline_outside_the_platform_namespace_is_refused(admin, operator, tenant_ns):
+    admin.apply(global_pipeline("misplaced", "x", NS))
+    p = validated(admin, "misplaced", "GlobalOutsidePlatformNamespace")
+    message = condition(p, "Validated")["message"]
+    assert PLATFORM_NS in message and NS in message, message
+    assert condition(p)["status"] == "False" and condition(p)["reason"] == "GlobalOutsidePlatformNamespace"
+    time.sleep(2)
+    assert "misplaced" not in rendered(admin)
+    admin.delete("pipeline", "misplaced", NS)
+
+
+def test_a_global_pipeline_of_the_platform_namespace_is_rendered_first_for_every_tenant(
+        admin, operator, tenant_ns, platform):
+    def header_value(docs: dict[str, dict]) -> str:
+        return docs["platform-tag"]["spec"]["steps"][0]["config"]["headers"][0]["value"]
+
+    admin.apply(global_pipeline("platform-tag", "one"))
+    p = validated(admin, "platform-tag", "Valid", PLATFORM_NS)
+    assert re.fullmatch(r"[0-9a-f]{16}", p["status"]["compiledRevision"]), p["status"]
+    docs = wait_rendered(admin, "the Global rendered for the tenant", lambda r: "platform-tag" in r)
+    assert docs["platform-tag"]["metadata"] == {"name": "platform-tag", "namespace": PLATFORM_NS}
+    assert docs["platform-tag"]["spec"]["scope"] == {"type": "Global"}
+    text = admin.get("configmap", f"mcp-{TENANT}-dataplane-config", NS)["data"]["pipelines.yaml"]
+    assert text.index("name: platform-tag") < text.index("name: ghost"), "Global Pipelines come first"
+    # No dataplane runs for this tenant: the Global is not Ready, and says whose is missing.
+    ready = wait_for("Global Ready=False DataplaneUnavailable",
+                     lambda: (lambda c: c if c and c["reason"] == "DataplaneUnavailable" else None)(
+                         condition(admin.get("pipeline", "platform-tag", PLATFORM_NS))), timeout=TIMEOUT)
+    assert TENANT in ready["message"], ready
+    # A change in the platform namespace re-renders the tenant.
+    admin.apply(global_pipeline("platform-tag", "two"))
+    validated(admin, "platform-tag", "Valid", PLATFORM_NS)
+    wait_rendered(admin, "the changed Global rendered", lambda r: "platform-tag" in r and header_value(r) == "two")
+    # An invalid edit keeps the last good version in every tenant's file.
+    broken = global_pipeline("platform-tag", "three")
+    broken["spec"]["steps"][0]["config"] = {"headers": "not a list"}
+    admin.apply(broken)
+    p = validated(admin, "platform-tag", "InvalidConfig", PLATFORM_NS)
+    assert 'spec.steps[0] "tag"' in condition(p, "Validated")["message"]
+    time.sleep(2)
+    assert header_value(rendered(admin)) == "two", "the last good Global stays rendered"
+    # Deleted: gone from the tenant's file.
+    admin.delete("pipeline", "platform-tag", PLATFORM_NS)
+    wait_rendered(admin, "the deleted Global gone", lambda r: "platform-tag" not in r)
 
 
 def test_a_second_reconcile_writes_nothing(admin, operator, tenant_ns):
@@ -268,26 +321,26 @@ def test_a_second_reconcile_writes_nothing(admin, operator, tenant_ns):
 
 
 # --- Render and run -----------------------------------------------------------------------
-# NEEDS the dataplane side (lead, in parallel): `GET /internal/v1/pipelines` answering
-# PipelinesState and the loading (and hot reload) of pipelines.yaml; and the built-in plugins.
-# Skips, saying which is missing, until both are merged.
 
 
-def test_render_and_run_ready_once_the_dataplane_runs_the_revision(admin, operator, dataplanes):
+def test_render_and_run_ready_once_the_dataplane_runs_the_revision_and_hot_reloads(
+        admin, operator, dataplanes, platform):
     admin.apply(tenant(RUN_TENANT))
     ns = f"mcp-{RUN_TENANT}"
+    wait_for("the run tenant's ConfigMap",
+             lambda: admin.get("configmap", f"mcp-{RUN_TENANT}-dataplane-config", ns), timeout=TIMEOUT)
+    admin.apply(pipeline("tag", ["deliver", "append"], builtin_steps("10Mi", tag="one"), namespace=ns))
+    admin.apply(global_pipeline("platform-run", "g1"))
+    first = validated(admin, "tag", "Valid", ns)["status"]["compiledRevision"]
+    global_first = validated(admin, "platform-run", "Valid", PLATFORM_NS)["status"]["compiledRevision"]
+    wait_rendered(admin, "tag and the Global rendered", lambda r: {"tag", "platform-run"} <= set(r), RUN_TENANT)
+    # Every tenant gets the Global, not only the one with a dataplane.
+    wait_rendered(admin, "the Global rendered for the other tenant", lambda r: "platform-run" in r)
+
     dp = dataplanes(RUN_TENANT).start()
+    pid = dp.proc.pid
     wait_for(f"Tenant {RUN_TENANT} Ready",
              lambda: (condition(admin.get("tenant", RUN_TENANT)) or {}).get("status") == "True", timeout=TIMEOUT)
-    code, _ = dp.admin_get_path("/internal/v1/pipelines")
-    if code == 404:
-        pytest.skip("needs the dataplane's GET /internal/v1/pipelines (dataplane side of issue 4)")
-    admin.apply(pipeline("tag", ["deliver", "append"], builtin_steps("10Mi", tag="one"), namespace=ns))
-    p = wait_for("tag validated", lambda: (lambda p: p if condition(p, "Validated") else None)(
-        admin.get("pipeline", "tag", ns)), timeout=TIMEOUT)
-    skip_without_builtins(p)
-    p = validated(admin, "tag", "Valid", ns)
-    wait_rendered(admin, "tag rendered", lambda r: "tag" in r, RUN_TENANT)
 
     def in_force(revision: str):
         dp.refresh_pipelines()  # what the kubelet does with a mounted ConfigMap
@@ -297,15 +350,31 @@ def test_render_and_run_ready_once_the_dataplane_runs_the_revision(admin, operat
             return p
         return None
 
-    first = p["status"]["compiledRevision"]
-    wait_for("Ready=True: the dataplane runs the revision", lambda: in_force(first), timeout=TIMEOUT)
-    code, state = dp.admin_get_path("/internal/v1/pipelines")
-    assert code == 200
-    assert {"namespace": ns, "name": "tag", "revision": first} in state["pipelines"], state
+    def running() -> set[tuple[str, str, str]]:
+        code, state = dp.admin_get_path("/internal/v1/pipelines")
+        assert code == 200, state
+        return {(p["namespace"], p["name"], p["revision"]) for p in state["pipelines"]}
 
-    # A new revision is RolloutPending until the dataplane reloads the file, then Ready again.
+    wait_for("Ready=True: the dataplane runs the revision", lambda: in_force(first), timeout=TIMEOUT)
+    assert {(ns, "tag", first), (PLATFORM_NS, "platform-run", global_first)} <= running()
+
+    # A new revision is RolloutPending until the dataplane reloads the file, then Ready again;
+    # the same dataplane process reloads it (no restart).
     admin.apply(pipeline("tag", ["deliver", "append"], builtin_steps("10Mi", tag="two"), namespace=ns))
     p = validated(admin, "tag", "Valid", ns)
     second = p["status"]["compiledRevision"]
     assert second != first
     wait_for("Ready=True with the new revision", lambda: in_force(second), timeout=TIMEOUT)
+    assert (ns, "tag", second) in running()
+    # A changed Global is hot-reloaded too.
+    admin.apply(global_pipeline("platform-run", "g2"))
+    global_second = validated(admin, "platform-run", "Valid", PLATFORM_NS)["status"]["compiledRevision"]
+    assert global_second != global_first
+    wait_for("the dataplane runs the new Global revision",
+             lambda: dp.refresh_pipelines() and (PLATFORM_NS, "platform-run", global_second) in running(),
+             timeout=TIMEOUT)
+    assert dp.proc.poll() is None and dp.proc.pid == pid, "the dataplane was not restarted"
+    # The Global is Ready only when every tenant's dataplane runs it; this tenant's does, the
+    # other one (no dataplane) does not.
+    c = condition(admin.get("pipeline", "platform-run", PLATFORM_NS))
+    assert c["status"] == "False" and TENANT in c["message"] and RUN_TENANT not in c["message"], c
