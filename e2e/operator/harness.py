@@ -130,7 +130,8 @@ class Operator:
 
 class Dataplane:
     """`mcp dataplane` run from the files the operator rendered for one Tenant, laid out as the
-    pod's projected volume: config.yaml, tls/tls.{crt,key}, admin/{tls.crt,tls.key,token}."""
+    pod's projected volume: config.yaml, pipelines.yaml, tls/tls.{crt,key},
+    admin/{tls.crt,tls.key,token}."""
 
     def __init__(self, binary: Path, kubectl: Kubectl, tenant: str, workdir: Path, ports: dict[str, int]) -> None:
         self.binary, self.kubectl, self.tenant = binary, kubectl, tenant
@@ -156,6 +157,8 @@ class Dataplane:
         (self.etc / "tls").mkdir(parents=True, exist_ok=True)
         (self.etc / "admin").mkdir(parents=True, exist_ok=True)
         (self.etc / "config.yaml").write_text(cm["data"]["config.yaml"])
+        if "pipelines.yaml" in cm["data"]:
+            (self.etc / "pipelines.yaml").write_text(cm["data"]["pipelines.yaml"])
         tls_data = self.kubectl.secret_data(f"mcp-{self.tenant}-dataplane-tls", ns)
         admin_data = self.kubectl.secret_data(f"mcp-{self.tenant}-dataplane-admin", ns)
         for key in ("tls.crt", "tls.key"):
@@ -206,12 +209,27 @@ class Dataplane:
         if hasattr(self, "log"):
             self.log.close()
 
+    def refresh_pipelines(self) -> str:
+        """Writes the ConfigMap's current pipelines.yaml over the file, atomically, as the
+        kubelet updates a mounted ConfigMap; returns the text."""
+        cm = self.kubectl.get("configmap", f"mcp-{self.tenant}-dataplane-config", self.namespace)
+        assert cm is not None, "the dataplane ConfigMap is gone"
+        text = cm["data"]["pipelines.yaml"]
+        tmp = self.etc / ".pipelines.yaml.new"
+        tmp.write_text(text)
+        tmp.replace(self.etc / "pipelines.yaml")
+        return text
+
     def admin_get(self, address: str) -> tuple[int, dict]:
         """GET the account through the admin API, pinned to the admin certificate."""
+        return self.admin_get_path(f"/internal/v1/accounts/{address}")
+
+    def admin_get_path(self, path: str) -> tuple[int, dict]:
+        """GET `path` of the admin API, pinned to the admin certificate."""
         ctx = ssl.create_default_context(cafile=str(self.etc / "admin" / "tls.crt"))
         token = (self.etc / "admin" / "token").read_text().strip()
         req = urllib.request.Request(
-            f"https://127.0.0.1:{self.ports['admin']}/internal/v1/accounts/{address}",
+            f"https://127.0.0.1:{self.ports['admin']}{path}",
             headers={"Authorization": f"Bearer {token}"},
         )
         try:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from chart.mcpchart import apply_rbac
 from conftest import free_ports
-from harness import OPERATOR_NAMESPACE, Dataplane, Operator, impersonating_kubeconfig, operator_binary
+from fixtures import admin, crds, dataplanes, operator, ports  # noqa: F401 (pytest fixtures)
+from harness import OPERATOR_NAMESPACE, Dataplane, Operator
 from kube import REPO, Kubectl, condition, ready_status, wait_for
 
 
@@ -32,66 +32,6 @@ if not os.environ.get("KUBECONFIG"):
 # Tenants of this module; each gets its own dataplane ports, known before the operator starts.
 TENANTS = ["e2e-main", "e2e-pg", "e2e-gc", "e2e-bad", "e2e-nsdel"]
 TIMEOUT = float(os.environ.get("MCP_OPERATOR_TIMEOUT", "90"))
-
-
-@pytest.fixture(scope="module")
-def admin() -> Kubectl:
-    return Kubectl(os.environ["KUBECONFIG"])
-
-
-@pytest.fixture(scope="module")
-def crds(admin: Kubectl) -> None:
-    admin.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "manifests"))
-    for crd in ("tenants", "mailboxes", "pipelines", "plugindeployments", "migrationjobs"):
-        admin.run("wait", "--for=condition=Established", f"crd/{crd}.mcp.dev", "--timeout=60s")
-
-
-@pytest.fixture(scope="module")
-def ports() -> dict[str, dict[str, int]]:
-    out = {}
-    for t in TENANTS:
-        imap, imaps, metrics, admin_port = free_ports(4)
-        out[t] = {"imap": imap, "imaps": imaps, "metrics": metrics, "admin": admin_port}
-    return out
-
-
-@pytest.fixture(scope="module")
-def operator(admin: Kubectl, crds, ports, tmp_path_factory) -> Operator:
-    work = tmp_path_factory.mktemp("operator")
-    # A previous run against the same API server may have left its tenants behind.
-    for t in TENANTS:
-        admin.delete("tenant", t)
-        for m in admin.items("mailboxes", f"mcp-{t}") if admin.get("namespace", f"mcp-{t}") else []:
-            admin.run("patch", "mailbox", m["metadata"]["name"], "-n", f"mcp-{t}", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
-        admin.delete("namespace", f"mcp-{t}")
-    for t in TENANTS:
-        wait_for(f"leftover namespace mcp-{t} to go", lambda: admin.get("namespace", f"mcp-{t}") is None, timeout=180)
-    admin.run("create", "namespace", OPERATOR_NAMESPACE, check=False)
-    # The chart's RBAC, rendered with helm and applied for real (e2e/chart/mcpchart.py).
-    user = apply_rbac(admin.kubeconfig, OPERATOR_NAMESPACE)
-    kubeconfig = impersonating_kubeconfig(Path(admin.kubeconfig), user, work / "kubeconfig")
-    endpoints = {t: f"https://127.0.0.1:{p['admin']}" for t, p in ports.items()}
-    (metrics_port,) = free_ports(1)
-    op = Operator(operator_binary(), kubeconfig, work / "operator.log", metrics_port, endpoints).start()
-    yield op
-    op.stop()
-    if os.environ.get("MCP_E2E_KEEP_LOGS"):
-        print(op.log_text()[-20000:])
-
-
-@pytest.fixture(scope="module")
-def dataplanes(admin: Kubectl, ports, tmp_path_factory, mcp_binary):
-    started: dict[str, Dataplane] = {}
-
-    def get(tenant: str) -> Dataplane:
-        if tenant not in started:
-            dp = Dataplane(mcp_binary, admin, tenant, tmp_path_factory.mktemp(tenant), ports[tenant])
-            started[tenant] = dp
-        return started[tenant]
-
-    yield get
-    for dp in started.values():
-        dp.stop()
 
 
 def tenant(name: str, **spec) -> dict:

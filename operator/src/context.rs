@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
-use mcp_crds::{Mailbox, Tenant};
+use mcp_crds::{Mailbox, Pipeline, PluginDeployment, Tenant};
 
 use crate::backoff::Backoff;
 use crate::dataplane::Dataplanes;
@@ -33,6 +33,11 @@ pub struct Context {
     pub tenants: Store<Tenant>,
     /// Cache of every Mailbox (the Mailbox controller's reflector).
     pub mailboxes: Store<Mailbox>,
+    /// Cache of every Pipeline ([`crate::pipeline::watch::reflect`]): what the Tenant
+    /// controller renders and the Pipeline controller validates against.
+    pub pipelines: Store<Pipeline>,
+    /// Cache of every PluginDeployment ([`crate::pipeline::watch::reflect`]).
+    pub plugins: Store<PluginDeployment>,
     /// Admin API clients, one per tenant.
     pub dataplanes: Dataplanes,
     /// Publishes Kubernetes Events (`events.k8s.io/v1`, created then patched as a series).
@@ -45,10 +50,14 @@ pub struct Context {
     pub dataplane_recheck: Backoff<ObjectRef<Tenant>>,
     /// Backoff of failed Mailboxes.
     pub mailbox_backoff: Backoff<ObjectRef<Mailbox>>,
+    /// Backoff of failed Pipelines.
+    pub pipeline_backoff: Backoff<ObjectRef<Pipeline>>,
+    /// Delays between checks of a Pipeline whose dataplane does not run it yet.
+    pub pipeline_recheck: Backoff<ObjectRef<Pipeline>>,
 }
 
 impl Context {
-    /// Waits until both caches hold a complete first listing, so that a reconciliation right
+    /// Waits until every cache holds a complete first listing, so that a reconciliation right
     /// after start-up does not mistake "not listed yet" for "absent" (and write a status that
     /// the next pass reverts).
     ///
@@ -63,7 +72,15 @@ impl Context {
         self.mailboxes
             .wait_until_ready()
             .await
-            .map_err(|_| crate::error::Error::Incomplete("a listed Mailbox cache"))
+            .map_err(|_| crate::error::Error::Incomplete("a listed Mailbox cache"))?;
+        self.pipelines
+            .wait_until_ready()
+            .await
+            .map_err(|_| crate::error::Error::Incomplete("a listed Pipeline cache"))?;
+        self.plugins
+            .wait_until_ready()
+            .await
+            .map_err(|_| crate::error::Error::Incomplete("a listed PluginDeployment cache"))
     }
 
     /// Publishes an Event about `object`; a failure to publish is logged, not returned (an

@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_crds::dataplane::{ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, Problem};
+use mcp_crds::dataplane::{
+    ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, PIPELINES_PATH, PipelinesState,
+    Problem,
+};
 use mcp_crds::mailbox::Retention;
 use reqwest::{StatusCode, Url};
 use rustls_pki_types::CertificateDer;
@@ -154,6 +157,18 @@ impl DataplaneClient {
         })
     }
 
+    /// `path` (an absolute path of the admin API) under the base URL.
+    fn path_url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty();
+            for s in path.split('/').filter(|s| !s.is_empty()) {
+                segments.push(s);
+            }
+        }
+        url
+    }
+
     fn url(&self, address: &str) -> Url {
         let mut url = self.base.clone();
         {
@@ -230,6 +245,22 @@ impl DataplaneClient {
     pub async fn get_account(&self, address: &str) -> Result<Option<AccountState>, DataplaneError> {
         let url = self.url(&address.to_lowercase());
         Ok(self.send("GET", self.http.get(url.clone()), &url).await?.1)
+    }
+
+    /// `GET {PIPELINES_PATH}`: the Pipelines the dataplane runs and their revisions.
+    ///
+    /// # Errors
+    /// [`DataplaneError`]; a dataplane that does not serve the path (404, an older build) is
+    /// `Refused`.
+    pub async fn get_pipelines(&self) -> Result<PipelinesState, DataplaneError> {
+        let url = self.path_url(PIPELINES_PATH);
+        let (status, state) = self.send("GET", self.http.get(url.clone()), &url).await?;
+        state.ok_or_else(|| DataplaneError::Refused {
+            method: "GET",
+            url: url.to_string(),
+            status: status.as_u16(),
+            detail: "the dataplane does not serve its pipelines (an older build?)".into(),
+        })
     }
 
     /// `DELETE` the account `address` with `retention`. Idempotent.
@@ -338,6 +369,10 @@ mod tests {
         assert_eq!(
             c.url("alice@example.com").as_str(),
             "https://127.0.0.1:1/base/internal/v1/accounts/alice@example.com"
+        );
+        assert_eq!(
+            c.path_url(PIPELINES_PATH).as_str(),
+            "https://127.0.0.1:1/base/internal/v1/pipelines"
         );
     }
 

@@ -36,6 +36,9 @@ pub enum Error {
     /// Issuing a certificate failed.
     #[error("issuing a certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// The tenant's Pipelines could not be rendered.
+    #[error(transparent)]
+    Render(#[from] crate::pipeline::render::RenderError),
 }
 
 impl Error {
@@ -49,6 +52,7 @@ impl Error {
             Error::Finalizer(_) => "CleanupFailed",
             Error::Incomplete(_) => "IncompleteObject",
             Error::Certificate(_) => "CertificateFailed",
+            Error::Render(_) => "RenderFailed",
         }
     }
 }

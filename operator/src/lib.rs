@@ -5,6 +5,8 @@
 //!   operator issues, and the Tenant controller.
 //! - [`mailbox`]: the Mailbox controller, which provisions accounts through the tenant
 //!   dataplane's admin API ([`dataplane`]) and honours `spec.retention` with a finalizer.
+//! - [`pipeline`]: Pipeline validation, its rendering into the tenant's dataplane
+//!   configuration (`pipelines.yaml`), and the Pipeline controller.
 //! - [`run`]: leader election and the controllers' assembly; [`telemetry`]: metrics and
 //!   health endpoints; [`context`], [`conditions`], [`backoff`], [`error`]: what the
 //!   controllers share.
@@ -15,6 +17,7 @@ pub mod context;
 pub mod dataplane;
 pub mod error;
 pub mod mailbox;
+pub mod pipeline;
 pub mod run;
 pub mod telemetry;
 pub mod tenant;

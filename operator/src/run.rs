@@ -1,5 +1,5 @@
 //! Assembles and runs the operator: API client, metrics endpoint, leader election and the
-//! Tenant and Mailbox controllers (docs/operator.md, "Running the operator").
+//! Tenant, Mailbox and Pipeline controllers (docs/operator.md, "Running the operator").
 //!
 //! Only the holder of the Lease reconciles. A standby serves `/healthz` and `/readyz` and
 //! waits. A leader that loses its Lease exits with an error (its pod restarts as a standby)
@@ -18,19 +18,21 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use mcp_crds::condition::READY;
-use mcp_crds::{ConditionStatus, Mailbox, Tenant};
+use mcp_crds::pipeline::{PLATFORM_NAMESPACE, ScopeType};
+use mcp_crds::{ConditionStatus, Mailbox, Pipeline, PluginDeployment, Tenant};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::context::{BACKOFF_BASE, BACKOFF_MAX, Context};
 use crate::dataplane::Dataplanes;
+use crate::pipeline::watch::reflect;
 use crate::telemetry::{self, Metrics};
-use crate::tenant::{self, Options, labels};
+use crate::tenant::{self, Options, labels, names};
 
 /// Seconds a Lease is valid without renewal.
 pub const LEASE_DURATION_SECS: u64 = 15;
@@ -263,7 +265,22 @@ pub fn owning_tenant<K: Resource>(child: K) -> Option<ObjectRef<Tenant>> {
         .map(|o| ObjectRef::new(&o.name))
 }
 
-/// Runs both controllers until `stop` is cancelled.
+/// The Tenants whose `pipelines.yaml` depends on the Pipelines and PluginDeployments of
+/// `namespace`: those whose namespace it is (one, unless two claim it), and every Tenant for
+/// the platform namespace, whose `Global` Pipelines are rendered for all of them.
+fn tenants_in(tenants: &reflector::Store<Tenant>, namespace: &str) -> Vec<ObjectRef<Tenant>> {
+    tenants
+        .state()
+        .iter()
+        .filter(|t| {
+            namespace == PLATFORM_NAMESPACE
+                || names::namespace(t).ok().as_deref() == Some(namespace)
+        })
+        .map(|t| ObjectRef::new(&t.name_any()))
+        .collect()
+}
+
+/// Runs the controllers until `stop` is cancelled.
 async fn run_controllers(
     client: Client,
     settings: &Settings,
@@ -271,6 +288,13 @@ async fn run_controllers(
     stop: CancellationToken,
 ) {
     let all = watcher::Config::default;
+    // Pipelines and PluginDeployments: caches that wake the Tenant (render) and the Pipelines
+    // concerned once they hold the change (pipeline/watch.rs).
+    let (pipelines, pipelines_writer) = reflector::store::<Pipeline>();
+    let (plugins, plugins_writer) = reflector::store::<PluginDeployment>();
+    let (wake_tenant, tenant_wakes) = futures::channel::mpsc::unbounded::<ObjectRef<Tenant>>();
+    let (wake_pipeline, pipeline_wakes) =
+        futures::channel::mpsc::unbounded::<ObjectRef<Pipeline>>();
     // Children map to their Tenant with `owning_tenant`, not `owns`: see there.
     let tenant_ctrl = Controller::new(Api::<Tenant>::all(client.clone()), all())
         .watches(
@@ -315,6 +339,8 @@ async fn run_controllers(
         .watches(Api::<Mailbox>::all(client.clone()), all(), |m| {
             Some(ObjectRef::<Tenant>::new(&m.spec.tenant))
         })
+        // A Pipeline or PluginDeployment of its namespace changed: render again.
+        .reconcile_on(tenant_wakes)
         .with_config(
             controller::Config::default()
                 .debounce(Duration::from_secs(1))
@@ -324,6 +350,99 @@ async fn run_controllers(
         .with_config(controller::Config::default().concurrency(settings.concurrency));
     let tenants = tenant_ctrl.store();
     let mailboxes = mailbox_ctrl.store();
+
+    // A Pipeline's spec, labels or existence changed: its Tenant renders again (every Tenant
+    // for one of the platform namespace, which may be Global), and the other
+    // TenantDefault Pipelines of its namespace are validated again (ScopeConflict).
+    let pipeline_events = {
+        let (tenants, pipelines) = (tenants.clone(), pipelines.clone());
+        let (wake_tenant, wake_pipeline) = (wake_tenant.clone(), wake_pipeline.clone());
+        reflect(
+            Api::<Pipeline>::all(client.clone()),
+            pipelines_writer,
+            move |changed: &ObjectRef<Pipeline>, _| {
+                let namespace = changed.namespace.clone().unwrap_or_default();
+                for t in tenants_in(&tenants, &namespace) {
+                    let _ = wake_tenant.unbounded_send(t);
+                }
+                for p in pipelines.state() {
+                    if p.namespace().as_deref() == Some(namespace.as_str())
+                        && p.name_any() != changed.name
+                        && p.spec.scope.type_ == ScopeType::TenantDefault
+                    {
+                        let _ = wake_pipeline.unbounded_send(ObjectRef::from_obj(p.as_ref()));
+                    }
+                }
+            },
+            stop.clone(),
+        )
+    };
+    // A PluginDeployment's spec or existence changed: the Pipelines naming it are validated
+    // again, and the Tenant renders again.
+    let plugin_events = {
+        let (tenants, pipelines) = (tenants.clone(), pipelines.clone());
+        reflect(
+            Api::<PluginDeployment>::all(client.clone()),
+            plugins_writer,
+            move |changed: &ObjectRef<PluginDeployment>, _| {
+                let namespace = changed.namespace.clone().unwrap_or_default();
+                for t in tenants_in(&tenants, &namespace) {
+                    let _ = wake_tenant.unbounded_send(t);
+                }
+                for p in pipelines.state() {
+                    if p.namespace().as_deref() == Some(namespace.as_str())
+                        && p.spec
+                            .steps
+                            .iter()
+                            .any(|s| s.plugin.name.as_deref() == Some(changed.name.as_str()))
+                    {
+                        let _ = wake_pipeline.unbounded_send(ObjectRef::from_obj(p.as_ref()));
+                    }
+                }
+            },
+            stop.clone(),
+        )
+    };
+    // A Tenant that appears, changes or changes readiness wakes the Pipelines of its
+    // namespace (TenantNotFound; a dataplane that now answers) and the platform's Global
+    // Pipelines (one more dataplane must run them).
+    let pipeline_seen: Arc<Mutex<HashMap<String, TenantTrigger>>> = Arc::default();
+    let by_namespace = pipelines.clone();
+    let pipeline_ctrl = Controller::new(Api::<Pipeline>::all(client.clone()), all())
+        .watches(
+            Api::<Tenant>::all(client.clone()),
+            all(),
+            move |t: Tenant| {
+                let ready = t
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+                    .map(|c| c.status);
+                let key = (t.meta().generation, ready);
+                let changed = pipeline_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(t.name_any(), key)
+                    != Some(key);
+                let namespace = names::namespace(&t).ok();
+                let wake: Vec<ObjectRef<Pipeline>> = if changed {
+                    by_namespace
+                        .state()
+                        .iter()
+                        .filter(|p| {
+                            p.namespace() == namespace
+                                || crate::pipeline::validate::is_platform_global(p)
+                        })
+                        .map(|p| ObjectRef::from_obj(p.as_ref()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                wake
+            },
+        )
+        .reconcile_on(pipeline_wakes)
+        .with_config(controller::Config::default().concurrency(settings.concurrency));
 
     // A Tenant wakes its Mailboxes when its spec or its readiness changes, not on every status
     // write (the mailbox counts change with each Mailbox).
@@ -411,6 +530,8 @@ async fn run_controllers(
         mailbox_resync: settings.mailbox_resync,
         tenants,
         mailboxes,
+        pipelines,
+        plugins,
         dataplanes: Dataplanes::new(settings.dataplane_endpoints.clone()),
         recorder: Recorder::new(
             client,
@@ -426,6 +547,11 @@ async fn run_controllers(
             tenant::controller::NOT_READY_RECHECK_MAX,
         ),
         mailbox_backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        pipeline_backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        pipeline_recheck: Backoff::new(
+            crate::pipeline::controller::RECHECK,
+            crate::pipeline::controller::RECHECK_MAX,
+        ),
     });
 
     let tenants = tenant_ctrl
@@ -441,15 +567,37 @@ async fn run_controllers(
             }
         });
     let mailboxes = mailbox_ctrl
-        .graceful_shutdown_on(stop.cancelled_owned())
-        .run(crate::mailbox::reconcile, crate::mailbox::error_policy, ctx)
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            crate::mailbox::reconcile,
+            crate::mailbox::error_policy,
+            ctx.clone(),
+        )
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "mailbox controller");
             }
         });
+    let pipelines = pipeline_ctrl
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(
+            crate::pipeline::controller::reconcile,
+            crate::pipeline::controller::error_policy,
+            ctx,
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "pipeline controller");
+            }
+        });
     tracing::info!("controllers running");
-    futures::join!(tenants, mailboxes);
+    futures::join!(
+        tenants,
+        mailboxes,
+        pipelines,
+        pipeline_events,
+        plugin_events
+    );
     tracing::info!("controllers stopped");
 }
 

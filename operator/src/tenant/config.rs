@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::pipeline::PIPELINES_KEY;
 use k8s_openapi::api::core::v1::ConfigMap;
 use mcp_crds::Tenant;
 pub use mcp_crds::dataplane::{DataplaneConfig, S3Config};
@@ -43,7 +44,8 @@ pub const S3_ACCESS_KEY_ID_ENV: &str = "AWS_ACCESS_KEY_ID";
 /// Environment variable with the S3 secret access key (the AWS SDK's own name).
 pub const S3_SECRET_ACCESS_KEY_ENV: &str = "AWS_SECRET_ACCESS_KEY";
 /// Pod-template annotation holding [`hash`] of the ConfigMap: a changed configuration
-/// changes the pod template, which rolls the pods.
+/// changes the pod template, which rolls the pods. `pipelines.yaml` does not count: the
+/// dataplane reloads it in place.
 pub const HASH_ANNOTATION: &str = "mcp.dev/config-hash";
 /// Default S3 region (`spec.dataplane.storage.s3.region`).
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
@@ -77,7 +79,7 @@ pub fn dataplane_config(tenant: &Tenant) -> Result<DataplaneConfig, BuildError> 
         admin_tls_cert: format!("{ADMIN_DIR}/tls.crt"),
         admin_tls_key: format!("{ADMIN_DIR}/tls.key"),
         admin_token_file: format!("{ADMIN_DIR}/{ADMIN_TOKEN_KEY}"),
-        pipelines: None,
+        pipelines: Some(PIPELINES_KEY.to_owned()),
     };
     match storage(tenant)? {
         Storage::Embedded { .. } => {
@@ -117,20 +119,37 @@ pub fn to_yaml(config: &DataplaneConfig) -> Result<String, BuildError> {
     ))
 }
 
-/// The ConfigMap `mcp-<tenant>-dataplane-config` with [`CONFIG_KEY`].
+/// The ConfigMap `mcp-<tenant>-dataplane-config` with [`CONFIG_KEY`] and [`PIPELINES_KEY`]
+/// (no Pipelines: the Tenant controller sets the tenant's with [`set_pipelines`]).
 ///
 /// # Errors
 /// As [`dataplane_config`], and [`BuildError::Missing`] without `metadata.uid`.
 pub fn build(tenant: &Tenant) -> Result<ConfigMap, BuildError> {
+    let name = tenant_name(tenant)?;
     let yaml = to_yaml(&dataplane_config(tenant)?)?;
+    let pipelines =
+        crate::pipeline::render::render(name, &[], None).map_err(|e| BuildError::Render(e.0))?;
     Ok(ConfigMap {
         metadata: child_metadata(tenant, names::config_map(tenant)?, labels::DATAPLANE)?,
-        data: Some(BTreeMap::from([(CONFIG_KEY.to_owned(), yaml)])),
+        data: Some(BTreeMap::from([
+            (CONFIG_KEY.to_owned(), yaml),
+            (PIPELINES_KEY.to_owned(), pipelines),
+        ])),
         ..ConfigMap::default()
     })
 }
 
-/// SHA-256 (hex) of the ConfigMap's `data` and `binaryData`; metadata does not count.
+/// Puts `pipelines` (the rendered `pipelines.yaml`, [`crate::pipeline::render_for`]) into
+/// the ConfigMap. It leaves [`hash`], and so the pod template, unchanged.
+pub fn set_pipelines(config_map: &mut ConfigMap, pipelines: String) {
+    config_map
+        .data
+        .get_or_insert_default()
+        .insert(PIPELINES_KEY.to_owned(), pipelines);
+}
+
+/// SHA-256 (hex) of the ConfigMap's `data` and `binaryData`, except [`PIPELINES_KEY`];
+/// metadata does not count.
 pub fn hash(config_map: &ConfigMap) -> String {
     let mut digest = Sha256::new();
     // Length prefixes keep ("ab","c") and ("a","bc") apart; the tag keeps data and binaryData
@@ -143,6 +162,9 @@ pub fn hash(config_map: &ConfigMap) -> String {
         }
     };
     for (key, value) in config_map.data.iter().flatten() {
+        if key == PIPELINES_KEY {
+            continue;
+        }
         entry(b"d", key, value.as_bytes());
     }
     for (key, value) in config_map.binary_data.iter().flatten() {

@@ -7,15 +7,18 @@
 //!    reason `InvalidSpec`, a Warning Event) and not retried until the spec changes.
 //! 2. Refuse a namespace controlled by something else (`NamespaceConflict`, checked again
 //!    every [`NOT_READY_RECHECK`]).
-//! 3. Apply the namespace, create the issued Secrets if missing, and apply the ConfigMap,
+//! 3. Render the namespace's Pipelines into the ConfigMap's `pipelines.yaml`
+//!    ([`crate::pipeline::render_for`]; outside the pod-template hash, the dataplane reloads
+//!    it in place).
+//! 4. Apply the namespace, create the issued Secrets if missing, and apply the ConfigMap,
 //!    workload, Service, NetworkPolicy and PodDisruptionBudget, all with field manager
 //!    `mcp-operator` (forced). An unchanged child is a no-op on the server: no write, no new
 //!    `resourceVersion`.
-//! 4. When the spec changed (`metadata.generation` differs from `status.observedGeneration`),
+//! 5. When the spec changed (`metadata.generation` differs from `status.observedGeneration`),
 //!    delete what is no longer wanted: the other workload kind, and the budget when one
 //!    replica remains.
-//! 5. Ask the dataplane's admin API whether it serves.
-//! 6. Write status only when it differs from the stored one.
+//! 6. Ask the dataplane's admin API whether it serves.
+//! 7. Write status only when it differs from the stored one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -354,7 +357,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         ctx.dataplanes.forget(&name);
         return Ok(Action::await_change());
     }
-    let children = match super::build(tenant, &ctx.options) {
+    let mut children = match super::build(tenant, &ctx.options) {
         Ok(c) => c,
         Err(e) => return refuse(ctx, tenant, "InvalidSpec", e.to_string()).await,
     };
@@ -370,6 +373,10 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             .await
             .map(|_| Action::requeue(NOT_READY_RECHECK));
     }
+
+    // The namespace's Pipelines, rendered from the caches; outside the pod-template hash.
+    let pipelines = crate::pipeline::render_for(ctx, tenant, &namespace).await?;
+    super::config::set_pipelines(&mut children.config_map, pipelines);
 
     let first_time = tenant
         .status

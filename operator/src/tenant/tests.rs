@@ -583,6 +583,40 @@ fn config_hash_changes_with_the_configuration_and_only_with_it() {
     assert_ne!(base, config_hash(&children(&tenant(EXAMPLE))));
 }
 
+/// The dataplane hot-reloads `pipelines.yaml`: a change of the Pipelines alone must not roll
+/// the pods, so it is projected next to config.yaml but outside the pod-template hash.
+#[test]
+fn pipelines_are_rendered_next_to_the_config_without_rolling_the_pods() {
+    let plain = children(&tenant(ACME));
+    assert_eq!(config_yaml(&plain)["pipelines"], config::PIPELINES_KEY);
+    let empty = &plain.config_map.data.as_ref().expect("data")[config::PIPELINES_KEY];
+    assert!(!empty.contains("---"), "no Pipeline, no document:\n{empty}");
+    let mut with_pipelines = plain.config_map.clone();
+    config::set_pipelines(
+        &mut with_pipelines,
+        "---\napiVersion: mcp.dev/v1alpha1\nkind: Pipeline\n".to_owned(),
+    );
+    assert_ne!(with_pipelines, plain.config_map);
+    assert_eq!(
+        config::hash(&with_pipelines),
+        config::hash(&plain.config_map)
+    );
+    let rebuilt = workload::build(&tenant(ACME), &options(), &with_pipelines).expect("workload");
+    assert_eq!(rebuilt, plain.workload, "same pod template, no rollout");
+    // Both keys are projected into /etc/mcp.
+    let items: Vec<String> = pod(&plain)
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.projected.as_ref())
+        .flat_map(|p| p.sources.iter().flatten())
+        .filter_map(|s| s.config_map.as_ref())
+        .flat_map(|c| c.items.iter().flatten())
+        .map(|i| i.path.clone())
+        .collect();
+    assert_eq!(items, [config::CONFIG_KEY, config::PIPELINES_KEY]);
+}
+
 #[test]
 fn config_file_mirrors_the_dataplane_settings() {
     let example = config_yaml(&children(&tenant(EXAMPLE)));

@@ -29,8 +29,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mcp_crds::Tenant;
 
 use super::config::{
-    self, ADMIN_DIR, ADMIN_TOKEN_KEY, CONFIG_DIR, CONFIG_KEY, DATA_DIR, S3_ACCESS_KEY_ID_ENV,
-    S3_SECRET_ACCESS_KEY_ENV, STORE_URL_ENV, TLS_DIR,
+    self, ADMIN_DIR, ADMIN_TOKEN_KEY, CONFIG_DIR, CONFIG_KEY, DATA_DIR, PIPELINES_KEY,
+    S3_ACCESS_KEY_ID_ENV, S3_SECRET_ACCESS_KEY_ENV, STORE_URL_ENV, TLS_DIR,
 };
 use super::{
     ADMIN, BuildError, IMAP, IMAPS, LMTP, METRICS, Options, Storage, Workload, child_metadata,
@@ -248,7 +248,10 @@ fn pod_template(
                     VolumeProjection {
                         config_map: Some(ConfigMapProjection {
                             name: config_map_name,
-                            items: Some(vec![key_to_path(CONFIG_KEY, CONFIG_KEY)]),
+                            items: Some(vec![
+                                key_to_path(CONFIG_KEY, CONFIG_KEY),
+                                key_to_path(PIPELINES_KEY, PIPELINES_KEY),
+                            ]),
                             optional: Some(false),
                         }),
                         ..VolumeProjection::default()

@@ -1,0 +1,385 @@
+//! The Pipeline controller: validates each Pipeline and reports whether its tenant's
+//! dataplane runs it.
+//!
+//! One reconciliation:
+//! 1. Validate ([`super::validate`]) from the caches: the namespace's Tenant, the other
+//!    Pipelines of the namespace, its PluginDeployments.
+//! 2. Invalid: `Validated=False` and `Ready=False` with the reason, a Warning Event when the
+//!    verdict changes, `compiledRevision` left at the last good revision (which the dataplane
+//!    keeps running); wait for a change.
+//! 3. Valid: `compiledRevision` is `spec.revision()`; ask the tenant's dataplane which
+//!    revision it runs (`GET /internal/v1/pipelines`). The same revision is `Ready=True`
+//!    (checked again after [`RESYNC`]); another one, or none, is `RolloutPending`; no answer is
+//!    `DataplaneUnavailable`. Both are checked again with backoff from [`RECHECK`] to
+//!    [`RECHECK_MAX`], and at once when the Tenant's readiness changes.
+//! 4. Write status only when it differs from the stored one.
+//!
+//! The rendering into the dataplane ConfigMap is the Tenant controller's
+//! ([`super::render_for`]): it runs on every change of a Pipeline's spec or labels.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use mcp_crds::pipeline::PipelineStatus;
+use mcp_crds::{ConditionStatus, Pipeline, Tenant};
+
+use super::validate::{self, Invalid};
+use crate::conditions::{self, Observed, ready};
+use crate::context::Context;
+use crate::error::Error;
+use crate::tenant::controller::{apply_params, dataplane_client};
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "pipeline";
+/// The condition type of the validation verdict.
+pub const VALIDATED: &str = "Validated";
+/// First delay before asking a dataplane again that does not run the revision yet (the
+/// kubelet takes up to a minute or so to update a mounted ConfigMap).
+pub const RECHECK: Duration = Duration::from_secs(2);
+/// Longest delay between two such checks.
+pub const RECHECK_MAX: Duration = Duration::from_secs(60);
+/// How many dataplanes a `Global` Pipeline's reconciliation asks at once.
+pub const DATAPLANE_QUERIES: usize = 8;
+/// How often a Ready Pipeline is checked again.
+pub const RESYNC: Duration = Duration::from_secs(600);
+
+/// `Ready=True`: the dataplane runs `compiledRevision`.
+pub const IN_FORCE: &str = "InForce";
+/// `Ready=False`: the dataplane runs another revision, or none, of this Pipeline.
+pub const ROLLOUT_PENDING: &str = "RolloutPending";
+/// `Ready=False`: the dataplane's admin API does not answer.
+pub const DATAPLANE_UNAVAILABLE: &str = "DataplaneUnavailable";
+
+fn validated(status: ConditionStatus, reason: &str, message: String) -> Observed<'_> {
+    Observed {
+        type_: VALIDATED,
+        status,
+        reason,
+        message,
+    }
+}
+
+fn status_with(
+    pipeline: &Pipeline,
+    valid: bool,
+    revision: Option<String>,
+    observed: &[Observed<'_>],
+) -> PipelineStatus {
+    let previous = pipeline.status.clone().unwrap_or_default();
+    let generation = pipeline.meta().generation;
+    PipelineStatus {
+        observed_generation: generation,
+        validated: valid,
+        compiled_revision: revision.or(previous.compiled_revision.clone()),
+        conditions: conditions::set(&previous.conditions, observed, generation),
+    }
+}
+
+async fn write_status(
+    ctx: &Context,
+    pipeline: &Pipeline,
+    status: PipelineStatus,
+) -> Result<(), Error> {
+    if pipeline.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let namespace = pipeline
+        .namespace()
+        .ok_or(Error::Incomplete("metadata.namespace"))?;
+    let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &namespace);
+    Ok(conditions::apply_status(&api, &pipeline.name_any(), &apply_params(), &status).await?)
+}
+
+/// The stored `Validated` condition as (status, reason, message).
+fn verdict_of(status: Option<&PipelineStatus>) -> Option<(ConditionStatus, String, String)> {
+    status?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == VALIDATED)
+        .map(|c| (c.status, c.reason.clone(), c.message.clone()))
+}
+
+/// Publishes an Event when the verdict differs from the stored one.
+async fn event_on_change(ctx: &Context, pipeline: &Pipeline, new: &PipelineStatus) {
+    let before = verdict_of(pipeline.status.as_ref());
+    let after = verdict_of(Some(new));
+    if before == after {
+        return;
+    }
+    let Some((status, reason, message)) = after else {
+        return;
+    };
+    let type_ = if status == ConditionStatus::True {
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    let note = match (status, &new.compiled_revision) {
+        (ConditionStatus::True, Some(r)) => format!("valid; compiled revision {r}"),
+        _ => message,
+    };
+    ctx.event(pipeline, type_, &reason, "Validate", note).await;
+}
+
+/// What a dataplane answers about one Pipeline: the revision it runs (`None`: none), and its
+/// last load error.
+type Running = (Option<String>, Option<String>);
+
+/// The revision of `namespace/name` that `tenant`'s dataplane runs (`None`: it runs none),
+/// and the dataplane's last load error.
+async fn running_revision(
+    ctx: &Context,
+    tenant: &Tenant,
+    namespace: &str,
+    name: &str,
+) -> Result<Running, Error> {
+    let client = dataplane_client(ctx, tenant).await?;
+    let state = client.get_pipelines().await?;
+    let revision = state
+        .pipelines
+        .into_iter()
+        .find(|p| p.namespace == namespace && p.name == name)
+        .map(|p| p.revision);
+    Ok((revision, state.last_error))
+}
+
+/// Whether the dataplanes run a revision, with the `Ready` message.
+enum Rollout {
+    /// Every one runs it (or there is none).
+    InForce(String),
+    /// Some run another revision, or none; all answered.
+    Pending(String),
+    /// Some did not answer.
+    Unavailable(String),
+}
+
+/// How many tenants a message names before "and N more".
+const NAMED_TENANTS: usize = 5;
+
+fn some_of(names: &[String]) -> String {
+    let mut out = names
+        .iter()
+        .take(NAMED_TENANTS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMED_TENANTS {
+        out.push_str(&format!(" and {} more", names.len() - NAMED_TENANTS));
+    }
+    out
+}
+
+/// Asks the dataplane of each of `targets` (a few at a time) which revision of
+/// `namespace/name` it runs. `global`: the message speaks of every tenant.
+async fn rollout(
+    ctx: &Context,
+    targets: &[Arc<Tenant>],
+    namespace: &str,
+    name: &str,
+    revision: &str,
+    global: bool,
+) -> Rollout {
+    let mut answers: Vec<(String, Result<Running, Error>)> = Vec::with_capacity(targets.len());
+    for chunk in targets.chunks(DATAPLANE_QUERIES) {
+        let asked: Vec<_> = chunk
+            .iter()
+            .map(|t| running_revision(ctx, t, namespace, name))
+            .collect();
+        let got = futures::future::join_all(asked).await;
+        answers.extend(chunk.iter().map(|t| t.name_any()).zip(got));
+    }
+    let mut pending: Vec<String> = Vec::new();
+    let mut unavailable: Vec<String> = Vec::new();
+    let mut detail: Option<String> = None;
+    for (tenant, answer) in answers {
+        match answer {
+            Ok((Some(running), _)) if running == revision => {}
+            Ok((running, last_error)) => {
+                if detail.is_none() {
+                    let mut d = match running {
+                        Some(r) => format!("still runs {r}"),
+                        None => "does not run it yet".to_owned(),
+                    };
+                    if let Some(e) = last_error {
+                        d.push_str(&format!(" (its last load failed: {e})"));
+                    }
+                    detail = Some(d);
+                }
+                pending.push(tenant);
+            }
+            Err(e) => {
+                ctx.dataplanes.forget(&tenant);
+                if unavailable.is_empty() {
+                    detail = Some(format!("cannot ask which it runs: {e}"));
+                }
+                unavailable.push(tenant);
+            }
+        }
+    }
+    let detail = detail.unwrap_or_default();
+    match (global, unavailable.is_empty(), pending.is_empty()) {
+        (false, true, true) => Rollout::InForce(format!("the dataplane runs revision {revision}")),
+        (false, false, _) => {
+            Rollout::Unavailable(format!("revision {revision} rendered; {detail}"))
+        }
+        (false, true, false) => Rollout::Pending(format!(
+            "revision {revision} rendered; the dataplane {detail}"
+        )),
+        (true, true, true) if targets.is_empty() => Rollout::InForce(format!(
+            "revision {revision}: no Tenant yet; every tenant's dataplane will load it"
+        )),
+        (true, true, true) => Rollout::InForce(format!(
+            "the dataplanes of all {} tenants run revision {revision}",
+            targets.len()
+        )),
+        (true, false, _) => Rollout::Unavailable(format!(
+            "revision {revision} rendered for every tenant; the dataplanes of {} do not answer \
+             (first: {detail}); {} of {} run it",
+            some_of(&unavailable),
+            targets.len() - unavailable.len() - pending.len(),
+            targets.len()
+        )),
+        (true, true, false) => Rollout::Pending(format!(
+            "revision {revision} rendered for every tenant; the dataplanes of {} do not run it \
+             yet (first: {detail}); {} of {} do",
+            some_of(&pending),
+            targets.len() - pending.len(),
+            targets.len()
+        )),
+    }
+}
+
+async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, Error> {
+    ctx.caches_ready().await?;
+    if pipeline.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = pipeline
+        .namespace()
+        .ok_or(Error::Incomplete("metadata.namespace"))?;
+    let name = pipeline.name_any();
+    let global = validate::is_platform_global(pipeline);
+    let tenant = if global {
+        None
+    } else {
+        super::tenant_of_namespace(ctx, &namespace)
+    };
+    let verdict = validate::validate(
+        pipeline,
+        tenant.as_ref().map(|t| t.name_any()).as_deref(),
+        &ctx.pipelines.state(),
+        &ctx.plugins.state(),
+    );
+    // The dataplanes that must run it: every tenant's for a Global Pipeline, else its tenant's.
+    let targets: Vec<Arc<Tenant>> = match (global, tenant, verdict) {
+        (true, _, Ok(())) => ctx
+            .tenants
+            .state()
+            .into_iter()
+            .filter(|t| t.meta().deletion_timestamp.is_none())
+            .collect(),
+        (false, Some(t), Ok(())) => vec![t],
+        (_, _, verdict) => {
+            // `validate` answers TenantNotFound without a Tenant.
+            let Invalid { reason, message } = verdict.err().unwrap_or_else(|| Invalid {
+                reason: validate::TENANT_NOT_FOUND,
+                message: format!("namespace {namespace:?} belongs to no Tenant"),
+            });
+            let s = status_with(
+                pipeline,
+                false,
+                None,
+                &[
+                    ready(
+                        ConditionStatus::False,
+                        reason,
+                        format!(
+                            "not validated; the dataplane keeps the last valid version, if any: {message}"
+                        ),
+                    ),
+                    validated(ConditionStatus::False, reason, message),
+                ],
+            );
+            event_on_change(ctx, pipeline, &s).await;
+            write_status(ctx, pipeline, s).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let revision = pipeline.spec.revision();
+    let key = ObjectRef::from_obj(pipeline);
+    let rollout = rollout(ctx, &targets, &namespace, &name, &revision, global).await;
+    let (observed, action) = match rollout {
+        Rollout::InForce(message) => {
+            ctx.pipeline_recheck.succeeded(&key);
+            (
+                ready(ConditionStatus::True, IN_FORCE, message),
+                Action::requeue(RESYNC),
+            )
+        }
+        Rollout::Pending(message) => (
+            ready(ConditionStatus::False, ROLLOUT_PENDING, message),
+            Action::requeue(ctx.pipeline_recheck.failed(key)),
+        ),
+        Rollout::Unavailable(message) => (
+            ready(ConditionStatus::False, DATAPLANE_UNAVAILABLE, message),
+            Action::requeue(ctx.pipeline_recheck.failed(key)),
+        ),
+    };
+    let s = status_with(
+        pipeline,
+        true,
+        Some(revision),
+        &[
+            observed,
+            validated(
+                ConditionStatus::True,
+                validate::VALID,
+                "every step's plugin exists, declares the pipeline's stages and accepts its config"
+                    .to_owned(),
+            ),
+        ],
+    );
+    event_on_change(ctx, pipeline, &s).await;
+    write_status(ctx, pipeline, s).await?;
+    Ok(action)
+}
+
+/// Reconciles one Pipeline (see the module documentation).
+///
+/// # Errors
+/// A failed API call; the caller retries with backoff. An unreachable dataplane is not an
+/// error: it is reported in `Ready` and checked again.
+pub async fn reconcile(pipeline: Arc<Pipeline>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&pipeline, &ctx).await;
+    ctx.metrics.reconciled(
+        CONTROLLER,
+        started.elapsed(),
+        result.as_ref().err().map(Error::reason),
+    );
+    if result.is_ok() {
+        ctx.pipeline_backoff
+            .succeeded(&ObjectRef::from_obj(pipeline.as_ref()));
+    }
+    result
+}
+
+/// What to do after a failed reconciliation: retry with this Pipeline's backoff.
+pub fn error_policy(pipeline: Arc<Pipeline>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx
+        .pipeline_backoff
+        .failed(ObjectRef::from_obj(pipeline.as_ref()));
+    tracing::warn!(
+        pipeline = %pipeline.name_any(),
+        namespace = %pipeline.namespace().unwrap_or_default(),
+        reason = error.reason(),
+        error = %error,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
