@@ -239,6 +239,9 @@ async fn finish_lease(
     }
 }
 
+/// How long reconciliations in flight may take to finish once the operator is told to stop.
+pub const CONTROLLER_DRAIN: Duration = Duration::from_secs(10);
+
 /// What of a Tenant wakes its Mailboxes: its generation and its `Ready` status.
 type TenantTrigger = (Option<i64>, Option<ConditionStatus>);
 
@@ -579,7 +582,7 @@ async fn run_controllers(
             }
         });
     let pipelines = pipeline_ctrl
-        .graceful_shutdown_on(stop.cancelled_owned())
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(
             crate::pipeline::controller::reconcile,
             crate::pipeline::controller::error_policy,
@@ -591,14 +594,29 @@ async fn run_controllers(
             }
         });
     tracing::info!("controllers running");
-    futures::join!(
-        tenants,
-        mailboxes,
-        pipelines,
-        pipeline_events,
-        plugin_events
-    );
-    tracing::info!("controllers stopped");
+    let all = async {
+        futures::join!(
+            tenants,
+            mailboxes,
+            pipelines,
+            pipeline_events,
+            plugin_events
+        );
+    };
+    // Reconciliations in flight get CONTROLLER_DRAIN to finish after the stop; one that hangs
+    // (a slow API server, a dataplane that never answers) must not keep the Lease, and the
+    // next operator waiting for it, beyond that.
+    let drain = async {
+        stop.cancelled().await;
+        tokio::time::sleep(CONTROLLER_DRAIN).await;
+    };
+    tokio::select! {
+        () = all => tracing::info!("controllers stopped"),
+        () = drain => tracing::warn!(
+            seconds = CONTROLLER_DRAIN.as_secs(),
+            "controllers did not stop in time after the stop request; leaving them"
+        ),
+    }
 }
 
 #[cfg(test)]
