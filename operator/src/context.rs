@@ -56,6 +56,33 @@ pub struct Context {
     pub pipeline_recheck: Backoff<ObjectRef<Pipeline>>,
 }
 
+/// How often a reconciliation looks again whether a cache is listed (see [`listed`]).
+const LISTED_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Waits until `store` holds its first complete listing.
+///
+/// `Store::wait_until_ready` wakes only the last of several tasks waiting at once (kube's
+/// `DelayedInit` keeps one waker), and reconciliations of several objects wait at once right
+/// after start-up: the others would wait forever, holding the controller's shutdown too. So
+/// the wait is polled again every [`LISTED_POLL`]; once one waiter has seen the store ready,
+/// every later poll returns at once.
+async fn listed<K>(
+    store: &kube::runtime::reflector::Store<K>,
+    what: &'static str,
+) -> Result<(), crate::error::Error>
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(LISTED_POLL, store.wait_until_ready()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) => return Err(crate::error::Error::Incomplete(what)),
+            Err(_) => {}
+        }
+    }
+}
+
 impl Context {
     /// Waits until every cache holds a complete first listing, so that a reconciliation right
     /// after start-up does not mistake "not listed yet" for "absent" (and write a status that
@@ -65,22 +92,10 @@ impl Context {
     /// [`crate::error::Error::Incomplete`] if a cache's writer is gone (the controllers are
     /// shutting down).
     pub async fn caches_ready(&self) -> Result<(), crate::error::Error> {
-        self.tenants
-            .wait_until_ready()
-            .await
-            .map_err(|_| crate::error::Error::Incomplete("a listed Tenant cache"))?;
-        self.mailboxes
-            .wait_until_ready()
-            .await
-            .map_err(|_| crate::error::Error::Incomplete("a listed Mailbox cache"))?;
-        self.pipelines
-            .wait_until_ready()
-            .await
-            .map_err(|_| crate::error::Error::Incomplete("a listed Pipeline cache"))?;
-        self.plugins
-            .wait_until_ready()
-            .await
-            .map_err(|_| crate::error::Error::Incomplete("a listed PluginDeployment cache"))
+        listed(&self.tenants, "a listed Tenant cache").await?;
+        listed(&self.mailboxes, "a listed Mailbox cache").await?;
+        listed(&self.pipelines, "a listed Pipeline cache").await?;
+        listed(&self.plugins, "a listed PluginDeployment cache").await
     }
 
     /// Publishes an Event about `object`; a failure to publish is logged, not returned (an
@@ -108,6 +123,33 @@ impl Context {
                 tracing::debug!(reason, "Event not published: namespace terminating");
             }
             Err(e) => tracing::warn!(error = %e, reason, "could not publish an Event"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event as WatchEvent;
+
+    /// kube's `Store::wait_until_ready` wakes one of several concurrent waiters only; the
+    /// operator hung at start-up and shutdown with several Pipelines (found in e2e).
+    #[tokio::test]
+    async fn every_concurrent_waiter_sees_the_listing() {
+        let (store, mut writer) = reflector::store::<Pipeline>();
+        let waiters: Vec<_> = (0..5)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { listed(&store, "pipelines").await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        writer.apply_watcher_event(&WatchEvent::Init);
+        writer.apply_watcher_event(&WatchEvent::InitDone);
+        for w in waiters {
+            let done = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
+            assert!(matches!(done, Ok(Ok(Ok(())))), "a waiter was never woken");
         }
     }
 }

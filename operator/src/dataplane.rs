@@ -22,6 +22,11 @@ use rustls_pki_types::pem::PemObject;
 /// Time allowed for one admin API request, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Time allowed for the read-only `GET`s (account and pipeline state), which do no work on
+/// the dataplane: a dataplane that cannot answer one within this is unavailable, and the
+/// reconciliation asking it must not wait for the long [`REQUEST_TIMEOUT`].
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What the admin Secret gives the operator: the certificate to pin and the bearer token.
 #[derive(Clone)]
 pub struct AdminCredentials {
@@ -244,7 +249,8 @@ impl DataplaneClient {
     /// [`DataplaneError`].
     pub async fn get_account(&self, address: &str) -> Result<Option<AccountState>, DataplaneError> {
         let url = self.url(&address.to_lowercase());
-        Ok(self.send("GET", self.http.get(url.clone()), &url).await?.1)
+        let request = self.http.get(url.clone()).timeout(PROBE_TIMEOUT);
+        Ok(self.send("GET", request, &url).await?.1)
     }
 
     /// `GET {PIPELINES_PATH}`: the Pipelines the dataplane runs and their revisions.
@@ -254,7 +260,8 @@ impl DataplaneClient {
     /// `Refused`.
     pub async fn get_pipelines(&self) -> Result<PipelinesState, DataplaneError> {
         let url = self.path_url(PIPELINES_PATH);
-        let (status, state) = self.send("GET", self.http.get(url.clone()), &url).await?;
+        let request = self.http.get(url.clone()).timeout(PROBE_TIMEOUT);
+        let (status, state) = self.send("GET", request, &url).await?;
         state.ok_or_else(|| DataplaneError::Refused {
             method: "GET",
             url: url.to_string(),
