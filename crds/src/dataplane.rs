@@ -266,7 +266,7 @@ pub struct QuarantineEntry {
     pub folder: String,
     /// Why it was held.
     pub reason: String,
-    /// The Pipeline's name.
+    /// The Pipeline, `namespace/name`.
     pub pipeline: String,
     /// The step that held it.
     pub step: String,

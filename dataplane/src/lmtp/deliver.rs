@@ -16,7 +16,7 @@ use mcp_plugin_api::Envelope;
 
 use super::reply::Reply;
 use crate::ingest::{Ingest, Ingested, Submission};
-use crate::store::{AccountId, AccountRecord, MetadataStore, StoreError};
+use crate::store::{AccountRecord, MetadataStore, StoreError};
 
 /// A recipient accepted at RCPT time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,13 +24,9 @@ pub struct Recipient {
     /// The address as given in `RCPT TO:<...>` (for replies and the `Received: ... for`
     /// clause).
     pub rcpt: String,
-    /// The account the mail is for.
-    pub account: AccountId,
-    /// The account's canonical address (lower-case), which may differ from `rcpt` (case,
-    /// and later aliases).
-    pub address: String,
-    /// The Tenant owning the account (for per-tenant pipelines and quarantine).
-    pub tenant: String,
+    /// The account the mail is for, as read at RCPT time (its address may differ from
+    /// `rcpt`: case, aliases); delivery uses it as is, without reading it again.
+    pub account: AccountRecord,
 }
 
 /// Checks recipients and delivers messages. Implementations must never return a 2xx reply
@@ -79,9 +75,7 @@ impl StoreDeliverer {
         match self.find_account(address).await {
             Ok(Some(account)) if account.active => Ok(Recipient {
                 rcpt: address.to_owned(),
-                account: account.id,
-                address: account.address,
-                tenant: account.tenant,
+                account,
             }),
             Ok(Some(_)) => Err(Reply::mailbox_disabled(address)),
             Ok(None) => Err(Reply::no_such_user(address)),
@@ -97,17 +91,9 @@ impl StoreDeliverer {
     /// Takes one copy in for `recipient`; the reply follows the pipeline's outcome.
     async fn deliver_one(&self, mail_from: &str, recipient: &Recipient, message: Bytes) -> Reply {
         let rcpt = &recipient.rcpt;
-        let account = match self.store.account_by_address(&recipient.address).await {
-            Ok(Some(a)) if a.id == recipient.account => a,
-            Ok(_) => return Reply::no_such_user(rcpt),
-            Err(e) => {
-                tracing::error!(rcpt = %rcpt, error = %e, "LMTP delivery failed");
-                return Reply::local_error(&format!("<{rcpt}> delivery failed, try again later"));
-            }
-        };
         let submission = Submission {
             stage: Stage::Deliver,
-            account,
+            account: recipient.account.clone(),
             folder: "INBOX".into(),
             envelope: Envelope {
                 mail_from: mail_from.to_owned(),

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::Session;
 use super::*;
-use crate::store::AccountId;
+use crate::store::{AccountId, AccountRecord};
 
 /// One delivery the deliverer saw.
 #[derive(Clone, Debug)]
@@ -35,9 +35,18 @@ impl Deliverer for Memory {
             match lower.as_str() {
                 "alice@example.com" | "bob@example.com" => Ok(Recipient {
                     rcpt: address.to_owned(),
-                    account: AccountId(if lower.starts_with('a') { 1 } else { 2 }),
-                    address: lower,
-                    tenant: "example".into(),
+                    account: AccountRecord {
+                        id: AccountId(if lower.starts_with('a') { 1 } else { 2 }),
+                        tenant: "example".into(),
+                        address: lower,
+                        password_hash: String::new(),
+                        active: true,
+                        spec_digest: String::new(),
+                        quota_storage: None,
+                        quota_messages: None,
+                        labels: Default::default(),
+                        pipeline_ref: None,
+                    },
                 }),
                 "carol@example.com" => Err(Reply::mailbox_disabled(address)),
                 _ => Err(Reply::no_such_user(address)),
@@ -55,10 +64,10 @@ impl Deliverer for Memory {
             let mut replies = Vec::new();
             let mut rcpts = Vec::new();
             for r in recipients {
-                if self.fail_bob && r.address.starts_with("bob") {
+                if self.fail_bob && r.account.address.starts_with("bob") {
                     replies.push(Reply::local_error("disk on fire"));
                 } else {
-                    rcpts.push(r.address.clone());
+                    rcpts.push(r.account.address.clone());
                     replies.push(Reply::code(
                         250,
                         2,
