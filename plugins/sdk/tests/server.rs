@@ -505,8 +505,10 @@ async fn shutdown_is_idempotent_and_health_follows_the_server() {
     stop.expect("sender").send(()).expect("stopping");
     let next = watch.message().await.expect("stream").expect("an update");
     assert_eq!(next.status, ServingStatus::NotServing as i32);
-    drop(watch);
+    // The watch ends, so it does not hold the drain open; the server stops with it still held.
+    assert!(watch.message().await.map(|m| m.is_none()).unwrap_or(true));
     task.await.expect("joined").expect("served");
+    drop(watch);
 }
 
 #[tokio::test]
