@@ -500,7 +500,6 @@ def test_rbac_grants_exactly_the_listed_verbs(kubeconfig: Path, crds: None, name
             ("create", "persistentvolumeclaims"),
             ("create", "jobs.batch"),
             ("delete", "configmaps"),
-            ("delete", "secrets"),
         ]
         checks += [(verb, resource, namespace, False) for verb, resource in must_not]
         # Leases only in the release namespace.

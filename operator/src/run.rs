@@ -245,15 +245,16 @@ pub const CONTROLLER_DRAIN: Duration = Duration::from_secs(10);
 /// What of a Tenant wakes its Mailboxes: its generation and its `Ready` status.
 type TenantTrigger = (Option<i64>, Option<ConditionStatus>);
 
-/// What of a PluginDeployment matters to the others: its spec key and its `Ready` status.
-type PluginKey = (Key, Option<ConditionStatus>);
+/// What of a PluginDeployment matters to the others: its spec key, and its `Ready` status
+/// and reason (which a Pipeline naming it reports).
+type PluginKey = (Key, Option<(ConditionStatus, String)>);
 
 fn plugin_key(p: &PluginDeployment) -> PluginKey {
     let ready = p
         .status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-        .map(|c| c.status);
+        .map(|c| (c.status, c.reason.clone()));
     (spec_key(p), ready)
 }
 
