@@ -7,7 +7,10 @@
 //!   (`mcp_plugin_api`), so the dataplane's plugin host and the SDK speak the same terms. Every
 //!   conversion from the wire checks what it reads: a reply that breaks the contract is a
 //!   [`ProtocolError`], never a verdict.
+//! - [`client`]: one call from the host's side (request stream with body chunks, deadline,
+//!   checked reply), and the chunk reassembly a plugin's side needs.
 
+pub mod client;
 pub mod convert;
 
 pub use convert::ProtocolError;
