@@ -362,6 +362,35 @@ def test_a_pipeline_naming_an_unready_plugin_is_plugin_not_ready_and_the_plugin_
     assert any(r == "NoDataplane" for _, r, _ in events_for(admin, "svc"))
 
 
+def test_a_second_reconcile_writes_nothing(admin, operator, tenant_ns):
+    """After a restart every PluginDeployment, its children and the dataplane objects are
+    reconciled again, and none of them is written: unchanged applies are no-ops, and a status
+    equal to the stored one is not written."""
+    ready_reason(admin, "svc", "NoDataplane")
+    time.sleep(3)  # earlier changes settled
+    watched = [("plugindeployment", "svc"), ("plugindeployment", "sock"), ("deployment", "mcp-plugin-svc"),
+               ("service", "mcp-plugin-svc"), ("networkpolicy", "mcp-plugin-svc"), ("statefulset", STS),
+               ("networkpolicy", STS), ("configmap", f"mcp-{TENANT}-dataplane-config")]
+    before = {w: admin.get(w[0], w[1], NS)["metadata"]["resourceVersion"] for w in watched}
+    operator.stop()
+    restarted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    operator.start()
+    wait_for("the plugin controller to reconcile after the restart",
+             lambda: operator.metric("mcp_operator_reconciliations_total", 'controller="plugin"') >= 2,
+             timeout=TIMEOUT)
+    wait_for("the tenant controller to reconcile after the restart",
+             lambda: operator.metric("mcp_operator_reconciliations_total", 'controller="tenant"') >= 1,
+             timeout=TIMEOUT)
+    time.sleep(3)
+    after = {w: admin.get(w[0], w[1], NS)["metadata"]["resourceVersion"] for w in watched}
+    assert after == before
+    assert operator.metric("mcp_operator_api_requests_total", 'method="DELETE"') == 0
+    mine = [e for e in admin.items("events.events.k8s.io", NS)
+            if e.get("regarding", {}).get("kind") == "PluginDeployment"
+            and e["metadata"].get("creationTimestamp", "") >= restarted]
+    assert not mine, mine
+
+
 # --- Mode change and deletion -------------------------------------------------------------------
 
 
