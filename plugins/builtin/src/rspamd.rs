@@ -794,12 +794,15 @@ fn ranked(reply: &CheckReply) -> Vec<(&str, f64)> {
     symbols
 }
 
-/// `X-Spamd-Result` in rspamd's own form: `default: True [6.00 / 15.00]; GTUBE(0.00); ...`,
-/// as many symbols as fit in 900 octets.
+/// The `X-Spamd-Result` summary, close to rspamd's own form but naming the action:
+/// `add header [6.00 / 15.00]; GTUBE(0.00); ...`, strongest symbols first, as many as fit
+/// in 900 octets.
 fn summary(reply: &CheckReply) -> String {
     let mut out = format!(
-        "default: True [{:.2} / {:.2}]",
-        reply.score, reply.required_score
+        "{} [{:.2} / {:.2}]",
+        printable(&reply.action, 20),
+        reply.score,
+        reply.required_score
     );
     for (name, score) in ranked(reply) {
         let item = format!("; {}({score:.2})", printable(name, 80));

@@ -99,7 +99,7 @@ fn tagging_adds_spam_headers_and_rewrites_the_subject() {
     let out = apply_to_message(raw, &tag.mutations);
     assert_eq!(
         String::from_utf8_lossy(&out),
-        "X-Spamd-Result: default: True [15.00 / 15.00]; GTUBE(0.00)\r\nSubject: hi there\r\nX-Spam: Yes\r\n\r\nbody\r\n"
+        "X-Spamd-Result: add header [15.00 / 15.00]; GTUBE(0.00)\r\nSubject: hi there\r\nX-Spam: Yes\r\n\r\nbody\r\n"
     );
     let rewrite = p.decide(&gtube("rewrite subject")).expect("rewrite");
     let out = apply_to_message(raw, &rewrite.mutations);
@@ -362,6 +362,16 @@ fn config_errors_name_the_field() {
     assert_eq!(
         plugin(json!({})).endpoint.to_string(),
         "http://127.0.0.1:9/checkv2"
+    );
+    assert_eq!(
+        plugin(json!({"url": "http://[::1]:11333"}))
+            .endpoint
+            .to_string(),
+        "http://[::1]:11333/checkv2"
+    );
+    assert_eq!(
+        plugin(json!({"url": "http://rspamd"})).endpoint.to_string(),
+        "http://rspamd/checkv2"
     );
 }
 
