@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::mailbox::{MailboxSpec, Retention};
 use crate::pipeline::Stage;
 
+/// The external plugins a dataplane connects to: `GET {PLUGINS_PATH}` answers [`PluginsState`].
+pub const PLUGINS_PATH: &str = "/internal/v1/plugins";
+
 /// The pipelines a dataplane runs: `GET {PIPELINES_PATH}` answers [`PipelinesState`].
 pub const PIPELINES_PATH: &str = "/internal/v1/pipelines";
 
@@ -241,6 +244,58 @@ pub struct LoadedPipeline {
     pub name: String,
     /// Its [`crate::pipeline::PipelineSpec::revision`].
     pub revision: String,
+}
+
+/// The answer to `GET {PLUGINS_PATH}`: the dataplane's connection to each PluginDeployment
+/// it knows (from its `pipelines` file, or the standalone resource directory), so the
+/// operator can report readiness and the negotiated protocol version.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginsState {
+    /// One entry per PluginDeployment, ordered by namespace then name.
+    pub plugins: Vec<PluginState>,
+}
+
+/// One external plugin as a dataplane sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginState {
+    /// The PluginDeployment's namespace.
+    pub namespace: String,
+    /// The PluginDeployment's name.
+    pub name: String,
+    /// Where the dataplane connects: `tcp://127.0.0.1:50051`, `unix:///path.sock` or
+    /// `https://mcp-plugin-x.ns.svc:50051`.
+    pub endpoint: String,
+    /// The connection's state.
+    pub phase: PluginPhase,
+    /// The protocol version agreed at `Initialize`; absent before it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negotiated_version: Option<i32>,
+    /// The plugin's own name and version from `Initialize` (`classifier 1.2.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// Why the last connection attempt or call failed; absent when serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Standalone mode: times the supervised process was restarted. 0 in Kubernetes.
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+/// Where a dataplane's connection to a plugin stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PluginPhase {
+    /// Not yet connected, or reconnecting with backoff.
+    Connecting,
+    /// Initialized and reporting `SERVING` on `grpc.health.v1`: calls go through.
+    Serving,
+    /// Connected but not `SERVING` (or `Initialize` refused): calls fail at once and the
+    /// step's `onError` applies.
+    NotServing,
+    /// Too many consecutive failures: calls fail at once until the breaker's next probe.
+    CircuitOpen,
 }
 
 /// A message the pipeline held in quarantine, as `GET {QUARANTINE_PATH}` lists it.

@@ -1,7 +1,7 @@
 //! The `PluginDeployment` kind: an external plugin (gRPC `mcp.plugin.v1.MailProcessor`) the
 //! operator runs as a sidecar of the dataplane or as a Service (DESIGN.md §2 and §4).
 
-use k8s_openapi::api::core::v1::{ResourceRequirements, SecurityContext};
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, SecurityContext};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -36,11 +36,37 @@ use crate::reference::SecretRef;
 #[x_kube(validation = Rule::new("self.mode == 'service' ? has(self.tls) : !has(self.tls)").message("tls (mTLS client and server certificates) is required with mode service and forbidden with mode sidecar").field_path(".tls"))]
 #[x_kube(validation = Rule::new("self.mode == 'service' || !has(self.replicas)").message("replicas is only allowed with mode service; a sidecar runs in every dataplane pod").field_path(".replicas"))]
 #[x_kube(validation = Rule::new("!has(self.maxBodySize) || self.bodyMode == 'buffered' || self.bodyMode == 'streamed'").message("maxBodySize is only allowed with bodyMode buffered or streamed").field_path(".maxBodySize"))]
+#[x_kube(validation = Rule::new("has(self.image)").message("image is required in Kubernetes: the plugin runs as a container (only standalone mode runs command without an image)").field_path(".image"))]
+#[x_kube(validation = Rule::new("self.mode == 'sidecar' || self.transport == 'tcp'").message("transport unix is only allowed with mode sidecar; a service-mode plugin is reached over TCP with mutual TLS").field_path(".transport"))]
 pub struct PluginDeploymentSpec {
     /// Container image, by digest for reproducibility (`registry/plugin@sha256:...`) or tag.
-    /// Changing it rolls the sidecars or the Service's pods.
+    /// Changing it rolls the sidecars or the Service's pods. Required in Kubernetes; unused
+    /// in standalone mode, which runs `command` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
-    pub image: String,
+    pub image: Option<String>,
+    /// The program and its arguments. In Kubernetes, the container's `command` (replaces
+    /// the image's entrypoint; absent keeps it). In standalone mode, the process the dataplane
+    /// starts, supervises (restarts with backoff) and whose output it logs; absent there
+    /// means the plugin is run by someone else and only connected to. The plugin finds
+    /// where to listen in [`ENV_LISTEN`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub command: Vec<String>,
+    /// Arguments appended to `command` (Kubernetes: the container's `args`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub args: Vec<String>,
+    /// Extra environment of the plugin. `valueFrom` (Secret and ConfigMap keys) works in
+    /// Kubernetes only; standalone mode refuses it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub env: Vec<EnvVar>,
+    /// How a sidecar is reached: `tcp` (default) on `127.0.0.1:port`, or `unix`, a socket
+    /// named `<name>.sock` in a directory shared by the dataplane and its sidecars
+    /// ([`SIDECAR_SOCKET_DIR`] in Kubernetes). A `service` plugin is always reached over TCP.
+    #[serde(default)]
+    pub transport: PluginTransport,
     /// Plugin protocol versions the image implements; the dataplane picks the highest it
     /// also supports at `Initialize` (reported in `status.negotiatedVersion`).
     pub protocol: ProtocolRange,
@@ -97,6 +123,43 @@ pub struct PluginDeploymentSpec {
 
 fn default_port() -> i32 {
     50051
+}
+
+/// Environment variable telling a plugin where to listen: `tcp://IP:PORT` or
+/// `unix:///absolute/path.sock`. Set by the operator (container env) and by the standalone
+/// supervisor; read by the SDK (`plugins/sdk`).
+pub const ENV_LISTEN: &str = "MCP_PLUGIN_LISTEN";
+/// Environment variable with the path of the PEM certificate chain a `service` plugin serves.
+pub const ENV_TLS_CERT: &str = "MCP_PLUGIN_TLS_CERT";
+/// Environment variable with the path of the PEM private key of [`ENV_TLS_CERT`].
+pub const ENV_TLS_KEY: &str = "MCP_PLUGIN_TLS_KEY";
+/// Environment variable with the path of the PEM CA bundle a `service` plugin requires
+/// client certificates (the dataplane's) to chain to.
+pub const ENV_TLS_CLIENT_CA: &str = "MCP_PLUGIN_TLS_CLIENT_CA";
+/// Directory shared (an `emptyDir`) by the dataplane container and its `unix` sidecars; the
+/// socket of PluginDeployment `x` is `<dir>/x.sock`.
+pub const SIDECAR_SOCKET_DIR: &str = "/var/run/mcp/plugins";
+/// Directory under which the dataplane container finds the client certificate of each
+/// `service` plugin: `<dir>/<name>/{tls.crt,tls.key,ca.crt}` (the `clientSecretRef` Secret).
+pub const CLIENT_TLS_DIR: &str = "/etc/mcp/plugin-client-tls";
+/// Directory where a `service` plugin's container finds its server certificate
+/// (`tls.crt`, `tls.key`, `ca.crt` of `serverSecretRef`).
+pub const SERVER_TLS_DIR: &str = "/etc/mcp/plugin-tls";
+
+/// Name of the Service (and Deployment) of `service`-mode PluginDeployment `name`.
+pub fn service_name(name: &str) -> String {
+    format!("mcp-plugin-{name}")
+}
+
+/// How a sidecar plugin is reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PluginTransport {
+    /// Loopback TCP, `127.0.0.1:port`.
+    #[default]
+    Tcp,
+    /// A Unix domain socket in a shared directory.
+    Unix,
 }
 
 /// An inclusive range of plugin protocol versions.

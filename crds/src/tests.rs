@@ -291,6 +291,12 @@ fn cel_rules_are_present_where_expected() {
         ("PluginDeployment", "spec", "tls (mTLS"),
         ("PluginDeployment", "spec", "replicas is only allowed"),
         ("PluginDeployment", "spec", "maxBodySize is only allowed"),
+        ("PluginDeployment", "spec", "transport unix is only allowed"),
+        (
+            "PluginDeployment",
+            "spec",
+            "image is required in Kubernetes",
+        ),
         (
             "PluginDeployment",
             "spec.protocol",
