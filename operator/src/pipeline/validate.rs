@@ -6,8 +6,7 @@
 //!    Pipeline lives in a namespace that belongs to a Tenant (`TenantNotFound`).
 //! 2. Each step, in order: a built-in plugin must accept the step's `config`
 //!    (`mcp_plugins_builtin::instantiate`, the function the dataplane runs it with:
-//!    `InvalidConfig`, the message naming the step and the field), and must be available
-//!    (`rspamd` and `clamav` are not, until issue 5: `PluginNotFound`); a PluginDeployment
+//!    `InvalidConfig`, the message naming the step and the field); a PluginDeployment
 //!    must exist in the namespace (`PluginNotFound`) and declare every stage of the Pipeline
 //!    (`StageNotDeclared`).
 //! 3. At most one `TenantDefault` Pipeline per stage and namespace: of two that share a stage
@@ -16,7 +15,7 @@
 use std::sync::Arc;
 
 use kube::{Resource, ResourceExt};
-use mcp_crds::pipeline::{BuiltinPlugin, PLATFORM_NAMESPACE, PipelineStep, ScopeType, Stage};
+use mcp_crds::pipeline::{PLATFORM_NAMESPACE, PipelineStep, ScopeType, Stage};
 use mcp_crds::{Pipeline, PluginDeployment};
 
 /// The namespace belongs to no Tenant.
@@ -25,7 +24,7 @@ pub const TENANT_NOT_FOUND: &str = "TenantNotFound";
 pub const GLOBAL_OUTSIDE_PLATFORM_NAMESPACE: &str = "GlobalOutsidePlatformNamespace";
 /// A built-in plugin refused a step's config.
 pub const INVALID_CONFIG: &str = "InvalidConfig";
-/// A step names a PluginDeployment that does not exist, or an unavailable built-in.
+/// A step names a PluginDeployment that does not exist.
 pub const PLUGIN_NOT_FOUND: &str = "PluginNotFound";
 /// A step's PluginDeployment does not declare one of the Pipeline's stages.
 pub const STAGE_NOT_DECLARED: &str = "StageNotDeclared";
@@ -49,10 +48,6 @@ fn invalid(reason: &'static str, message: String) -> Invalid {
     Invalid { reason, message }
 }
 
-/// The built-in plugins this build refuses in a Pipeline, whatever their config: the spam
-/// and virus bridges need the plugin host of issue 5.
-pub const UNAVAILABLE_BUILTINS: [BuiltinPlugin; 2] = [BuiltinPlugin::Rspamd, BuiltinPlugin::Clamav];
-
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
         Stage::Deliver => "deliver",
@@ -71,20 +66,9 @@ fn check_step(
 ) -> Result<(), Invalid> {
     let at = format!("spec.steps[{index}] {:?}", step.name);
     match (&step.plugin.builtin, &step.plugin.name) {
-        (Some(builtin), None) => {
-            if UNAVAILABLE_BUILTINS.contains(builtin) {
-                return Err(invalid(
-                    PLUGIN_NOT_FOUND,
-                    format!(
-                        "{at}: built-in plugin {} is not available yet (its bridge comes with the plugin host)",
-                        mcp_plugins_builtin::name(*builtin)
-                    ),
-                ));
-            }
-            mcp_plugins_builtin::instantiate(*builtin, step.config.as_ref())
-                .map(drop)
-                .map_err(|e| invalid(INVALID_CONFIG, format!("{at}: {e}")))
-        }
+        (Some(builtin), None) => mcp_plugins_builtin::instantiate(*builtin, step.config.as_ref())
+            .map(drop)
+            .map_err(|e| invalid(INVALID_CONFIG, format!("{at}: {e}"))),
         (None, Some(name)) => {
             let Some(plugin) = plugins
                 .iter()
@@ -426,21 +410,61 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_builtins_are_refused_whatever_their_config() {
-        for b in ["rspamd", "clamav"] {
-            let p = pipeline(
+    fn scanner_bridges_are_checked_like_any_builtin() {
+        let spec = |b: &str, config: &str| {
+            pipeline(
                 "p",
                 T0,
                 &format!(
-                    "{{scope: {{type: TenantDefault}}, stages: [deliver], steps: [{{name: s, plugin: {{builtin: {b}}}}}]}}"
+                    "{{scope: {{type: TenantDefault}}, stages: [deliver], steps: [{{name: s, plugin: {{builtin: {b}}}{config}}}]}}"
                 ),
-            );
-            let (got, message) = reason(&p, Some("acme"), &[], &[]);
-            assert_eq!(got, PLUGIN_NOT_FOUND, "{b}");
-            assert!(
-                message.contains(b) && message.contains("spec.steps[0]"),
-                "{message}"
-            );
+            )
+        };
+        let cases = [
+            (
+                "clamav",
+                ", config: {address: 'tcp://127.0.0.1:3310'}",
+                VALID,
+                "",
+            ),
+            (
+                "rspamd",
+                ", config: {url: 'http://127.0.0.1:11333'}",
+                VALID,
+                "",
+            ),
+            (
+                "clamav",
+                "",
+                INVALID_CONFIG,
+                "clamav config: missing field `address`",
+            ),
+            (
+                "rspamd",
+                "",
+                INVALID_CONFIG,
+                "rspamd config: missing field `url`",
+            ),
+            (
+                "clamav",
+                ", config: {address: 'tcp://127.0.0.1:3310', action: drop}",
+                INVALID_CONFIG,
+                "clamav config action",
+            ),
+            (
+                "rspamd",
+                ", config: {url: 'https://rspamd:11333'}",
+                INVALID_CONFIG,
+                "rspamd config url",
+            ),
+        ];
+        for (b, config, want, text) in cases {
+            let (got, message) = reason(&spec(b, config), Some("acme"), &[], &[]);
+            assert_eq!(got, want, "{b}{config}: {message}");
+            assert!(message.contains(text), "{message:?} lacks {text:?}");
+            if want != VALID {
+                assert!(message.starts_with("spec.steps[0] \"s\""), "{message}");
+            }
         }
     }
 

@@ -10,6 +10,8 @@
 //! | `header-tagger` | [`header_tagger`] | adds, sets or removes header fields |
 //! | `size-limit` | [`size_limit`] | refuses, defers or quarantines large messages |
 //! | `attachment-policy` | [`attachment_policy`] | acts on attachment types, extensions and sizes anywhere in the MIME tree |
+//! | `clamav` | [`clamav`] | scans with clamd (`INSTREAM`); quarantines, rejects or tags what it finds |
+//! | `rspamd` | [`rspamd`] | asks rspamd (`/checkv2`); maps its action to a verdict and its header changes to mutations |
 //!
 //! Each plugin has a typed config (`deny_unknown_fields`, camelCase field names) and a public
 //! `capabilities()` that is exactly the set of mutations it may return for that config. Config
@@ -18,10 +20,12 @@
 #![warn(missing_docs)]
 
 pub mod attachment_policy;
+pub mod clamav;
 pub mod config;
 pub mod dlp;
 pub mod header_tagger;
 pub(crate) mod mime;
+pub mod rspamd;
 pub mod size_limit;
 
 use std::sync::Arc;
@@ -58,7 +62,8 @@ pub fn name(plugin: BuiltinPlugin) -> &'static str {
 ///
 /// # Errors
 /// [`ConfigError`] naming the field, for a config the plugin cannot use (unknown field,
-/// wrong type, invalid regex, ...), or for a plugin this build does not provide.
+/// wrong type, invalid regex, ...). Nothing is contacted: the scanner bridges connect per
+/// message.
 pub fn instantiate(
     plugin: BuiltinPlugin,
     config: Option<&serde_json::Value>,
@@ -70,13 +75,8 @@ pub fn instantiate(
         BuiltinPlugin::AttachmentPolicy => {
             Arc::new(attachment_policy::AttachmentPolicy::from_config(config)?)
         }
-        BuiltinPlugin::Rspamd | BuiltinPlugin::Clamav => {
-            return Err(ConfigError {
-                plugin: name(plugin),
-                field: String::new(),
-                message: "not available yet: arrives with the scanner bridges, issue 5".into(),
-            });
-        }
+        BuiltinPlugin::Clamav => Arc::new(clamav::Clamav::from_config(config)?),
+        BuiltinPlugin::Rspamd => Arc::new(rspamd::Rspamd::from_config(config)?),
     })
 }
 
@@ -127,11 +127,28 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn scanner_bridges_are_refused_with_a_reason() {
-        for p in [BuiltinPlugin::Rspamd, BuiltinPlugin::Clamav] {
-            let err = instantiate(p, None).err().expect("refused");
-            assert!(err.message.contains("issue 5"), "{err}");
+    fn scanner_bridges_need_their_address() {
+        for (p, field) in [
+            (BuiltinPlugin::Rspamd, "url"),
+            (BuiltinPlugin::Clamav, "address"),
+        ] {
+            let err = instantiate(p, None).err().expect("address required");
+            assert!(err.message.contains(field), "{err}");
         }
+        assert!(
+            instantiate(
+                BuiltinPlugin::Clamav,
+                Some(&json!({"address": "tcp://127.0.0.1:3310"}))
+            )
+            .is_ok()
+        );
+        assert!(
+            instantiate(
+                BuiltinPlugin::Rspamd,
+                Some(&json!({"url": "http://127.0.0.1:11333"}))
+            )
+            .is_ok()
+        );
     }
 
     #[test]
