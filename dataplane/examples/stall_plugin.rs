@@ -29,7 +29,11 @@ impl MailProcessor for Stall {
         let version =
             mcp_plugin_proto::negotiate(r.min_protocol_version..=r.max_protocol_version, 1..=1)
                 .ok_or_else(|| Status::failed_precondition("no common protocol version"))?;
-        eprintln!("stall-plugin: initialized by {} with {} step(s)", r.host, r.steps.len());
+        eprintln!(
+            "stall-plugin: initialized by {} with {} step(s)",
+            r.host,
+            r.steps.len()
+        );
         Ok(Response::new(v1::InitializeResponse {
             protocol_version: version,
             plugin_name: "stall".into(),
@@ -100,9 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listen = std::env::var(mcp_crds::plugin::ENV_LISTEN)?;
     let marker = std::env::var_os("STALL_PLUGIN_MARKER").map(Into::into);
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<MailProcessorServer<Stall>>()
-        .await;
+    health.set_serving::<MailProcessorServer<Stall>>().await;
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(MailProcessorServer::new(Stall { marker }));

@@ -828,3 +828,20 @@ async fn a_failing_store_is_503_so_the_operator_retries() {
         );
     }
 }
+
+#[tokio::test]
+async fn plugins_state_is_served_behind_the_token() {
+    let api = api().await;
+    let path = mcp_crds::dataplane::PLUGINS_PATH;
+    let a = api.call(Method::GET, path, None).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body, json!({"plugins": []}));
+    let unauthenticated = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(api.send(unauthenticated).await.status, 401);
+    let a = api.call(Method::GET, &format!("{path}?x=1"), None).await;
+    assert_eq!(a.status, 400);
+}

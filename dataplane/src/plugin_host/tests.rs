@@ -1253,3 +1253,55 @@ async fn a_supervised_process_is_restarted_and_counted() {
     host.shutdown().await;
     assert!(host.state().plugins.is_empty());
 }
+
+#[tokio::test]
+async fn the_managed_pipelines_file_carries_plugin_deployments_before_pipelines() {
+    use crate::pipeline::reload::Source;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = "apiVersion: mcp.dev/v1alpha1\nkind: PluginDeployment\nmetadata: {name: scanner, namespace: mcp-example}\nspec:\n  image: registry.example/scanner:1\n  protocol: {min: 1, max: 1}\n  stages: [deliver]\n  transport: unix\n";
+    let p = "apiVersion: mcp.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: p, namespace: mcp-example}\nspec:\n  scope: {type: TenantDefault}\n  stages: [deliver]\n  steps: [{name: scan, plugin: {name: scanner}}, {name: other, plugin: {name: missing}}]\n";
+    let path = dir.path().join("pipelines.yaml");
+    std::fs::write(&path, format!("{d}---\n{p}")).expect("write");
+    let host = PluginHost::new(
+        HostMode::Managed {
+            socket_dir: dir.path().join("sockets"),
+            client_tls_dir: dir.path().join("tls"),
+            service_connect_host: None,
+        },
+        fast(),
+    );
+    let source = Source::File {
+        path: path.clone(),
+        tenant: "example".into(),
+    };
+    let (set, plan) = source.load(&host).expect("loads");
+    assert_eq!(
+        set.loaded().len(),
+        1,
+        "a missing PluginDeployment is not a load error here"
+    );
+    host.commit(plan);
+    let state = host.state();
+    assert_eq!(state.plugins.len(), 1);
+    assert_eq!(
+        state.plugins[0].endpoint,
+        format!(
+            "unix://{}",
+            dir.path().join("sockets/scanner.sock").display()
+        )
+    );
+    assert_eq!(
+        state.plugins[0].phase,
+        PluginPhase::Connecting,
+        "nobody listens"
+    );
+
+    let mailbox = "apiVersion: mcp.dev/v1alpha1\nkind: Tenant\nmetadata: {name: t}\nspec: {domains: [example.com]}\n";
+    std::fs::write(&path, format!("{d}---\n{mailbox}")).expect("write");
+    let e = source.load(&host).expect_err("a Tenant does not belong");
+    assert!(
+        e.0.contains("only PluginDeployments and Pipelines belong here"),
+        "{e}"
+    );
+    host.shutdown().await;
+}
