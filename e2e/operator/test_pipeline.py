@@ -104,10 +104,11 @@ def validated(kc: Kubectl, name: str, reason: str, namespace: str = NS) -> dict:
 
 
 def rendered(kc: Kubectl, tenant_name: str = TENANT) -> dict[str, dict]:
-    """The documents of the tenant ConfigMap's pipelines.yaml, by name."""
+    """The Pipeline documents of the tenant ConfigMap's pipelines.yaml, by name (the
+    PluginDeployments they name come first; test_plugin.py checks those)."""
     cm = kc.get("configmap", f"mcp-{tenant_name}-dataplane-config", f"mcp-{tenant_name}")
     assert cm is not None
-    docs = [d for d in yaml.safe_load_all(cm["data"]["pipelines.yaml"]) if d]
+    docs = [d for d in yaml.safe_load_all(cm["data"]["pipelines.yaml"]) if d and d["kind"] == "Pipeline"]
     return {d["metadata"]["name"]: d for d in docs}
 
 
@@ -158,11 +159,12 @@ def test_a_valid_pipeline_is_validated_and_rendered_without_rolling_the_pods(adm
     p = validated(admin, "scan", "Valid")
     assert p["status"]["validated"] is True
     assert re.fullmatch(r"[0-9a-f]{16}", p["status"]["compiledRevision"]), p["status"]
-    # No dataplane runs for this tenant: not Ready, and it says why.
-    ready = wait_for("Ready=False DataplaneUnavailable",
-                     lambda: (lambda c: c if c and c["reason"] == "DataplaneUnavailable" else None)(
+    # No dataplane runs for this tenant, so its plugin cannot be Ready: not Ready, and it says
+    # why (test_plugin.py covers PluginNotReady in depth).
+    ready = wait_for("Ready=False PluginNotReady",
+                     lambda: (lambda c: c if c and c["reason"] == "PluginNotReady" else None)(
                          condition(admin.get("pipeline", "scan", NS))), timeout=TIMEOUT)
-    assert ready["status"] == "False"
+    assert ready["status"] == "False" and "PluginDeployment scanner is not Ready" in ready["message"], ready
     docs = wait_rendered(admin, "scan rendered", lambda r: "scan" in r)
     doc = docs["scan"]
     assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}, doc

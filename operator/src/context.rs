@@ -54,6 +54,10 @@ pub struct Context {
     pub pipeline_backoff: Backoff<ObjectRef<Pipeline>>,
     /// Delays between checks of a Pipeline whose dataplane does not run it yet.
     pub pipeline_recheck: Backoff<ObjectRef<Pipeline>>,
+    /// Backoff of failed PluginDeployments.
+    pub plugin_backoff: Backoff<ObjectRef<PluginDeployment>>,
+    /// Delays between checks of a PluginDeployment that is not serving yet.
+    pub plugin_recheck: Backoff<ObjectRef<PluginDeployment>>,
 }
 
 /// How often a reconciliation looks again whether a cache is listed (see [`listed`]).

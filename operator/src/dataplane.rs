@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcp_crds::dataplane::{
-    ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, PIPELINES_PATH, PipelinesState,
-    Problem,
+    ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, PIPELINES_PATH, PLUGINS_PATH,
+    PipelinesState, PluginsState, Problem,
 };
 use mcp_crds::mailbox::Retention;
 use reqwest::{StatusCode, Url};
@@ -267,6 +267,23 @@ impl DataplaneClient {
             url: url.to_string(),
             status: status.as_u16(),
             detail: "the dataplane does not serve its pipelines (an older build?)".into(),
+        })
+    }
+
+    /// `GET {PLUGINS_PATH}`: the dataplane's connection to each PluginDeployment it knows.
+    ///
+    /// # Errors
+    /// [`DataplaneError`]; a dataplane that does not serve the path (404, an older build) is
+    /// `Refused`.
+    pub async fn get_plugins(&self) -> Result<PluginsState, DataplaneError> {
+        let url = self.path_url(PLUGINS_PATH);
+        let request = self.http.get(url.clone()).timeout(PROBE_TIMEOUT);
+        let (status, state) = self.send("GET", request, &url).await?;
+        state.ok_or_else(|| DataplaneError::Refused {
+            method: "GET",
+            url: url.to_string(),
+            status: status.as_u16(),
+            detail: "the dataplane does not report its plugins (an older build?)".into(),
         })
     }
 

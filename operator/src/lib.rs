@@ -7,6 +7,8 @@
 //!   dataplane's admin API ([`dataplane`]) and honours `spec.retention` with a finalizer.
 //! - [`pipeline`]: Pipeline validation, its rendering into the tenant's dataplane
 //!   configuration (`pipelines.yaml`), and the Pipeline controller.
+//! - [`plugin`]: how PluginDeployments run (sidecars in the dataplane pod, or a Deployment
+//!   and Service of their own, sandboxed) and the PluginDeployment controller.
 //! - [`run`]: leader election and the controllers' assembly; [`telemetry`]: metrics and
 //!   health endpoints; [`context`], [`conditions`], [`backoff`], [`error`]: what the
 //!   controllers share.
@@ -18,6 +20,7 @@ pub mod dataplane;
 pub mod error;
 pub mod mailbox;
 pub mod pipeline;
+pub mod plugin;
 pub mod run;
 pub mod telemetry;
 pub mod tenant;

@@ -1,5 +1,5 @@
 //! Assembles and runs the operator: API client, metrics endpoint, leader election and the
-//! Tenant, Mailbox and Pipeline controllers (docs/operator.md, "Running the operator").
+//! Tenant, Mailbox, Pipeline and PluginDeployment controllers (docs/operator.md, "Running the operator").
 //!
 //! Only the holder of the Lease reconciles. A standby serves `/healthz` and `/readyz` and
 //! waits. A leader that loses its Lease exits with an error (its pod restarts as a standby)
@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::context::{BACKOFF_BASE, BACKOFF_MAX, Context};
 use crate::dataplane::Dataplanes;
-use crate::pipeline::watch::reflect;
+use crate::pipeline::watch::{Key, reflect, spec_key};
 use crate::telemetry::{self, Metrics};
 use crate::tenant::{self, Options, labels, names};
 
@@ -245,6 +245,19 @@ pub const CONTROLLER_DRAIN: Duration = Duration::from_secs(10);
 /// What of a Tenant wakes its Mailboxes: its generation and its `Ready` status.
 type TenantTrigger = (Option<i64>, Option<ConditionStatus>);
 
+/// What of a PluginDeployment matters to the others: its spec key, and its `Ready` status
+/// and reason (which a Pipeline naming it reports).
+type PluginKey = (Key, Option<(ConditionStatus, String)>);
+
+fn plugin_key(p: &PluginDeployment) -> PluginKey {
+    let ready = p
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+        .map(|c| (c.status, c.reason.clone()));
+    (spec_key(p), ready)
+}
+
 /// Only the children the operator made (label `app.kubernetes.io/managed-by`).
 fn managed() -> watcher::Config {
     watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
@@ -298,6 +311,8 @@ async fn run_controllers(
     let (wake_tenant, tenant_wakes) = futures::channel::mpsc::unbounded::<ObjectRef<Tenant>>();
     let (wake_pipeline, pipeline_wakes) =
         futures::channel::mpsc::unbounded::<ObjectRef<Pipeline>>();
+    let (wake_plugin, plugin_wakes) =
+        futures::channel::mpsc::unbounded::<ObjectRef<PluginDeployment>>();
     // Children map to their Tenant with `owning_tenant`, not `owns`: see there.
     let tenant_ctrl = Controller::new(Api::<Tenant>::all(client.clone()), all())
         .watches(
@@ -358,15 +373,26 @@ async fn run_controllers(
     // for one of the platform namespace, which may be Global), and the other
     // TenantDefault Pipelines of its namespace are validated again (ScopeConflict).
     let pipeline_events = {
-        let (tenants, pipelines) = (tenants.clone(), pipelines.clone());
-        let (wake_tenant, wake_pipeline) = (wake_tenant.clone(), wake_pipeline.clone());
+        let (tenants, pipelines, plugins) = (tenants.clone(), pipelines.clone(), plugins.clone());
+        let (wake_tenant, wake_pipeline, wake_plugin) = (
+            wake_tenant.clone(),
+            wake_pipeline.clone(),
+            wake_plugin.clone(),
+        );
         reflect(
             Api::<Pipeline>::all(client.clone()),
             pipelines_writer,
-            move |changed: &ObjectRef<Pipeline>, _| {
+            spec_key::<Pipeline>,
+            move |changed: &ObjectRef<Pipeline>, _, _| {
                 let namespace = changed.namespace.clone().unwrap_or_default();
                 for t in tenants_in(&tenants, &namespace) {
                     let _ = wake_tenant.unbounded_send(t);
+                }
+                // Whether a PluginDeployment is used (`Unused`) depends on the Pipelines.
+                for p in plugins.state() {
+                    if p.namespace().as_deref() == Some(namespace.as_str()) {
+                        let _ = wake_plugin.unbounded_send(ObjectRef::from_obj(p.as_ref()));
+                    }
                 }
                 for p in pipelines.state() {
                     if p.namespace().as_deref() == Some(namespace.as_str())
@@ -380,17 +406,33 @@ async fn run_controllers(
             stop.clone(),
         )
     };
-    // A PluginDeployment's spec or existence changed: the Pipelines naming it are validated
-    // again, and the Tenant renders again.
+    // A PluginDeployment's spec or existence changed: the Tenant renders again (sidecars,
+    // pipelines.yaml) and the other PluginDeployments of the namespace are judged again
+    // (PortConflict). Its spec or its readiness changed: the Pipelines naming it are
+    // validated again and report PluginNotReady or not.
     let plugin_events = {
-        let (tenants, pipelines) = (tenants.clone(), pipelines.clone());
+        let (tenants, pipelines, plugins) = (tenants.clone(), pipelines.clone(), plugins.clone());
         reflect(
             Api::<PluginDeployment>::all(client.clone()),
             plugins_writer,
-            move |changed: &ObjectRef<PluginDeployment>, _| {
+            plugin_key,
+            move |changed: &ObjectRef<PluginDeployment>, now, before: Option<&PluginKey>| {
                 let namespace = changed.namespace.clone().unwrap_or_default();
-                for t in tenants_in(&tenants, &namespace) {
-                    let _ = wake_tenant.unbounded_send(t);
+                let spec_changed = match (now, before) {
+                    (Some(p), Some((spec, _))) => spec_key(p) != *spec,
+                    _ => true,
+                };
+                if spec_changed {
+                    for t in tenants_in(&tenants, &namespace) {
+                        let _ = wake_tenant.unbounded_send(t);
+                    }
+                    for p in plugins.state() {
+                        if p.namespace().as_deref() == Some(namespace.as_str())
+                            && p.name_any() != changed.name
+                        {
+                            let _ = wake_plugin.unbounded_send(ObjectRef::from_obj(p.as_ref()));
+                        }
+                    }
                 }
                 for p in pipelines.state() {
                     if p.namespace().as_deref() == Some(namespace.as_str())
@@ -523,6 +565,47 @@ async fn run_controllers(
             },
         );
 
+    // The PluginDeployment controller: its own changes, its service children (a deleted one
+    // comes back), the wakes of the caches (Pipelines: used or not; neighbours: ports), and
+    // a Tenant that appears, changes or changes readiness (a dataplane to ask).
+    let plugin_seen: Arc<Mutex<HashMap<String, TenantTrigger>>> = Arc::default();
+    let plugins_by_namespace = plugins.clone();
+    let plugin_ctrl = Controller::new(Api::<PluginDeployment>::all(client.clone()), all())
+        .owns(Api::<Deployment>::all(client.clone()), managed())
+        .owns(Api::<Service>::all(client.clone()), managed())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), managed())
+        .watches(
+            Api::<Tenant>::all(client.clone()),
+            all(),
+            move |t: Tenant| {
+                let ready = t
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+                    .map(|c| c.status);
+                let key = (t.meta().generation, ready);
+                let changed = plugin_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(t.name_any(), key)
+                    != Some(key);
+                let namespace = names::namespace(&t).ok();
+                let wake: Vec<ObjectRef<PluginDeployment>> = if changed {
+                    plugins_by_namespace
+                        .state()
+                        .iter()
+                        .filter(|p| p.namespace() == namespace)
+                        .map(|p| ObjectRef::from_obj(p.as_ref()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                wake
+            },
+        )
+        .reconcile_on(plugin_wakes)
+        .with_config(controller::Config::default().concurrency(settings.concurrency));
+
     let ctx = Arc::new(Context {
         client: client.clone(),
         options: Options {
@@ -555,6 +638,11 @@ async fn run_controllers(
             crate::pipeline::controller::RECHECK,
             crate::pipeline::controller::RECHECK_MAX,
         ),
+        plugin_backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        plugin_recheck: Backoff::new(
+            crate::plugin::controller::RECHECK,
+            crate::plugin::controller::RECHECK_MAX,
+        ),
     });
 
     let tenants = tenant_ctrl
@@ -581,6 +669,18 @@ async fn run_controllers(
                 tracing::debug!(error = %e, "mailbox controller");
             }
         });
+    let plugin_deployments = plugin_ctrl
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            crate::plugin::controller::reconcile,
+            crate::plugin::controller::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "plugin controller");
+            }
+        });
     let pipelines = pipeline_ctrl
         .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(
@@ -599,6 +699,7 @@ async fn run_controllers(
             tenants,
             mailboxes,
             pipelines,
+            plugin_deployments,
             pipeline_events,
             plugin_events
         );

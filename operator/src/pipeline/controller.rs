@@ -10,8 +10,10 @@
 //! 3. Valid: `compiledRevision` is `spec.revision()`; ask the tenant's dataplane which
 //!    revision it runs (`GET /internal/v1/pipelines`). The same revision is `Ready=True`
 //!    (checked again after [`RESYNC`]); another one, or none, is `RolloutPending`; no answer is
-//!    `DataplaneUnavailable`. Both are checked again with backoff from [`RECHECK`] to
-//!    [`RECHECK_MAX`], and at once when the Tenant's readiness changes.
+//!    `DataplaneUnavailable`; a PluginDeployment a step names that is not `Ready` is
+//!    `PluginNotReady` (checked before the dataplane is asked). All three are checked again
+//!    with backoff from [`RECHECK`] to [`RECHECK_MAX`], at once when the Tenant's readiness
+//!    changes, and when a named PluginDeployment's readiness does.
 //! 4. Write status only when it differs from the stored one.
 //!
 //! The rendering into the dataplane ConfigMap is the Tenant controller's
@@ -53,6 +55,46 @@ pub const IN_FORCE: &str = "InForce";
 pub const ROLLOUT_PENDING: &str = "RolloutPending";
 /// `Ready=False`: the dataplane's admin API does not answer.
 pub const DATAPLANE_UNAVAILABLE: &str = "DataplaneUnavailable";
+/// `Ready=False`: a PluginDeployment a step names exists but is not `Ready` (the Pipeline
+/// stays `Validated`; the step's `onError` applies to every message until it is).
+pub const PLUGIN_NOT_READY: &str = "PluginNotReady";
+
+/// The PluginDeployments `pipeline`'s steps name that are not `Ready`, as a message naming
+/// each with its reason; `None` when all are (or none is named). A missing one is
+/// validation's `PluginNotFound`, not this.
+pub fn unready_plugins(
+    pipeline: &Pipeline,
+    plugins: &[Arc<mcp_crds::PluginDeployment>],
+) -> Option<String> {
+    let namespace = pipeline.namespace();
+    let mut names: Vec<&str> = pipeline
+        .spec
+        .steps
+        .iter()
+        .filter_map(|s| s.plugin.name.as_deref())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let unready: Vec<String> = names
+        .into_iter()
+        .filter_map(|name| {
+            let plugin = plugins
+                .iter()
+                .find(|p| p.namespace() == namespace && p.name_any() == name)?;
+            crate::plugin::controller::readiness(plugin)
+                .err()
+                .map(|(reason, message)| {
+                    format!("PluginDeployment {name} is not Ready ({reason}: {message})")
+                })
+        })
+        .collect();
+    (!unready.is_empty()).then(|| {
+        format!(
+            "{}; its steps' onError applies until it is",
+            unready.join("; ")
+        )
+    })
+}
 
 fn validated(status: ConditionStatus, reason: &str, message: String) -> Observed<'_> {
     Observed {
@@ -155,6 +197,8 @@ enum Rollout {
     Pending(String),
     /// Some did not answer.
     Unavailable(String),
+    /// A PluginDeployment it names is not Ready (the dataplanes were not asked).
+    PluginNotReady(String),
 }
 
 /// How many tenants a message names before "and N more".
@@ -311,7 +355,11 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, E
     };
     let revision = pipeline.spec.revision();
     let key = ObjectRef::from_obj(pipeline);
-    let rollout = rollout(ctx, &targets, &namespace, &name, &revision, global).await;
+    let rollout = match unready_plugins(pipeline, &ctx.plugins.state()) {
+        // Woken when the plugin turns Ready (run.rs); checked again meanwhile.
+        Some(message) => Rollout::PluginNotReady(message),
+        None => rollout(ctx, &targets, &namespace, &name, &revision, global).await,
+    };
     let (observed, action) = match rollout {
         Rollout::InForce(message) => {
             ctx.pipeline_recheck.succeeded(&key);
@@ -326,6 +374,10 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, E
         ),
         Rollout::Unavailable(message) => (
             ready(ConditionStatus::False, DATAPLANE_UNAVAILABLE, message),
+            Action::requeue(ctx.pipeline_recheck.failed(key)),
+        ),
+        Rollout::PluginNotReady(message) => (
+            ready(ConditionStatus::False, PLUGIN_NOT_READY, message),
             Action::requeue(ctx.pipeline_recheck.failed(key)),
         ),
     };
@@ -382,4 +434,85 @@ pub fn error_policy(pipeline: Arc<Pipeline>, error: &Error, ctx: Arc<Context>) -
         "reconcile failed"
     );
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugin(name: &str, ready: Option<(&str, &str)>) -> Arc<mcp_crds::PluginDeployment> {
+        let status = match ready {
+            Some((status, reason)) => format!(
+                "\nstatus: {{conditions: [{{type: Ready, status: \"{status}\", reason: {reason}, \
+                 message: m, lastTransitionTime: \"2026-01-01T00:00:00Z\"}}]}}"
+            ),
+            None => String::new(),
+        };
+        Arc::new(
+            yaml_serde::from_str(&format!(
+                "apiVersion: mcp.dev/v1alpha1\nkind: PluginDeployment\n\
+                 metadata: {{name: {name}, namespace: mcp-acme}}\n\
+                 spec: {{image: reg/p:1, protocol: {{min: 1, max: 1}}, stages: [deliver]}}{status}"
+            ))
+            .expect("plugin"),
+        )
+    }
+
+    #[test]
+    fn unready_plugins_are_named_with_their_reason() {
+        let p: Pipeline = yaml_serde::from_str(
+            "apiVersion: mcp.dev/v1alpha1\nkind: Pipeline\n\
+             metadata: {name: p, namespace: mcp-acme}\n\
+             spec: {scope: {type: TenantDefault}, stages: [deliver], steps: [\
+             {name: a, plugin: {name: scan}}, {name: b, plugin: {name: scan}}, \
+             {name: c, plugin: {name: other}}, {name: t, plugin: {builtin: header-tagger}, \
+             config: {headers: [{name: X, value: v, action: add}]}}]}",
+        )
+        .expect("pipeline");
+        type Case = (
+            Vec<Arc<mcp_crds::PluginDeployment>>,
+            Option<Vec<&'static str>>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                vec![
+                    plugin("scan", Some(("True", "Serving"))),
+                    plugin("other", Some(("True", "Serving"))),
+                ],
+                None,
+            ),
+            (
+                vec![
+                    plugin("scan", Some(("False", "Connecting"))),
+                    plugin("other", Some(("True", "Serving"))),
+                ],
+                Some(vec!["PluginDeployment scan is not Ready (Connecting: m)"]),
+            ),
+            (
+                vec![
+                    plugin("scan", None),
+                    plugin("other", Some(("False", "Unused"))),
+                ],
+                Some(vec![
+                    "other is not Ready (Unused",
+                    "scan is not Ready (Unknown",
+                ]),
+            ),
+            // Missing ones are validation's PluginNotFound, not this.
+            (vec![], None),
+        ];
+        for (plugins, want) in cases {
+            let got = unready_plugins(&p, &plugins);
+            match (got, want) {
+                (None, None) => {}
+                (Some(m), Some(parts)) => {
+                    for part in parts {
+                        assert!(m.contains(part), "{m:?} lacks {part:?}");
+                    }
+                    assert!(m.matches("scan is not Ready").count() <= 1, "{m}");
+                }
+                (got, want) => panic!("got {got:?}, want {want:?}"),
+            }
+        }
+    }
 }

@@ -85,5 +85,10 @@ pub async fn render_for(ctx: &Context, tenant: &Tenant, namespace: &str) -> Resu
     } else {
         None
     };
-    Ok(render::render(&tenant_name, &entries, previous.as_deref())?)
+    Ok(render::render(
+        &tenant_name,
+        &entries,
+        &crate::plugin::of_namespace(&plugins, namespace),
+        previous.as_deref(),
+    )?)
 }

@@ -1,9 +1,11 @@
 //! Caches of Pipelines and PluginDeployments that say when one changed in a way that matters.
 //!
 //! [`reflect`] drives one watch: it updates the cache first, then calls back for an object
-//! that appeared, whose `generation` or labels changed, or that went (also one found missing
-//! after a re-list). Status writes do not call back: a Pipeline's own status write must not
-//! re-render its Tenant. Because the cache is updated before the callback, a reconciliation
+//! that appeared, whose key changed, or that went (also one found missing after a re-list).
+//! The key is [`spec_key`] (`generation` and labels) for Pipelines, so status writes do not
+//! call back: a Pipeline's own status write must not re-render its Tenant. PluginDeployments
+//! add their `Ready` status to it, so that the Pipelines naming one learn when it turns ready;
+//! the callback gets the previous key to tell the two apart. Because the cache is updated before the callback, a reconciliation
 //! the callback triggers reads a cache that already holds the change (a deleted Pipeline is
 //! no longer rendered); a separate `Controller::watches` could be ahead of the cache it reads.
 
@@ -18,10 +20,11 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-/// What of an object a change must move to matter: its generation (the spec) and labels.
-type Key = (Option<i64>, BTreeMap<String, String>);
+/// What of an object's spec a change must move to matter: its generation and labels.
+pub type Key = (Option<i64>, BTreeMap<String, String>);
 
-fn key<K: Resource>(object: &K) -> Key {
+/// The [`Key`] of `object`.
+pub fn spec_key<K: Resource>(object: &K) -> Key {
     (
         object.meta().generation,
         object.meta().labels.clone().unwrap_or_default(),
@@ -29,18 +32,21 @@ fn key<K: Resource>(object: &K) -> Key {
 }
 
 /// Watches `api` until `stop`, keeping `writer`'s cache, and calls `changed(reference,
-/// object)` after the cache holds the change: `Some` for an object that appeared or whose
-/// spec or labels changed, `None` for one that went.
-pub async fn reflect<K, F>(
+/// object, previous key)` after the cache holds the change: `Some` object for one that
+/// appeared or whose `key` changed, `None` for one that went; the previous key is `None` for
+/// an object not seen before.
+pub async fn reflect<K, S, F>(
     api: Api<K>,
     mut writer: Writer<K>,
+    key: fn(&K) -> S,
     mut changed: F,
     stop: CancellationToken,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    F: FnMut(&ObjectRef<K>, Option<&K>),
+    S: PartialEq,
+    F: FnMut(&ObjectRef<K>, Option<&K>, Option<&S>),
 {
-    let mut seen: HashMap<ObjectRef<K>, Key> = HashMap::new();
+    let mut seen: HashMap<ObjectRef<K>, S> = HashMap::new();
     // The objects of a re-list in progress: those seen before and missing from it went while
     // the watch was down.
     let mut relisted: Option<HashSet<ObjectRef<K>>> = None;
@@ -67,14 +73,14 @@ pub async fn reflect<K, F>(
                 }
                 let k = key(o);
                 if seen.get(&r) != Some(&k) {
-                    seen.insert(r.clone(), k);
-                    changed(&r, Some(o));
+                    let previous = seen.insert(r.clone(), k);
+                    changed(&r, Some(o), previous.as_ref());
                 }
             }
             Event::Delete(o) => {
                 let r = ObjectRef::from_obj(o);
-                seen.remove(&r);
-                changed(&r, None);
+                let previous = seen.remove(&r);
+                changed(&r, None, previous.as_ref());
             }
             Event::Init => relisted = Some(HashSet::new()),
             Event::InitDone => {
@@ -85,8 +91,8 @@ pub async fn reflect<K, F>(
                         .cloned()
                         .collect();
                     for r in gone {
-                        seen.remove(&r);
-                        changed(&r, None);
+                        let previous = seen.remove(&r);
+                        changed(&r, None, previous.as_ref());
                     }
                 }
             }

@@ -129,8 +129,8 @@ pub fn to_yaml(config: &DataplaneConfig) -> Result<String, BuildError> {
 pub fn build(tenant: &Tenant) -> Result<ConfigMap, BuildError> {
     let name = tenant_name(tenant)?;
     let yaml = to_yaml(&dataplane_config(tenant)?)?;
-    let pipelines =
-        crate::pipeline::render::render(name, &[], None).map_err(|e| BuildError::Render(e.0))?;
+    let pipelines = crate::pipeline::render::render(name, &[], &[], None)
+        .map_err(|e| BuildError::Render(e.0))?;
     Ok(ConfigMap {
         metadata: child_metadata(tenant, names::config_map(tenant)?, labels::DATAPLANE)?,
         data: Some(BTreeMap::from([

@@ -7,7 +7,10 @@
 //!    reason `InvalidSpec`, a Warning Event) and not retried until the spec changes.
 //! 2. Refuse a namespace controlled by something else (`NamespaceConflict`, checked again
 //!    every [`NOT_READY_RECHECK`]).
-//! 3. Render the namespace's Pipelines into the ConfigMap's `pipelines.yaml`
+//! 3. Add the namespace's PluginDeployments to the workload and the NetworkPolicy
+//!    ([`crate::plugin::pod::inject`]: sidecars, client certificates, egress), and render
+//!    the namespace's Pipelines (and the PluginDeployments they name) into the ConfigMap's
+//!    `pipelines.yaml`
 //!    ([`crate::pipeline::render_for`]; outside the pod-template hash, the dataplane reloads
 //!    it in place).
 //! 4. Apply the namespace, create the issued Secrets if missing, and apply the ConfigMap,
@@ -373,6 +376,15 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             .await
             .map(|_| Action::requeue(NOT_READY_RECHECK));
     }
+
+    // The namespace's PluginDeployments: sidecars, client certificates and egress, in the
+    // pod template (a changed sidecar rolls the pods).
+    let plugins = ctx.plugins.state();
+    crate::plugin::pod::inject(
+        &mut children,
+        tenant,
+        &crate::plugin::of_namespace(&plugins, &namespace),
+    )?;
 
     // The namespace's Pipelines, rendered from the caches; outside the pod-template hash.
     let pipelines = crate::pipeline::render_for(ctx, tenant, &namespace).await?;

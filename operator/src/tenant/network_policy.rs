@@ -30,6 +30,11 @@ fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
     }
 }
 
+/// A TCP port of a NetworkPolicy rule.
+pub fn tcp_port(number: i32) -> NetworkPolicyPort {
+    port("TCP", number)
+}
+
 fn match_labels((key, value): (&str, &str)) -> LabelSelector {
     LabelSelector {
         match_labels: Some([(key.to_owned(), value.to_owned())].into()),

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use mcp_crds::plugin::{ENV_TLS_CERT, ENV_TLS_CLIENT_CA, ENV_TLS_KEY};
@@ -18,6 +19,12 @@ use crate::config::{ConfigCache, Configure};
 use crate::info::PluginInfo;
 use crate::listen::{Listen, ListenError};
 use crate::service::Service;
+
+/// The gRPC name of the plugin service, as health checks name it.
+const SERVICE_NAME: &str = <MailProcessorServer<Service> as tonic::server::NamedService>::NAME;
+
+/// Default [`Server::drain_timeout`].
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a plugin could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +119,7 @@ pub struct Server {
     listen: Option<Listen>,
     tls: Option<Option<TlsFiles>>,
     stop: Stop,
+    drain_timeout: Duration,
 }
 
 impl Server {
@@ -125,7 +133,15 @@ impl Server {
             listen: None,
             tls: None,
             stop: Stop::Signals,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
+    }
+
+    /// How long calls in progress may finish after the stop signal before the server exits
+    /// anyway. Default [`DEFAULT_DRAIN_TIMEOUT`].
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
     }
 
     /// Listens on `listen` instead of the environment's address (`tcp://127.0.0.1:0` picks a
@@ -188,6 +204,7 @@ impl Server {
             local,
             tls,
             stop: self.stop,
+            drain_timeout: self.drain_timeout,
         })
     }
 
@@ -228,6 +245,7 @@ pub struct Bound {
     local: Listen,
     tls: Option<ServerTlsConfig>,
     stop: Stop,
+    drain_timeout: Duration,
 }
 
 impl Bound {
@@ -244,7 +262,8 @@ impl Bound {
     }
 
     /// Serves until the stop signal or future, then reports `NOT_SERVING` on the health
-    /// service and drains the calls in progress. A Unix socket file is removed at the end.
+    /// service (and ends its Watch streams) and drains the calls in progress for up to the
+    /// drain timeout. A Unix socket file is removed at the end.
     ///
     /// # Errors
     /// [`ServeError::Transport`] when the gRPC server fails, [`ServeError::Bind`] when the
@@ -267,15 +286,28 @@ impl Bound {
                 Box::pin(signals)
             }
         };
+        let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             stop.await;
             tracing::info!("shutting down: health NOT_SERVING, draining calls");
-            health
-                .set_not_serving::<MailProcessorServer<Service>>()
-                .await;
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
+            let mut health = health;
+            for name in [SERVICE_NAME, ""] {
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+                // Ends the health Watch streams (after they deliver NOT_SERVING), which would
+                // otherwise hold the drain open forever; Check answers NOT_FOUND from here on.
+                health.clear_service_status(name).await;
+            }
+            let _ = draining.send(());
+        };
+        let drain = self.drain_timeout;
+        let drain_timeout = async move {
+            if drain_started.await.is_ok() {
+                tokio::time::sleep(drain).await;
+            } else {
+                futures::future::pending::<()>().await;
+            }
         };
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
@@ -283,29 +315,44 @@ impl Bound {
         }
         let router = builder.add_service(health_service).add_service(service);
         tracing::info!(listen = %self.local, plugin = %self.info.name, version = %self.info.version, "serving");
-        match self.listener {
+        let (served, socket) = match self.listener {
             Listener::Tcp(l) => {
                 let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
-                router
-                    .serve_with_incoming_shutdown(incoming, shutdown)
-                    .await?;
+                let serve = router.serve_with_incoming_shutdown(incoming, shutdown);
+                (bounded(serve, drain_timeout).await, None)
             }
             Listener::Unix(l, path) => {
                 let incoming = futures::stream::unfold(l, |l| async move {
                     let conn = l.accept().await.map(|(s, _)| s);
                     Some((conn, l))
                 });
-                let served = router
-                    .serve_with_incoming_shutdown(incoming, shutdown)
-                    .await;
-                if let Err(e) = tokio::fs::remove_file(&path).await {
-                    tracing::debug!(path = %path.display(), error = %e, "socket file not removed");
-                }
-                served?;
+                let serve = router.serve_with_incoming_shutdown(incoming, shutdown);
+                (bounded(serve, drain_timeout).await, Some(path))
             }
+        };
+        if let Some(path) = socket
+            && let Err(e) = tokio::fs::remove_file(&path).await
+        {
+            tracing::debug!(path = %path.display(), error = %e, "socket file not removed");
         }
+        served?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Runs `serve` until it ends, or until `drain_timeout` completes (calls still in progress
+/// are then abandoned).
+async fn bounded(
+    serve: impl Future<Output = Result<(), tonic::transport::Error>>,
+    drain_timeout: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    tokio::select! {
+        r = serve => r,
+        () = drain_timeout => {
+            tracing::warn!("drain timed out: abandoning the calls in progress");
+            Ok(())
+        }
     }
 }
 
