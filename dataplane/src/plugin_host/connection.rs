@@ -313,8 +313,11 @@ impl Connection {
                 Err(e) => return connecting(e),
             },
         };
+        // A buffered message carries its header section twice (raw and as fields) plus the
+        // body (docs/plugin-protocol.md, "Message size").
         let max_request = usize::try_from(self.spec_max_body_size)
             .unwrap_or(usize::MAX)
+            .saturating_mul(2)
             .saturating_add(1 << 20);
         let mut client = mcp_plugin_proto::client::client(channel.clone(), MAX_REPLY)
             .max_encoding_message_size(max_request);

@@ -362,7 +362,7 @@ impl PluginHost {
                 entries.insert(key, e);
                 continue;
             }
-            let retiring = old.remove(&key).map(|e| tokio::spawn(retire(e, "changed")));
+            let retiring = old.remove(&key).map(|e| tokio::spawn(retire(e, "reload")));
             let conn = planned.conn;
             tokio::spawn(Arc::clone(&conn).run());
             let supervisor = (supervise && !conn.spec().command.is_empty()).then(|| {
@@ -371,7 +371,7 @@ impl PluginHost {
             entries.insert(key, Entry { conn, supervisor });
         }
         for (_, e) in old {
-            tokio::spawn(retire(e, "removed"));
+            tokio::spawn(retire(e, "reload"));
         }
     }
 
