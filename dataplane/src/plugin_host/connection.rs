@@ -211,6 +211,9 @@ impl Connection {
                 PluginPhase::Serving => {
                     tracing::info!(plugin = %self.label, endpoint = %self.endpoint, "plugin serving");
                 }
+                PluginPhase::Connecting if why.is_empty() => {
+                    tracing::info!(plugin = %self.label, endpoint = %self.endpoint, "plugin connecting");
+                }
                 _ => tracing::warn!(
                     plugin = %self.label,
                     endpoint = %self.endpoint,
