@@ -98,6 +98,17 @@ pub struct DataplaneConfig {
     /// Re-read when it changes, without dropping connections. Absent means no pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipelines: Option<String>,
+    /// Directory of the Unix sockets of `transport: unix` sidecar plugins: PluginDeployment
+    /// `x` listens on `<dir>/x.sock`. Absent means
+    /// [`SIDECAR_SOCKET_DIR`](crate::plugin::SIDECAR_SOCKET_DIR) (the shared `emptyDir`);
+    /// set it to run the rendered configuration outside a pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_socket_dir: Option<String>,
+    /// Directory of the client certificates of `mode: service` plugins:
+    /// `<dir>/<name>/{tls.crt,tls.key,ca.crt}`. Absent means
+    /// [`CLIENT_TLS_DIR`](crate::plugin::CLIENT_TLS_DIR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_client_tls_dir: Option<String>,
 }
 
 impl DataplaneConfig {

@@ -10,6 +10,7 @@
 //! - `mcp_pipeline_*`: the pipeline engine's, listed in [`crate::pipeline::metrics`].
 //! - `mcp_lmtp_*`: LMTP sessions, transactions and per-recipient replies
 //!   ([`crate::lmtp::metrics`]).
+//! - `mcp_plugin_*`: external plugins ([`crate::plugin_host::metrics`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,6 +64,14 @@ fn command_histogram() -> Histogram {
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::with_plugins(&crate::plugin_host::PluginMetrics::default())
+    }
+}
+
+impl Metrics {
+    /// The dataplane's families plus the plugin host's (`mcp_plugin_*`), which `plugins`
+    /// keeps counting into.
+    pub fn with_plugins(plugins: &crate::plugin_host::PluginMetrics) -> Self {
         let mut registry = Registry::default();
         let connections = Gauge::default();
         let connections_accepted = Counter::default();
@@ -92,6 +101,7 @@ impl Default for Metrics {
         );
         let pipeline = Arc::new(PipelineMetrics::register(&mut registry));
         let lmtp = crate::lmtp::LmtpMetrics::register(&mut registry);
+        plugins.register(&mut registry);
         Self {
             registry,
             lmtp,
@@ -164,9 +174,10 @@ impl Metrics {
 }
 
 /// The HTTP routes of the metrics listener: `GET /metrics` (OpenMetrics text) and
-/// `GET /healthz` (`ok`, status 200 while the process serves).
-pub fn router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
+/// `GET /healthz` (`ok`, status 200 while the process serves), plus `extra` (standalone:
+/// the read-only state endpoints).
+pub fn router(metrics: Arc<Metrics>, extra: Router) -> Router {
+    extra
         .route(
             "/metrics",
             get(move || {
@@ -177,19 +188,20 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         .route("/healthz", get(|| async { "ok\n".into_response() }))
 }
 
-/// Serves [`router`] on `listener` until `shutdown` is cancelled, then finishes in-flight
-/// requests and returns.
+/// Serves [`router`] (with `extra`) on `listener` until `shutdown` is cancelled, then
+/// finishes in-flight requests and returns.
 ///
 /// # Errors
 /// The I/O error that stopped the server.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
+    extra: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "metrics listening");
-    axum::serve(listener, router(metrics))
+    axum::serve(listener, router(metrics, extra))
         .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
         .await
 }
@@ -242,7 +254,7 @@ mod tests {
         let token = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
         metrics.connection_opened();
-        let server = tokio::spawn(serve(listener, metrics, token.clone()));
+        let server = tokio::spawn(serve(listener, metrics, Router::new(), token.clone()));
         for (path, want) in [("/metrics", "mcp_imap_connections 1"), ("/healthz", "ok")] {
             let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
             let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

@@ -31,6 +31,7 @@ use crate::lmtp::{LmtpContext, LmtpLimits, StoreDeliverer};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipelines;
 use crate::pipeline::reload::Source;
+use crate::plugin_host::PluginHost;
 use crate::store::{BlobError, BlobStore, MetadataStore, StoreError};
 use crate::tls::{TlsError, TlsSource};
 
@@ -282,6 +283,8 @@ pub struct Imap {
     /// Where they come from, polled for changes ([`crate::pipeline::reload::watch`]);
     /// `None` when the configuration names no pipelines.
     pub pipeline_source: Option<Source>,
+    /// The connections to external plugins (their state, metrics, and the reloads).
+    pub plugins: Arc<PluginHost>,
 }
 
 /// A mode's extra server: its name (`admin`) and the future that serves until the shutdown
@@ -302,7 +305,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     ready: impl FnOnce(BoundAddrs),
 ) -> Result<(), ServerError> {
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::with_plugins(imap.plugins.metrics()));
     let pipeline_metrics = Arc::clone(metrics.pipeline());
     pipeline_metrics.reload(true);
     let ingest = Ingest::new(
@@ -361,15 +364,22 @@ pub async fn serve(
         )
     });
     let token = shutdown.clone();
+    // Standalone has no admin API: its read-only plugin state is served next to /metrics
+    // (loopback by default). `mcp dataplane` serves it on the authenticated admin API.
+    let state_routes = match mode {
+        Mode::Standalone => crate::admin::plugins_router(Arc::clone(&imap.plugins)),
+        Mode::Dataplane => axum::Router::new(),
+    };
     tasks.spawn(async move {
         (
             "metrics",
-            crate::metrics::serve(metrics_listener, metrics, token).await,
+            crate::metrics::serve(metrics_listener, metrics, state_routes, token).await,
         )
     });
     if let Some(source) = imap.pipeline_source {
         let watcher = crate::pipeline::reload::watch(
             imap.pipelines,
+            Arc::clone(&imap.plugins),
             source,
             crate::pipeline::reload::DEFAULT_POLL,
             pipeline_metrics,

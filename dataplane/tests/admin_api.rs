@@ -75,6 +75,12 @@ async fn api() -> Api {
         domains: vec!["acme.example".into(), "mail.acme.example".into()],
         key: DigestKey::from_bytes([3; 32]),
         pipelines: Pipelines::new(PipelineSet::default()),
+        plugins: mcp_dataplane::plugin_host::PluginHost::new(
+            mcp_dataplane::plugin_host::HostMode::Standalone {
+                data_dir: dir.path().to_owned(),
+            },
+            Default::default(),
+        ),
     };
     Api {
         router: router(admin, AdminToken::new(TOKEN.as_bytes())),
@@ -821,4 +827,21 @@ async fn a_failing_store_is_503_so_the_operator_retries() {
                 .contains("metadata store")
         );
     }
+}
+
+#[tokio::test]
+async fn plugins_state_is_served_behind_the_token() {
+    let api = api().await;
+    let path = mcp_crds::dataplane::PLUGINS_PATH;
+    let a = api.call(Method::GET, path, None).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body, json!({"plugins": []}));
+    let unauthenticated = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(api.send(unauthenticated).await.status, 401);
+    let a = api.call(Method::GET, &format!("{path}?x=1"), None).await;
+    assert_eq!(a.status, 400);
 }

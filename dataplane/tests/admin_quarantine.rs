@@ -79,6 +79,12 @@ async fn api() -> Api {
         domains: vec!["acme.example".into()],
         key: DigestKey::from_bytes([3; 32]),
         pipelines: Pipelines::new(PipelineSet::default()),
+        plugins: mcp_dataplane::plugin_host::PluginHost::new(
+            mcp_dataplane::plugin_host::HostMode::Standalone {
+                data_dir: dir.path().to_owned(),
+            },
+            Default::default(),
+        ),
     };
     Api {
         router: router(admin, AdminToken::new(TOKEN.as_bytes())),

@@ -98,7 +98,7 @@ def test_pipelines_file_is_reported_reloaded_and_a_bad_change_refused(mcp_binary
 
         # A file that is not a Pipeline stream is refused the same way.
         cm.write("apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n")
-        wait_until("the second refusal", lambda: "only Pipelines belong here" in (state(dp).get("lastError") or ""))
+        wait_until("the second refusal", lambda: "only PluginDeployments and Pipelines belong here" in (state(dp).get("lastError") or ""))
     finally:
         dp.stop()
 

@@ -14,6 +14,8 @@
 //! | `GET {QUARANTINE_PATH}/{id}/message` | 200 `message/rfc822`, or 404 |
 //! | `POST {QUARANTINE_PATH}/{id}/release` | 200 [`ReleaseOutcome`](mcp_crds::dataplane::ReleaseOutcome), 404, or 409 (account deleted) |
 //! | `DELETE {QUARANTINE_PATH}/{id}` | 204, or 404 |
+//! | `GET {PIPELINES_PATH}` | 200 [`PipelinesState`](mcp_crds::dataplane::PipelinesState) |
+//! | `GET {PLUGINS_PATH}` | 200 [`PluginsState`](mcp_crds::dataplane::PluginsState) |
 //!
 //! Every error is a [`Problem`](mcp_crds::dataplane::Problem) (`application/problem+json`)
 //! whose `detail` names the field at fault: 400 for a malformed request or an invalid field,
@@ -47,12 +49,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures::StreamExt;
 use mcp_crds::dataplane::{
-    ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, PIPELINES_PATH, QUARANTINE_PATH,
-    QuotaLimits,
+    ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, PIPELINES_PATH, PLUGINS_PATH,
+    QUARANTINE_PATH, QuotaLimits,
 };
 use mcp_crds::mailbox::Retention;
 
 use crate::pipeline::Pipelines;
+use crate::plugin_host::PluginHost;
 use crate::standalone::apply::{self, Applied, ApplyError, DigestKey};
 use crate::store::{AccountRecord, BlobStore, MetadataStore, StoreError};
 
@@ -88,6 +91,8 @@ pub struct Admin {
     pub key: DigestKey,
     /// The pipelines in force, reported by `GET {PIPELINES_PATH}`.
     pub pipelines: Arc<Pipelines>,
+    /// The external plugins, reported by `GET {PLUGINS_PATH}`.
+    pub plugins: Arc<PluginHost>,
 }
 
 struct AppState {
@@ -109,6 +114,7 @@ pub fn router(admin: Admin, token: AdminToken) -> Router {
             put(put_account).get(get_account).delete(delete_account),
         )
         .route(PIPELINES_PATH, get(get_pipelines))
+        .route(PLUGINS_PATH, get(get_plugins))
         .route(QUARANTINE_PATH, get(quarantine::list))
         .route(
             &format!("{QUARANTINE_PATH}/{{id}}"),
@@ -130,6 +136,19 @@ pub fn router(admin: Admin, token: AdminToken) -> Router {
     Router::new()
         .fallback_service(routes)
         .layer(middleware::from_fn_with_state(state, authenticate))
+}
+
+/// `GET {PLUGINS_PATH}` alone, unauthenticated: what `mcp standalone` serves next to
+/// `/metrics` (it has no admin API). The answer is
+/// [`PluginsState`](mcp_crds::dataplane::PluginsState).
+pub fn plugins_router(plugins: Arc<PluginHost>) -> Router {
+    Router::new().route(
+        PLUGINS_PATH,
+        get(move || {
+            let plugins = Arc::clone(&plugins);
+            async move { json(&plugins.state()) }
+        }),
+    )
 }
 
 async fn not_found(uri: Uri) -> ApiError {
@@ -577,6 +596,15 @@ async fn get_pipelines(State(state): State<Arc<AppState>>, uri: Uri) -> Result<R
         ));
     }
     Ok(json(&state.admin.pipelines.state()))
+}
+
+async fn get_plugins(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {
+    if uri.query().is_some_and(|q| !q.is_empty()) {
+        return Err(ApiError::bad_request(
+            "query: this endpoint takes no parameters",
+        ));
+    }
+    Ok(json(&state.admin.plugins.state()))
 }
 
 async fn get_account(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {

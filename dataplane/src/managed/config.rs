@@ -94,6 +94,12 @@ pub struct Config {
     /// The Pipelines file (`pipelines`), absolute; hot-reloaded. A missing file means no
     /// pipeline.
     pub pipelines: Option<PathBuf>,
+    /// Directory of the Unix sockets of `unix` sidecar plugins (`pluginSocketDir`), absolute;
+    /// default [`mcp_crds::plugin::SIDECAR_SOCKET_DIR`].
+    pub plugin_socket_dir: PathBuf,
+    /// Directory of the client certificates of `service` plugins (`pluginClientTlsDir`),
+    /// absolute; default [`mcp_crds::plugin::CLIENT_TLS_DIR`].
+    pub plugin_client_tls_dir: PathBuf,
 }
 
 /// Why the configuration cannot be used. Names the file and field, or the flag.
@@ -439,9 +445,24 @@ impl Config {
             .map(|p| c.path("pipelines", p))
             .transpose()?;
 
+        let plugin_socket_dir = c.path(
+            "pluginSocketDir",
+            doc.plugin_socket_dir
+                .as_deref()
+                .unwrap_or(mcp_crds::plugin::SIDECAR_SOCKET_DIR),
+        )?;
+        let plugin_client_tls_dir = c.path(
+            "pluginClientTlsDir",
+            doc.plugin_client_tls_dir
+                .as_deref()
+                .unwrap_or(mcp_crds::plugin::CLIENT_TLS_DIR),
+        )?;
+
         Ok(Config {
             file: file.to_owned(),
             pipelines,
+            plugin_socket_dir,
+            plugin_client_tls_dir,
             tenant: doc.tenant.clone(),
             domains: doc.domains.clone(),
             imap,
@@ -621,6 +642,8 @@ mod tests {
             admin_tls_key: "admin/tls.key".into(),
             admin_token_file: "admin/token".into(),
             pipelines: None,
+            plugin_socket_dir: None,
+            plugin_client_tls_dir: None,
         };
         let text = yaml_serde::to_string(&doc).expect("serialise");
         let c = d.load_text(&text, &Overrides::default()).expect("valid");

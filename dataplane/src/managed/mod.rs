@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Admin};
 use crate::pipeline::reload::{LoadError, Source};
 use crate::pipeline::{PipelineSet, Pipelines};
+use crate::plugin_host::{HostMode, HostSettings, Plan, PluginHost};
 use crate::server::{self, BoundAddrs, Extra, Imap, Listeners, Mode, ServerError};
 use crate::standalone::DIGEST_KEY_FILE;
 use crate::standalone::apply::{ApplyError, DigestKey};
@@ -90,9 +91,17 @@ pub async fn run_until(
         path,
         tenant: config.tenant.clone(),
     });
-    let pipelines = match &pipeline_source {
-        Some(source) => source.load()?,
-        None => PipelineSet::default(),
+    let plugins = PluginHost::new(
+        HostMode::Managed {
+            socket_dir: config.plugin_socket_dir.clone(),
+            client_tls_dir: config.plugin_client_tls_dir.clone(),
+            service_connect_host: None,
+        },
+        HostSettings::default(),
+    );
+    let (pipelines, plan) = match &pipeline_source {
+        Some(source) => source.load(&plugins)?,
+        None => (PipelineSet::default(), Plan::empty(false)),
     };
     let pipelines = Pipelines::new(pipelines);
 
@@ -109,6 +118,7 @@ pub async fn run_until(
             domains: config.domains.clone(),
             key,
             pipelines: std::sync::Arc::clone(&pipelines),
+            plugins: std::sync::Arc::clone(&plugins),
         },
         config.admin_token.clone(),
     );
@@ -129,7 +139,11 @@ pub async fn run_until(
         idle_keepalive_secs: crate::imap::Limits::default().idle_keepalive_secs,
         pipelines,
         pipeline_source,
+        plugins: std::sync::Arc::clone(&plugins),
     };
-    server::serve(Mode::Dataplane, imap, extra, bound, shutdown, ready).await?;
+    plugins.commit(plan);
+    let served = server::serve(Mode::Dataplane, imap, extra, bound, shutdown, ready).await;
+    plugins.shutdown().await;
+    served?;
     Ok(())
 }

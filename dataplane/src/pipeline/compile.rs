@@ -219,8 +219,59 @@ impl PipelineSet {
     }
 }
 
-/// A plugin that cannot be reached yet: every call fails as unavailable, so the step's
-/// `onError` decides at once (PluginDeployments are served with issue 5's plugin host).
+/// A step naming a PluginDeployment, as the compiler hands it to [`ExternalPlugins`].
+#[derive(Clone, Copy, Debug)]
+pub struct ExternalStep<'a> {
+    /// The Pipeline's namespace (the PluginDeployment's too).
+    pub namespace: &'a str,
+    /// The Pipeline's name.
+    pub pipeline: &'a str,
+    /// The step's name.
+    pub step: &'a str,
+    /// `spec.steps[].plugin.name`.
+    pub deployment: &'a str,
+    /// The Pipeline's stages; the PluginDeployment must declare each.
+    pub stages: &'a BTreeSet<Stage>,
+    /// The step's `config`.
+    pub config: Option<&'a serde_json::Value>,
+    /// The step's timeout.
+    pub timeout: Duration,
+}
+
+/// Why an external step cannot compile: the field under `spec.steps[i]` (`.plugin.name`,
+/// `.config`) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalError {
+    /// Path under the step, starting with `.`.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Where the compiler gets the plugin of a step that names a PluginDeployment: the plugin
+/// host's [`Plan`](crate::plugin_host::Plan).
+pub trait ExternalPlugins {
+    /// The plugin for `step`; `Ok(None)` when the PluginDeployment is unknown but that is
+    /// not an error (its calls then fail as unavailable and `onError` applies).
+    ///
+    /// # Errors
+    /// [`ExternalError`] for an unknown PluginDeployment where that is an error, one that
+    /// does not declare a stage of the Pipeline, or a config that cannot be merged.
+    fn plugin(&self, step: &ExternalStep<'_>) -> Result<Option<Arc<dyn Plugin>>, ExternalError>;
+}
+
+/// No plugin host: every external step fails as unavailable.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoExternalPlugins;
+
+impl ExternalPlugins for NoExternalPlugins {
+    fn plugin(&self, _step: &ExternalStep<'_>) -> Result<Option<Arc<dyn Plugin>>, ExternalError> {
+        Ok(None)
+    }
+}
+
+/// A plugin that cannot be reached: every call fails as unavailable, so the step's
+/// `onError` decides at once.
 struct Unreachable(String);
 
 impl Plugin for Unreachable {
@@ -237,7 +288,8 @@ impl Plugin for Unreachable {
     }
 }
 
-/// Compiles `pipelines`; `tenant_of` maps a namespace to its tenant's name.
+/// Compiles `pipelines`; `tenant_of` maps a namespace to its tenant's name, `external`
+/// provides the plugins of steps naming a PluginDeployment.
 ///
 /// Global pipelines outside [`PLATFORM_NAMESPACE`] compile (so their errors show) but are
 /// listed in [`PipelineSet::ignored`] instead of running. A non-global Pipeline in a
@@ -248,13 +300,14 @@ impl Plugin for Unreachable {
 pub fn compile(
     pipelines: &[Pipeline],
     tenant_of: &dyn Fn(&str) -> Option<String>,
+    external: &dyn ExternalPlugins,
 ) -> Result<PipelineSet, CompileError> {
     let mut set = PipelineSet::default();
     // (tenant, stage) → name of its TenantDefault pipeline.
     let mut defaults: BTreeMap<(String, Stage), String> = BTreeMap::new();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     for p in pipelines {
-        let compiled = compile_one(p, tenant_of)?;
+        let compiled = compile_one(p, tenant_of, external)?;
         let err = |field: &str, message: String| CompileError {
             namespace: compiled.namespace.clone(),
             name: compiled.name.clone(),
@@ -328,6 +381,7 @@ fn dns_label(s: &str) -> bool {
 fn compile_one(
     p: &Pipeline,
     tenant_of: &dyn Fn(&str) -> Option<String>,
+    external: &dyn ExternalPlugins,
 ) -> Result<CompiledPipeline, CompileError> {
     let namespace = p.metadata.namespace.clone().unwrap_or_default();
     let name = p.metadata.name.clone().unwrap_or_default();
@@ -426,28 +480,40 @@ fn compile_one(
             }),
             _ => None,
         };
-        let (plugin_name, plugin): (String, Arc<dyn Plugin>) = match (
-            &s.plugin.builtin,
-            &s.plugin.name,
-        ) {
-            (Some(b), None) => (
-                mcp_plugins_builtin::name(*b).to_owned(),
-                mcp_plugins_builtin::instantiate(*b, s.config.as_ref())
-                    .map_err(|e| err(field(".config"), e.to_string()))?,
-            ),
-            (None, Some(d)) => (
-                format!("deployment/{d}"),
-                Arc::new(Unreachable(format!(
-                    "PluginDeployment {d:?}: external plugins are not served by this dataplane yet"
-                ))),
-            ),
-            _ => {
-                return Err(err(
-                    field(".plugin"),
-                    "exactly one of builtin and name must be set".into(),
-                ));
-            }
-        };
+        let (plugin_name, plugin): (String, Arc<dyn Plugin>) =
+            match (&s.plugin.builtin, &s.plugin.name) {
+                (Some(b), None) => (
+                    mcp_plugins_builtin::name(*b).to_owned(),
+                    mcp_plugins_builtin::instantiate(*b, s.config.as_ref())
+                        .map_err(|e| err(field(".config"), e.to_string()))?,
+                ),
+                (None, Some(d)) => {
+                    let step = ExternalStep {
+                        namespace: &namespace,
+                        pipeline: &name,
+                        step: &s.name,
+                        deployment: d,
+                        stages: &stages,
+                        config: s.config.as_ref(),
+                        timeout,
+                    };
+                    let plugin = external
+                        .plugin(&step)
+                        .map_err(|e| err(field(e.field), e.message))?
+                        .unwrap_or_else(|| {
+                            Arc::new(Unreachable(format!(
+                                "PluginDeployment {d:?} is not known to this dataplane"
+                            )))
+                        });
+                    (format!("deployment/{d}"), plugin)
+                }
+                _ => {
+                    return Err(err(
+                        field(".plugin"),
+                        "exactly one of builtin and name must be set".into(),
+                    ));
+                }
+            };
         steps.push(CompiledStep {
             name: s.name.clone(),
             plugin_name,

@@ -149,6 +149,8 @@ impl Failure {
     fn kind(&self) -> &'static str {
         match self {
             Failure::Plugin(mcp_plugin_api::PluginError::Unavailable(_)) => "unavailable",
+            // An external plugin's reply that breaks the contract (checked by the host).
+            Failure::Plugin(mcp_plugin_api::PluginError::Protocol(_)) => "invalid_reply",
             Failure::Plugin(_) => "error",
             Failure::Timeout(_) => "timeout",
             Failure::Deadline => "deadline",

@@ -16,12 +16,13 @@ use std::time::Duration;
 
 use mcp_crds::dataplane::PipelinesState;
 use mcp_crds::pipeline::PLATFORM_NAMESPACE;
-use mcp_crds::{Pipeline, Resource};
+use mcp_crds::{Pipeline, PluginDeployment, Resource};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::compile::{PipelineSet, compile};
 use super::metrics::PipelineMetrics;
+use crate::plugin_host::{Plan, PluginHost};
 
 /// How often [`watch`] looks at the source.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -135,61 +136,87 @@ impl Source {
         Ok(h.finalize().into())
     }
 
-    /// Reads and compiles the pipelines.
+    /// Reads the PluginDeployments and Pipelines, plans the former with `host` and compiles
+    /// the latter against that plan. Nothing is started: put the result in force with
+    /// [`Pipelines::replace`] and [`PluginHost::commit`].
     ///
     /// # Errors
-    /// [`LoadError`] naming the file and, for a Pipeline that does not compile, the
-    /// resource and field.
-    pub fn load(&self) -> Result<PipelineSet, LoadError> {
+    /// [`LoadError`] naming the file and, for a resource that cannot be used, the resource
+    /// and field.
+    pub fn load(&self, host: &PluginHost) -> Result<(PipelineSet, Plan), LoadError> {
         match self {
-            Source::File { path, tenant } => load_file(path, tenant),
+            Source::File { path, tenant } => load_file(path, tenant, host),
             Source::Dir(dir) => {
                 let set = crate::standalone::apply::read_dir(dir)
                     .map_err(|e| LoadError(e.to_string()))?;
-                let pipelines = set.pipelines();
-                compile(&pipelines, &|ns| set.tenant_of(ns)).map_err(|e| {
+                let plan = host.plan(&set.plugin_deployments(), true).map_err(|e| {
                     let file = set
-                        .pipeline_file(&e.namespace, &e.name)
+                        .plugin_deployment_file(&e.namespace, &e.name)
                         .map(|p| format!("{}: ", p.display()))
                         .unwrap_or_default();
                     LoadError(format!("{file}{e}"))
-                })
+                })?;
+                let pipelines = set.pipelines();
+                let compiled =
+                    compile(&pipelines, &|ns| set.tenant_of(ns), &plan).map_err(|e| {
+                        let file = set
+                            .pipeline_file(&e.namespace, &e.name)
+                            .map(|p| format!("{}: ", p.display()))
+                            .unwrap_or_default();
+                        LoadError(format!("{file}{e}"))
+                    })?;
+                Ok((compiled, plan))
             }
         }
     }
 }
 
-fn load_file(path: &Path, tenant: &str) -> Result<PipelineSet, LoadError> {
+/// The managed `pipelines` file: a YAML stream of PluginDeployments and Pipelines (the
+/// operator renders the PluginDeployments first). A step naming a PluginDeployment that is
+/// not in the file compiles and fails at call time (`onError`); the operator reports the
+/// reference.
+fn load_file(
+    path: &Path,
+    tenant: &str,
+    host: &PluginHost,
+) -> Result<(PipelineSet, Plan), LoadError> {
+    let in_file = |e: &dyn std::fmt::Display| LoadError(format!("{}: {e}", path.display()));
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PipelineSet::default()),
-        Err(e) => return Err(LoadError(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((PipelineSet::default(), Plan::empty(false)));
+        }
+        Err(e) => return Err(in_file(&e)),
     };
-    let resources =
-        Resource::parse_stream(&text).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+    let resources = Resource::parse_stream(&text).map_err(|e| in_file(&e))?;
     let mut pipelines: Vec<Pipeline> = Vec::new();
+    let mut deployments: Vec<PluginDeployment> = Vec::new();
     for r in resources {
         match r {
             Resource::Pipeline(p) => pipelines.push(*p),
+            Resource::PluginDeployment(d) => deployments.push(*d),
             other => {
                 return Err(LoadError(format!(
-                    "{}: only Pipelines belong here, found a {}",
+                    "{}: only PluginDeployments and Pipelines belong here, found a {}",
                     path.display(),
                     other.kind()
                 )));
             }
         }
     }
+    let plan = host.plan(&deployments, false).map_err(|e| in_file(&e))?;
     let tenant_of = |ns: &str| (ns != PLATFORM_NAMESPACE).then(|| tenant.to_owned());
-    compile(&pipelines, &tenant_of).map_err(|e| LoadError(format!("{}: {e}", path.display())))
+    let set = compile(&pipelines, &tenant_of, &plan).map_err(|e| in_file(&e))?;
+    Ok((set, plan))
 }
 
 /// Polls `source` every `interval` until `shutdown`; when its bytes change and then stay
-/// the same for [`SETTLE`], loads it and puts the new set in force, or keeps the old one and
-/// records why. The first poll only
+/// the same for [`SETTLE`], loads it and puts the new set in force (and the new
+/// PluginDeployments, through `host`), or keeps the old ones and records why. The first poll only
 /// records the fingerprint of what [`Source::load`] loaded at start-up.
 pub async fn watch(
     pipelines: Arc<Pipelines>,
+    host: Arc<PluginHost>,
     source: Source,
     interval: Duration,
     metrics: Arc<PipelineMetrics>,
@@ -232,9 +259,10 @@ pub async fn watch(
             continue;
         }
         last = Some(fp);
-        let loaded = tokio::task::spawn_blocking(move || s.load()).await;
+        let h = Arc::clone(&host);
+        let loaded = tokio::task::spawn_blocking(move || s.load(&h)).await;
         match loaded {
-            Ok(Ok(set)) => {
+            Ok(Ok((set, plan))) => {
                 for why in set.ignored() {
                     tracing::warn!("{why}");
                 }
@@ -243,6 +271,7 @@ pub async fn watch(
                     .iter()
                     .map(|p| format!("{}/{}@{}", p.namespace, p.name, p.revision))
                     .collect();
+                host.commit(plan);
                 pipelines.replace(set);
                 metrics.reload(true);
                 tracing::info!(pipelines = %revisions.join(","), "pipelines reloaded");

@@ -13,6 +13,7 @@ use mcp_crds::pipeline::{OnError, Stage};
 use mcp_plugin_api::{Capability, Envelope, Mutation, Plugin, StepOutput, Verdict};
 use prometheus_client::registry::Registry;
 
+use super::compile::NoExternalPlugins;
 use super::testing::{Behaviour, FaultPlugin as Fake};
 use super::*;
 
@@ -450,7 +451,7 @@ fn parse(yaml: &str) -> Vec<Pipeline> {
 
 fn compile_err(yaml: &str) -> String {
     let tenant_of = |ns: &str| (ns == "mcp-example").then(|| "example".to_owned());
-    compile(&parse(yaml), &tenant_of)
+    compile(&parse(yaml), &tenant_of, &NoExternalPlugins)
         .map(|_| ())
         .expect_err("compiled")
         .to_string()
@@ -522,7 +523,12 @@ fn invalid_pipelines_are_refused_naming_resource_and_field() {
 #[test]
 fn global_pipelines_outside_the_platform_namespace_are_ignored_with_a_reason() {
     let yaml = external("g", "mcp-example").replace("TenantDefault", "Global");
-    let set = compile(&parse(&yaml), &|_| Some("example".into())).expect("compiles");
+    let set = compile(
+        &parse(&yaml),
+        &|_| Some("example".into()),
+        &NoExternalPlugins,
+    )
+    .expect("compiles");
     assert_eq!(set.ignored().len(), 1);
     assert!(set.ignored()[0].contains("honoured only in namespace mcp-system"));
     let labels = BTreeMap::new();
@@ -545,7 +551,12 @@ async fn an_external_plugin_not_served_yet_gets_its_on_error_at_once() {
         "plugin: {name: scanner}}",
         "plugin: {name: scanner}, onError: failOpen}",
     );
-    let set = compile(&parse(&yaml), &|_| Some("example".into())).expect("compiles");
+    let set = compile(
+        &parse(&yaml),
+        &|_| Some("example".into()),
+        &NoExternalPlugins,
+    )
+    .expect("compiles");
     let labels = BTreeMap::new();
     let chosen = set.select(
         Stage::Deliver,
@@ -570,7 +581,8 @@ fn the_sample_pipelines_compile_with_the_builtin_plugins() {
     ] {
         let text = std::fs::read_to_string(root.join(file)).expect("sample");
         let tenant_of = |ns: &str| (ns == namespace).then(|| tenant.to_owned());
-        let set = compile(&parse(&text), &tenant_of).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let set = compile(&parse(&text), &tenant_of, &NoExternalPlugins)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(!set.is_empty(), "{file}");
     }
 }

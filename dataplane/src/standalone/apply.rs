@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 
 use mcp_crds::dataplane::QuotaLimits;
 use mcp_crds::mailbox::MailboxState;
-use mcp_crds::{Mailbox, MailboxSpec, Pipeline, Resource, ResourceError, SecretResource, Tenant};
+use mcp_crds::{
+    Mailbox, MailboxSpec, Pipeline, PluginDeployment, Resource, ResourceError, SecretResource,
+    Tenant,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -57,9 +60,8 @@ pub enum ApplyError {
         /// What is wrong.
         message: String,
     },
-    /// A valid MCP resource of a kind the standalone mode does not apply yet
-    /// (PluginDeployment, MigrationJob). Refused rather than ignored, so nobody believes it
-    /// took effect.
+    /// A valid MCP resource of a kind the standalone mode does not apply yet (MigrationJob).
+    /// Refused rather than ignored, so nobody believes it took effect.
     #[error("{path}: {kind} {name:?}: not supported in standalone mode yet")]
     Unsupported {
         /// The file holding the resource.
@@ -109,6 +111,7 @@ pub struct ResourceSet {
     mailboxes: Vec<Sourced<Mailbox>>,
     secrets: Vec<Sourced<SecretResource>>,
     pipelines: Vec<Sourced<Pipeline>>,
+    plugin_deployments: Vec<Sourced<PluginDeployment>>,
 }
 
 impl ResourceSet {
@@ -120,6 +123,25 @@ impl ResourceSet {
     /// The Pipelines read, in file-name order.
     pub fn pipelines(&self) -> Vec<Pipeline> {
         self.pipelines.iter().map(|p| p.value.clone()).collect()
+    }
+
+    /// The PluginDeployments read, in file-name order.
+    pub fn plugin_deployments(&self) -> Vec<PluginDeployment> {
+        self.plugin_deployments
+            .iter()
+            .map(|p| p.value.clone())
+            .collect()
+    }
+
+    /// The file each PluginDeployment came from, by `(namespace, name)`; for error messages.
+    pub fn plugin_deployment_file(&self, namespace: &str, name: &str) -> Option<&Path> {
+        self.plugin_deployments
+            .iter()
+            .find(|p| {
+                p.value.metadata.namespace.as_deref() == Some(namespace)
+                    && p.value.metadata.name.as_deref() == Some(name)
+            })
+            .map(|p| p.path.as_path())
     }
 
     /// The file each Pipeline came from, by `(namespace, name)`; for error messages.
@@ -181,7 +203,23 @@ pub fn read_dir(dir: &Path) -> Result<ResourceSet, ApplyError> {
                 Resource::Mailbox(m) => set.mailboxes.push(Sourced { path, value: *m }),
                 Resource::Secret(s) => set.secrets.push(Sourced { path, value: s }),
                 Resource::Pipeline(p) => set.pipelines.push(Sourced { path, value: *p }),
-                Resource::PluginDeployment(_) | Resource::MigrationJob(_) => {
+                Resource::PluginDeployment(d) => {
+                    // Standalone has no Secrets or ConfigMaps to read a variable from.
+                    if let Some(i) = d.spec.env.iter().position(|e| e.value_from.is_some()) {
+                        return Err(ApplyError::Invalid {
+                            path,
+                            kind: "PluginDeployment",
+                            name: d.metadata.name.clone().unwrap_or_default(),
+                            field: "spec.env[].valueFrom",
+                            message: format!(
+                                "env[{i}] ({:?}): valueFrom (Secret and ConfigMap keys) works in Kubernetes only; standalone needs value",
+                                d.spec.env[i].name
+                            ),
+                        });
+                    }
+                    set.plugin_deployments.push(Sourced { path, value: *d });
+                }
+                Resource::MigrationJob(_) => {
                     return Err(ApplyError::Unsupported {
                         path,
                         kind: r.kind(),
@@ -800,15 +838,45 @@ mod tests {
     }
 
     #[test]
-    fn kinds_standalone_does_not_apply_yet_are_refused_naming_file_and_resource() {
-        let plugin = "apiVersion: mcp.dev/v1alpha1\nkind: PluginDeployment\nmetadata: {name: p, namespace: mcp-example}\nspec:\n  image: x\n  protocol: {min: 1, max: 1}\n  stages: [deliver]\n";
-        let err = desired(&[("a.yaml", TENANT), ("p.yaml", plugin)])
-            .expect_err("PluginDeployment accepted")
+    fn plugin_deployments_are_read_and_value_from_is_refused_naming_the_field() {
+        let plugin = "apiVersion: mcp.dev/v1alpha1\nkind: PluginDeployment\nmetadata: {name: p, namespace: mcp-example}\nspec:\n  command: [/bin/plugin]\n  env: [{name: A, value: x}]\n  protocol: {min: 1, max: 1}\n  stages: [deliver]\n";
+        let d = tempfile::TempDir::new().expect("tempdir");
+        std::fs::write(d.path().join("p.yaml"), plugin).expect("write");
+        let set = read_dir(d.path()).expect("PluginDeployment accepted");
+        assert_eq!(set.plugin_deployments().len(), 1);
+        assert!(set.plugin_deployment_file("mcp-example", "p").is_some());
+
+        let secret_env = plugin.replace(
+            "[{name: A, value: x}]",
+            "[{name: A, value: x}, {name: TOKEN, valueFrom: {secretKeyRef: {name: s, key: k}}}]",
+        );
+        std::fs::write(d.path().join("p.yaml"), secret_env).expect("write");
+        let err = read_dir(d.path())
+            .expect_err("valueFrom accepted")
             .to_string();
         assert!(
-            err.ends_with("p.yaml: PluginDeployment \"p\": not supported in standalone mode yet"),
+            err.contains(
+                "p.yaml: PluginDeployment \"p\": spec.env[].valueFrom: env[1] (\"TOKEN\")"
+            ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn kinds_standalone_does_not_apply_yet_are_refused_naming_file_and_resource() {
+        let job = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples/k8s/migrationjob.yaml"),
+        )
+        .expect("sample");
+        let d = tempfile::TempDir::new().expect("tempdir");
+        std::fs::write(d.path().join("m.yaml"), job).expect("write");
+        match read_dir(d.path()) {
+            Err(ApplyError::Unsupported { kind, path, .. }) => {
+                assert_eq!(kind, "MigrationJob");
+                assert!(path.ends_with("m.yaml"));
+            }
+            other => panic!("MigrationJob accepted: {other:?}"),
+        }
     }
 
     /// The digest covers the serialised Mailbox spec: new optional fields of the API must

@@ -17,7 +17,12 @@
 //!   tls/key.pem     its private key, mode 0600
 //!   apply.key       key of the account digests, mode 0600
 //!   lock            held (flock) while a process serves from DATA
+//!   plugins/        Unix sockets of `transport: unix` plugins, <namespace>.<name>.sock
 //! ```
+//!
+//! PluginDeployments among the resources are connected to, and those with a `command` are
+//! started and supervised by this process ([`crate::plugin_host`]); `GET
+//! /internal/v1/plugins` on the metrics listener reports them.
 
 pub mod apply;
 pub mod config;
@@ -27,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Pipelines;
 use crate::pipeline::reload::{LoadError, Source};
+use crate::plugin_host::{HostMode, HostSettings, PluginHost};
 use crate::server::{self, Imap, Listen, Listeners, Mode, ServerError};
 
 pub use crate::server::BoundAddrs;
@@ -77,7 +83,13 @@ pub async fn run_until(
     let (tenants, mailboxes, secrets) = set.counts();
     tracing::info!(dir = %config.resources.display(), tenants, mailboxes, secrets, "resources read");
     let pipeline_source = Source::Dir(config.resources.clone());
-    let pipelines = pipeline_source.load()?;
+    let plugins = PluginHost::new(
+        HostMode::Standalone {
+            data_dir: config.data_dir.clone(),
+        },
+        HostSettings::default(),
+    );
+    let (pipelines, plan) = pipeline_source.load(&plugins)?;
     for why in pipelines.ignored() {
         tracing::warn!("{why}");
     }
@@ -117,6 +129,8 @@ pub async fn run_until(
     );
 
     let acceptor = server::tls_acceptor(config.tls.clone()).await?;
+    // Plugin processes start once nothing can fail any more before serving.
+    plugins.commit(plan);
     let bound = listeners.bound;
     let imap = Imap {
         listeners,
@@ -126,7 +140,10 @@ pub async fn run_until(
         idle_keepalive_secs: config.idle_keepalive_secs,
         pipelines: Pipelines::new(pipelines),
         pipeline_source: Some(pipeline_source),
+        plugins: std::sync::Arc::clone(&plugins),
     };
-    server::serve(Mode::Standalone, imap, Vec::new(), bound, shutdown, ready).await?;
+    let served = server::serve(Mode::Standalone, imap, Vec::new(), bound, shutdown, ready).await;
+    plugins.shutdown().await;
+    served?;
     Ok(())
 }

@@ -80,6 +80,8 @@ pub fn dataplane_config(tenant: &Tenant) -> Result<DataplaneConfig, BuildError> 
         admin_tls_key: format!("{ADMIN_DIR}/tls.key"),
         admin_token_file: format!("{ADMIN_DIR}/{ADMIN_TOKEN_KEY}"),
         pipelines: Some(PIPELINES_KEY.to_owned()),
+        plugin_socket_dir: None,
+        plugin_client_tls_dir: None,
     };
     match storage(tenant)? {
         Storage::Embedded { .. } => {

@@ -1,0 +1,206 @@
+//! Standalone supervision of plugin processes: a PluginDeployment with a `command` is
+//! started by the dataplane, its output logged, and restarted when it exits.
+//!
+//! - Start: `command[0]` with `command[1..]` and `args`, the dataplane's environment plus
+//!   `spec.env` plus `MCP_PLUGIN_LISTEN` (the endpoint, `tcp://127.0.0.1:PORT` or
+//!   `unix:///…sock`), stdin `/dev/null`, in its own process group (a Ctrl-C on the
+//!   terminal reaches the dataplane, which stops its plugins in order). A stale socket file
+//!   is removed first.
+//! - Output: each line of stdout and stderr goes into the log at INFO with fields
+//!   `plugin` (`namespace/name`) and `stream`; lines longer than 8 KiB are split.
+//! - Restart: when the process exits (or cannot be started) it is started again after an
+//!   exponential backoff with jitter, reset once a run lasted the stable period; each
+//!   restart counts in `PluginState.restarts` and `mcp_plugin_restarts_total`.
+//! - Stop (shutdown, removal, spec change): SIGTERM, then SIGKILL after the grace period.
+//!   The child is also killed if the dataplane drops it (`kill_on_drop`).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mcp_crds::plugin::ENV_LISTEN;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::HostSettings;
+use super::backoff::Backoff;
+use super::connection::Connection;
+
+/// Longest log line forwarded in one piece, octets.
+const MAX_LINE: u64 = 8 * 1024;
+
+/// A supervised plugin process; [`Supervisor::stop`] ends it.
+#[derive(Debug)]
+pub struct Supervisor {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// Starts supervising the process of `conn`'s PluginDeployment, once `after` (the
+    /// retirement of the process it replaces, which may hold the same port) has finished.
+    pub fn spawn(
+        conn: Arc<Connection>,
+        settings: Arc<HostSettings>,
+        after: Option<JoinHandle<()>>,
+    ) -> Self {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(supervise(conn, settings, after, cancel.clone()));
+        Self { cancel, task }
+    }
+
+    /// Stops the process (SIGTERM, SIGKILL after the grace period) and the supervision.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn supervise(
+    conn: Arc<Connection>,
+    settings: Arc<HostSettings>,
+    after: Option<JoinHandle<()>>,
+    cancel: CancellationToken,
+) {
+    if let Some(previous) = after {
+        let _ = previous.await;
+    }
+    let label = conn.label().to_owned();
+    let spec = conn.spec().clone();
+    let Some((program, fixed_args)) = spec.command.split_first() else {
+        return;
+    };
+    let mut backoff = Backoff::new(settings.restart_base, settings.restart_max);
+    let mut first = true;
+    loop {
+        if !first {
+            conn.count_restart();
+        }
+        first = false;
+        if let Some(socket) = conn.endpoint().socket_path() {
+            if let Some(dir) = socket.parent()
+                && let Err(e) = tokio::fs::create_dir_all(dir).await
+            {
+                tracing::warn!(plugin = %label, dir = %dir.display(), error = %e, "cannot create the plugin socket directory");
+            }
+            match tokio::fs::remove_file(socket).await {
+                Ok(()) => {
+                    tracing::debug!(plugin = %label, socket = %socket.display(), "stale plugin socket removed")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(plugin = %label, socket = %socket.display(), error = %e, "cannot remove the stale plugin socket")
+                }
+            }
+        }
+        let mut cmd = Command::new(program);
+        cmd.args(fixed_args)
+            .args(&spec.args)
+            .envs(
+                spec.env
+                    .iter()
+                    .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())),
+            )
+            .env(ENV_LISTEN, conn.endpoint().listen_value())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let started = Instant::now();
+        match cmd.spawn() {
+            Err(e) => {
+                let why = format!("cannot start {program:?}: {e}");
+                tracing::error!(plugin = %label, error = %why, "plugin process did not start");
+                conn.note_error(why);
+            }
+            Ok(mut child) => {
+                tracing::info!(plugin = %label, pid = child.id().unwrap_or(0), program = %program, "plugin process started");
+                let mut forwarders = Vec::new();
+                if let Some(out) = child.stdout.take() {
+                    forwarders.push(tokio::spawn(forward(out, label.clone(), "stdout")));
+                }
+                if let Some(err) = child.stderr.take() {
+                    forwarders.push(tokio::spawn(forward(err, label.clone(), "stderr")));
+                }
+                let exited = tokio::select! {
+                    status = child.wait() => Some(status),
+                    () = cancel.cancelled() => None,
+                };
+                match exited {
+                    None => {
+                        terminate(&mut child, &label, settings.stop_grace).await;
+                        for f in forwarders {
+                            let _ = f.await;
+                        }
+                        return;
+                    }
+                    Some(status) => {
+                        let why = match status {
+                            Ok(s) => format!("plugin process exited ({s})"),
+                            Err(e) => format!("plugin process lost: {e}"),
+                        };
+                        tracing::warn!(plugin = %label, status = %why, "plugin process exited; restarting with backoff");
+                        conn.note_error(why);
+                        for f in forwarders {
+                            let _ = f.await;
+                        }
+                    }
+                }
+                if started.elapsed() >= settings.restart_stable {
+                    backoff.reset();
+                }
+            }
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL when the process has not exited within `grace`.
+async fn terminate(child: &mut Child, label: &str, grace: std::time::Duration) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) with a pid we started and have not reaped (the Child still owns
+        // it, so the pid cannot have been reused), and a valid signal number.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => {
+            tracing::info!(plugin = %label, status = ?status.ok(), "plugin process stopped");
+        }
+        Err(_) => {
+            tracing::warn!(plugin = %label, grace_ms = grace.as_millis(), "plugin process ignored SIGTERM; killing it");
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// Logs each line of `reader` with the plugin's name.
+async fn forward(reader: impl AsyncRead + Unpin, label: String, stream: &'static str) {
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\r', '\n']);
+                tracing::info!(plugin = %label, stream, "{line}");
+            }
+        }
+    }
+}
