@@ -117,6 +117,12 @@ struct DataplaneArgs {
     /// Admin API listen address instead of the file's admin.
     #[arg(long, value_name = "ADDR")]
     admin: Option<String>,
+    /// Connect to mode: service plugins at this host (IP address or DNS name) instead of
+    /// their Service's name mcp-plugin-NAME.NAMESPACE.svc, which resolves only in the
+    /// cluster; their certificate is still checked against the Service's name. For running
+    /// the rendered configuration outside a pod.
+    #[arg(long, value_name = "HOST")]
+    plugin_service_host: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -287,6 +293,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 lmtp: a.lmtp,
                 metrics: a.metrics,
                 admin: a.admin,
+                plugin_service_host: a.plugin_service_host,
             };
             let config = managed::Config::load(&a.config, &overrides)?;
             managed::run(config).await?;

@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from kube import REPO, Kubectl, wait_for
 
 OPERATOR_NAMESPACE = "mcp-system"
@@ -131,7 +133,12 @@ class Operator:
 class Dataplane:
     """`mcp dataplane` run from the files the operator rendered for one Tenant, laid out as the
     pod's projected volume: config.yaml, pipelines.yaml, tls/tls.{crt,key},
-    admin/{tls.crt,tls.key,token}."""
+    admin/{tls.crt,tls.key,token}.
+
+    Outside a pod some places differ; set before `start`:
+    - `config_overrides`: fields set in the written config.yaml over the rendered ones, e.g.
+      `pluginSocketDir` (the pod's shared `emptyDir`) or `pluginClientTlsDir`;
+    - `extra_args`: more flags of `mcp dataplane`, e.g. `--plugin-service-host 127.0.0.1`."""
 
     def __init__(self, binary: Path, kubectl: Kubectl, tenant: str, workdir: Path, ports: dict[str, int]) -> None:
         self.binary, self.kubectl, self.tenant = binary, kubectl, tenant
@@ -139,6 +146,8 @@ class Dataplane:
         self.etc = workdir / "etc"
         self.data = workdir / "data"
         self.proc: subprocess.Popen | None = None
+        self.config_overrides: dict = {}
+        self.extra_args: list[str] = []
 
     @property
     def namespace(self) -> str:
@@ -156,7 +165,12 @@ class Dataplane:
         assert tls and admin
         (self.etc / "tls").mkdir(parents=True, exist_ok=True)
         (self.etc / "admin").mkdir(parents=True, exist_ok=True)
-        (self.etc / "config.yaml").write_text(cm["data"]["config.yaml"])
+        text = cm["data"]["config.yaml"]
+        if self.config_overrides:
+            doc = yaml.safe_load(text)
+            doc.update(self.config_overrides)
+            text = yaml.safe_dump(doc)
+        (self.etc / "config.yaml").write_text(text)
         if "pipelines.yaml" in cm["data"]:
             (self.etc / "pipelines.yaml").write_text(cm["data"]["pipelines.yaml"])
         tls_data = self.kubectl.secret_data(f"mcp-{self.tenant}-dataplane-tls", ns)
@@ -167,6 +181,28 @@ class Dataplane:
         (self.etc / "admin" / "token").write_bytes(admin_data["token"])
         for p in (self.etc / "tls" / "tls.key", self.etc / "admin" / "tls.key", self.etc / "admin" / "token"):
             p.chmod(0o600)
+
+    def materialize_plugin_client_tls(self) -> list[Path]:
+        """Writes the Secrets the dataplane's StatefulSet projects under
+        `plugin-client-tls/<plugin>/` of its /etc/mcp volume (the client certificates of
+        service plugins) item by item, as the kubelet would; returns the files written."""
+        sts = self.kubectl.get("statefulset", f"mcp-{self.tenant}-dataplane", self.namespace)
+        assert sts is not None, "the dataplane StatefulSet is gone"
+        etc = next(v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "etc")
+        written: list[Path] = []
+        for source in etc["projected"]["sources"]:
+            secret = source.get("secret") or {}
+            items = [i for i in secret.get("items") or [] if i["path"].startswith("plugin-client-tls/")]
+            if not items:
+                continue
+            data = self.kubectl.secret_data(secret["name"], self.namespace)
+            for item in items:
+                path = self.etc / item["path"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data[item["key"]])
+                path.chmod(0o600)
+                written.append(path)
+        return written
 
     def start(self) -> "Dataplane":
         if not (self.etc / "config.yaml").exists():
@@ -190,6 +226,7 @@ class Dataplane:
             f"127.0.0.1:{p['metrics']}",
             "--admin",
             f"127.0.0.1:{p['admin']}",
+            *self.extra_args,
         ]
         self.log = open(self.workdir / "dataplane.log", "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)

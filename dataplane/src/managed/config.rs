@@ -38,6 +38,12 @@ pub struct Overrides {
     pub metrics: Option<String>,
     /// `--admin`: replaces `admin`, `IP:PORT`.
     pub admin: Option<String>,
+    /// `--plugin-service-host`: connect to `mode: service` plugins at this host (an IP
+    /// address or a DNS name) instead of their Service's DNS name
+    /// `mcp-plugin-<name>.<namespace>.svc`, which resolves only inside the cluster. The
+    /// plugin's certificate is still verified against the Service's name. For running the
+    /// rendered configuration outside a pod (tests, debugging); the file has no such field.
+    pub plugin_service_host: Option<String>,
 }
 
 /// A metadata store URL. Its `Debug` shows only the scheme: a PostgreSQL URL carries a
@@ -100,6 +106,9 @@ pub struct Config {
     /// Directory of the client certificates of `service` plugins (`pluginClientTlsDir`),
     /// absolute; default [`mcp_crds::plugin::CLIENT_TLS_DIR`].
     pub plugin_client_tls_dir: PathBuf,
+    /// Where to connect to `service` plugins instead of their Service's DNS name
+    /// (`--plugin-service-host`), as a URI host: an IPv6 address is bracketed. `None` in a pod.
+    pub plugin_service_host: Option<String>,
 }
 
 /// Why the configuration cannot be used. Names the file and field, or the flag.
@@ -458,11 +467,25 @@ impl Config {
                 .unwrap_or(mcp_crds::plugin::CLIENT_TLS_DIR),
         )?;
 
+        let plugin_service_host = o
+            .plugin_service_host
+            .as_deref()
+            .map(|h| {
+                uri_host(h).ok_or_else(|| {
+                    c.invalid(
+                        "--plugin-service-host",
+                        format!("{h:?} is neither an IP address nor a DNS name"),
+                    )
+                })
+            })
+            .transpose()?;
+
         Ok(Config {
             file: file.to_owned(),
             pipelines,
             plugin_socket_dir,
             plugin_client_tls_dir,
+            plugin_service_host,
             tenant: doc.tenant.clone(),
             domains: doc.domains.clone(),
             imap,
@@ -478,6 +501,26 @@ impl Config {
             admin_token,
         })
     }
+}
+
+/// `host` as the host of an `https://HOST:PORT` URI: an IPv4 address or a DNS name as given,
+/// an IPv6 address bracketed; `None` for anything else (a port, a scheme, a path, spaces).
+fn uri_host(host: &str) -> Option<String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(match ip {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        });
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    (name.len() <= 253 && name.split('.').all(label_ok)).then(|| host.to_owned())
 }
 
 #[cfg(test)]
@@ -662,6 +705,7 @@ mod tests {
             lmtp: Some("127.0.0.1:2424".into()),
             metrics: Some("127.0.0.1:0".into()),
             admin: Some("127.0.0.1:0".into()),
+            plugin_service_host: None,
         };
         let c = d.load_edited("tenant: acme", &overrides).expect("valid");
         assert_eq!(c.data_dir, local);
@@ -878,12 +922,58 @@ mod tests {
                 "must not be empty",
             ),
         ];
+        let cases = cases.into_iter().chain(
+            [
+                "",
+                "127.0.0.1:7000",
+                "https://127.0.0.1",
+                "host/path",
+                "a b",
+                "-x.example",
+                "[::1]",
+            ]
+            .map(|h| {
+                (
+                    Overrides {
+                        plugin_service_host: Some(h.into()),
+                        ..Overrides::default()
+                    },
+                    "--plugin-service-host",
+                    "is neither an IP address nor a DNS name",
+                )
+            }),
+        );
         for (overrides, flag, message) in cases {
             let e = d.load_edited("tenant: acme", &overrides).expect_err(flag);
             assert!(matches!(e, ConfigError::Flag { .. }), "{e:?}");
             assert_eq!(e.field(), Some(flag));
             assert!(e.to_string().starts_with(&format!("{flag}: ")), "{e}");
             assert!(e.to_string().contains(message), "{e}");
+        }
+    }
+
+    #[test]
+    fn plugin_service_host_is_a_uri_host() {
+        let d = Dir::new();
+        let c = d
+            .load_edited("tenant: acme", &Overrides::default())
+            .expect("valid");
+        assert_eq!(
+            c.plugin_service_host, None,
+            "absent unless the flag is given"
+        );
+        for (given, host) in [
+            ("127.0.0.1", "127.0.0.1"),
+            ("::1", "[::1]"),
+            ("localhost", "localhost"),
+            ("plugins.internal.example.", "plugins.internal.example."),
+        ] {
+            let overrides = Overrides {
+                plugin_service_host: Some(given.into()),
+                ..Overrides::default()
+            };
+            let c = d.load_edited("tenant: acme", &overrides).expect(given);
+            assert_eq!(c.plugin_service_host.as_deref(), Some(host), "{given}");
         }
     }
 }

@@ -95,7 +95,7 @@ pub async fn run_until(
         HostMode::Managed {
             socket_dir: config.plugin_socket_dir.clone(),
             client_tls_dir: config.plugin_client_tls_dir.clone(),
-            service_connect_host: None,
+            service_connect_host: config.plugin_service_host.clone(),
         },
         HostSettings::default(),
     );
