@@ -185,6 +185,46 @@ def test_a_supervised_sdk_plugin_serves_is_reported_and_its_output_is_logged(
     assert not alive(pid), "the plugin process is stopped with the dataplane"
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc)."""
+    out = children(pid)
+    for child in list(out):
+        out += descendants(child)
+    return out
+
+
+def test_a_plugin_started_through_a_wrapper_is_stopped_with_its_children(
+    mcp_factory, resources_copy, plugin_bins
+):
+    """A `command` that is a shell wrapper keeps the real plugin as its child. On SIGTERM the
+    dataplane stops the plugin's whole process group: it once signalled only the wrapper,
+    left the plugin running (holding the port) and then waited forever for its output."""
+    (port,) = free_ports(1)
+    write(
+        resources_copy,
+        f"""apiVersion: mcp.dev/v1alpha1
+kind: PluginDeployment
+metadata: {{name: wrapped, namespace: {NS}}}
+spec:
+  command: [sh, -c, '"$0"; true', {plugin_bins["noop"]}]
+  protocol: {{min: 1, max: 1}}
+  stages: [deliver, append]
+  port: {port}
+""",
+        pipeline("wrapped", "append", "failClosed"),
+    )
+    server = mcp_factory(resources=resources_copy)
+    wait_serving(server, "wrapped")
+    box = unique("wrapped")
+    with connect(server) as c:
+        c.create(box)
+        c.append(box, simple_message("through the wrapper")).ok()
+    tree = descendants(server.proc.pid)
+    assert len(tree) == 2, "the shell and the plugin"
+    assert server.stop() == 0
+    assert not [p for p in tree if alive(p)], "no plugin process is left behind"
+
+
 def test_a_plugin_killed_with_sigkill_is_restarted_over_a_unix_socket(
     mcp_factory, resources_copy, plugin_bins
 ):

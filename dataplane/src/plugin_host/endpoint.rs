@@ -172,10 +172,28 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Longest Unix socket path, octets: Linux's `sun_path` holds 108, including the terminating
+/// NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A Unix endpoint at `path`, refused when the path does not fit in a socket address (the
+/// plugin could never listen there).
+fn unix(path: PathBuf) -> Result<Endpoint, String> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(format!(
+            "spec.transport: unix: the socket path {} is {len} octets, longer than the {MAX_SOCKET_PATH} a Unix socket address holds; use a shorter name or data directory, or transport tcp",
+            path.display()
+        ));
+    }
+    Ok(Endpoint::Unix(path))
+}
+
 /// The endpoint of PluginDeployment `namespace/name` with `spec` in `mode`.
 ///
 /// # Errors
-/// A message naming the field: a port outside 1..=65535, `mode: service` in standalone.
+/// A message naming the field: a port outside 1..=65535, `mode: service` in standalone, a
+/// Unix socket path too long for a socket address.
 pub fn resolve(
     mode: &HostMode,
     namespace: &str,
@@ -195,11 +213,11 @@ pub fn resolve(
             Err("spec.transport: unix is only allowed with mode sidecar".into())
         }
         (_, PluginMode::Sidecar, PluginTransport::Tcp) => Ok(tcp),
-        (HostMode::Standalone { data_dir }, PluginMode::Sidecar, PluginTransport::Unix) => Ok(
-            Endpoint::Unix(data_dir.join("plugins").join(format!("{namespace}.{name}.sock"))),
-        ),
+        (HostMode::Standalone { data_dir }, PluginMode::Sidecar, PluginTransport::Unix) => {
+            unix(data_dir.join("plugins").join(format!("{namespace}.{name}.sock")))
+        }
         (HostMode::Managed { socket_dir, .. }, PluginMode::Sidecar, PluginTransport::Unix) => {
-            Ok(Endpoint::Unix(socket_dir.join(format!("{name}.sock"))))
+            unix(socket_dir.join(format!("{name}.sock")))
         }
         (
             HostMode::Managed {

@@ -294,6 +294,9 @@ impl PluginHost {
     pub fn plan(&self, deployments: &[PluginDeployment], strict: bool) -> Result<Plan, PlanError> {
         let entries = lock(&self.entries);
         let mut planned = BTreeMap::new();
+        // Loopback ports already taken by a planned sidecar: two plugins cannot listen on
+        // one port, and the host would reach the same process for both.
+        let mut ports: BTreeMap<std::net::SocketAddr, (String, String)> = BTreeMap::new();
         for d in deployments {
             let namespace = d.metadata.namespace.clone().unwrap_or_default();
             let name = d.metadata.name.clone().unwrap_or_default();
@@ -312,6 +315,15 @@ impl PluginHost {
             validate(&self.mode, &d.spec).map_err(err)?;
             let endpoint =
                 endpoint::resolve(&self.mode, &namespace, &name, &d.spec).map_err(err)?;
+            if let Endpoint::Tcp(addr) = &endpoint {
+                if let Some((ns, other)) = ports.get(addr) {
+                    return Err(err(format!(
+                        "spec.port: {} is already the port of PluginDeployment {ns}/{other}; give each plugin a port of its own",
+                        addr.port()
+                    )));
+                }
+                ports.insert(*addr, (namespace.clone(), name.clone()));
+            }
             let kept = entries
                 .get(&key)
                 .filter(|e| *e.conn.spec() == d.spec && *e.conn.endpoint() == endpoint)

@@ -118,7 +118,8 @@ async fn supervise(
                 conn.note_error(why);
             }
             Ok(mut child) => {
-                tracing::info!(plugin = %label, pid = child.id().unwrap_or(0), program = %program, "plugin process started");
+                let pid = child.id();
+                tracing::info!(plugin = %label, pid = pid.unwrap_or(0), program = %program, "plugin process started");
                 let mut forwarders = Vec::new();
                 if let Some(out) = child.stdout.take() {
                     forwarders.push(tokio::spawn(forward(out, label.clone(), "stdout")));
@@ -133,21 +134,20 @@ async fn supervise(
                 match exited {
                     None => {
                         terminate(&mut child, &label, settings.stop_grace).await;
-                        for f in forwarders {
-                            let _ = f.await;
-                        }
+                        drain(forwarders, &label, settings.stop_grace).await;
                         return;
                     }
                     Some(status) => {
+                        // The plugin's own children would keep the port and the output
+                        // pipes (so the forwarders, and this loop, would never end).
+                        kill_group(pid);
                         let why = match status {
                             Ok(s) => format!("plugin process exited ({s})"),
                             Err(e) => format!("plugin process lost: {e}"),
                         };
                         tracing::warn!(plugin = %label, status = %why, "plugin process exited; restarting with backoff");
                         conn.note_error(why);
-                        for f in forwarders {
-                            let _ = f.await;
-                        }
+                        drain(forwarders, &label, settings.stop_grace).await;
                     }
                 }
                 if started.elapsed() >= settings.restart_stable {
@@ -163,14 +163,35 @@ async fn supervise(
     }
 }
 
-/// SIGTERM, then SIGKILL when the process has not exited within `grace`.
+/// SIGKILL to what is left of the process group of the exited plugin `pid`.
+fn kill_group(pid: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(pgid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) on the group the plugin led (`process_group(0)`), just reaped:
+        // the id stays in use while any member lives, and reusing it would take the pid
+        // space wrapping around in between; an empty group is ESRCH.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
+}
+
+/// SIGTERM to the plugin's process group, then SIGKILL to the group when the process has
+/// not exited within `grace`. The group, not only the process: a plugin started through a
+/// wrapper (`sh -c`, a launcher script) has its real server as a child, which would
+/// otherwise be left running, holding the port and the output pipes.
 async fn terminate(child: &mut Child, label: &str, grace: std::time::Duration) {
     #[cfg(unix)]
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        // SAFETY: kill(2) with a pid we started and have not reaped (the Child still owns
-        // it, so the pid cannot have been reused), and a valid signal number.
+    let group = child.id().and_then(|p| i32::try_from(p).ok());
+    #[cfg(unix)]
+    if let Some(pgid) = group {
+        // SAFETY: kill(2) on the process group the child leads (`process_group(0)`): its
+        // pid is not reaped yet (the Child still owns it), so the group id cannot have been
+        // reused; a valid signal number.
         unsafe {
-            libc::kill(pid, libc::SIGTERM);
+            libc::kill(-pgid, libc::SIGTERM);
         }
     }
     match tokio::time::timeout(grace, child.wait()).await {
@@ -180,6 +201,21 @@ async fn terminate(child: &mut Child, label: &str, grace: std::time::Duration) {
         Err(_) => {
             tracing::warn!(plugin = %label, grace_ms = grace.as_millis(), "plugin process ignored SIGTERM; killing it");
             let _ = child.kill().await;
+        }
+    }
+    // Whatever the leader left behind in its group goes too.
+    #[cfg(unix)]
+    kill_group(group.and_then(|g| u32::try_from(g).ok()));
+}
+
+/// Waits up to `grace` for the output forwarders to reach the end of their pipes, then
+/// drops them: a process that escaped the plugin's group (`setsid`) may hold the pipes open
+/// forever, and must not stall the supervision.
+async fn drain(forwarders: Vec<JoinHandle<()>>, label: &str, grace: std::time::Duration) {
+    for mut f in forwarders {
+        if tokio::time::timeout(grace, &mut f).await.is_err() {
+            tracing::warn!(plugin = %label, "plugin output still open after the process ended; no longer forwarding it");
+            f.abort();
         }
     }
 }

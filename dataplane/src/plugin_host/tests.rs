@@ -1162,6 +1162,70 @@ fn invalid_plugin_deployments_are_refused_naming_the_field() {
     assert!(e.message.contains("defined twice"));
 }
 
+#[test]
+fn two_sidecars_on_one_port_are_refused() {
+    let host = PluginHost::new(
+        HostMode::Standalone {
+            data_dir: "/nonexistent".into(),
+        },
+        fast(),
+    );
+    let a = deployment("  port: 50051\n");
+    let mut b = deployment("  port: 50051\n");
+    b.metadata.name = Some("other".into());
+    let e = host.plan(&[a.clone(), b.clone()], true).expect_err("clash");
+    assert_eq!(e.name, "other");
+    assert!(
+        e.message.starts_with(
+            "spec.port: 50051 is already the port of PluginDeployment mcp-example/scanner"
+        ),
+        "{e}"
+    );
+    b.spec.port = 50052;
+    host.plan(&[a.clone(), b.clone()], true)
+        .expect("distinct ports");
+    // A Unix socket does not take the TCP port.
+    b.spec.port = 50051;
+    b.spec.transport = mcp_crds::plugin::PluginTransport::Unix;
+    host.plan(&[a, b], true).expect("unix");
+}
+
+#[test]
+fn a_socket_path_too_long_for_a_socket_address_is_refused() {
+    let cases = [
+        ("short", "/tmp/d".to_owned(), "scanner".to_owned(), true),
+        ("long name", "/tmp/d".to_owned(), "n".repeat(100), false),
+        (
+            "long data dir",
+            format!("/{}", "d".repeat(90)),
+            "scanner".to_owned(),
+            false,
+        ),
+    ];
+    for (what, data_dir, name, ok) in cases {
+        let host = PluginHost::new(
+            HostMode::Standalone {
+                data_dir: data_dir.into(),
+            },
+            fast(),
+        );
+        let mut d = deployment("  transport: unix\n");
+        d.metadata.name = Some(name);
+        match host.plan(&[d], true) {
+            Ok(_) => assert!(ok, "{what}: accepted"),
+            Err(e) => {
+                assert!(!ok, "{what}: {e}");
+                assert!(
+                    e.message
+                        .starts_with("spec.transport: unix: the socket path"),
+                    "{what}: {e}"
+                );
+                assert!(e.message.contains("longer than the 107"), "{what}: {e}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_unchanged_deployment_keeps_its_connection_across_reloads_and_a_changed_one_is_replaced()
 {
