@@ -168,19 +168,23 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let plan = host.plan(&deployments, true)?;
-    let set = compile(&pipelines, &|_| Some("example".into()), &plan)?;
+    // One set per pipeline: each is its tenant's default on `append`.
+    let sets = pipelines
+        .iter()
+        .map(|p| compile(std::slice::from_ref(p), &|_| Some("example".into()), &plan))
+        .collect::<Result<Vec<_>, _>>()?;
     host.commit(plan);
 
     let mut configs: Vec<(String, Arc<dyn Plugin>)> =
         vec![("in-process".into(), Arc::new(mcp_plugin_sdk::noop::Noop))];
     let labels = Default::default();
-    for (label, name) in &names {
+    for ((label, name), set) in names.iter().zip(&sets) {
         let chosen = set.select(
             Stage::Append,
             MailboxScope {
                 tenant: "example",
                 labels: &labels,
-                pipeline_ref: Some(name),
+                pipeline_ref: None,
             },
         );
         let step = chosen
@@ -258,7 +262,7 @@ async fn main() -> anyhow::Result<()> {
     let (_, base_rate, base_p50) = summary[0].clone();
     for (label, rate, p50) in &summary[1..] {
         println!(
-            "{label}: p50 added {:+.3} ms per call; {:.1} µs of host and plugin CPU-bound time per call at {} callers",
+            "{label}: p50 added {:+.3} ms per call; {:.1} µs more wall time per call at saturation with {} callers",
             p50 - base_p50,
             1e6 / rate - 1e6 / base_rate,
             args.concurrency
