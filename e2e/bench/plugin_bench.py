@@ -21,9 +21,12 @@ of the gRPC hop with the *same* plugin object in-process is measured by the Rust
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,6 +87,22 @@ spec:
 """
 
 
+def wait_serving(server: "pb.Server") -> None:
+    """Waits until every plugin of `server` serves (standalone answers GET /internal/v1/plugins
+    on its metrics listener)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics}/internal/v1/plugins", timeout=2) as r:
+                plugins = json.load(r)["plugins"]
+            if all(p["phase"] == "serving" for p in plugins):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit("plugins never served")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=4)
@@ -122,7 +141,8 @@ def main() -> None:
             d.mkdir()
             server = pb.Server(mcp, res, d)
             try:
-                pb.run("APPEND", server.imap, 1, 1.0)  # warm-up: connects the plugin
+                wait_serving(server)
+                pb.run("APPEND", server.imap, 1, 1.0)  # warm-up
                 before = pb.cpu_seconds(server.proc.pid)
                 n, lat = pb.run("APPEND", server.imap, args.clients, args.duration)
                 cpu = pb.cpu_seconds(server.proc.pid) - before
