@@ -337,8 +337,8 @@ impl Connection {
             s.client = Some(client.clone());
             s.negotiated = Some(Arc::new(negotiated));
             s.breaker.reset();
-            s.last_error = Some("waiting for grpc.health.v1 SERVING".into());
-            s.phase = PluginPhase::NotServing;
+            // The phase stays `Connecting` until the first health answer, applied just below:
+            // a healthy start logs "serving" without a "not serving" warning first.
         });
         let mut status = Some(first);
         loop {
