@@ -259,15 +259,7 @@ impl DataplaneClient {
     /// [`DataplaneError`]; a dataplane that does not serve the path (404, an older build) is
     /// `Refused`.
     pub async fn get_pipelines(&self) -> Result<PipelinesState, DataplaneError> {
-        let url = self.path_url(PIPELINES_PATH);
-        let request = self.http.get(url.clone()).timeout(PROBE_TIMEOUT);
-        let (status, state) = self.send("GET", request, &url).await?;
-        state.ok_or_else(|| DataplaneError::Refused {
-            method: "GET",
-            url: url.to_string(),
-            status: status.as_u16(),
-            detail: "the dataplane does not serve its pipelines (an older build?)".into(),
-        })
+        self.get_report(PIPELINES_PATH, "serve its pipelines").await
     }
 
     /// `GET {PLUGINS_PATH}`: the dataplane's connection to each PluginDeployment it knows.
@@ -276,14 +268,24 @@ impl DataplaneClient {
     /// [`DataplaneError`]; a dataplane that does not serve the path (404, an older build) is
     /// `Refused`.
     pub async fn get_plugins(&self) -> Result<PluginsState, DataplaneError> {
-        let url = self.path_url(PLUGINS_PATH);
+        self.get_report(PLUGINS_PATH, "report its plugins").await
+    }
+
+    /// `GET path` of a read-only report; `what` completes "the dataplane does not ..." when
+    /// it answers without one (404 from an older build).
+    async fn get_report<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<T, DataplaneError> {
+        let url = self.path_url(path);
         let request = self.http.get(url.clone()).timeout(PROBE_TIMEOUT);
         let (status, state) = self.send("GET", request, &url).await?;
         state.ok_or_else(|| DataplaneError::Refused {
             method: "GET",
             url: url.to_string(),
             status: status.as_u16(),
-            detail: "the dataplane does not report its plugins (an older build?)".into(),
+            detail: format!("the dataplane does not {what} (an older build?)"),
         })
     }
 

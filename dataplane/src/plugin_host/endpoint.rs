@@ -157,20 +157,7 @@ impl Endpoint {
     }
 }
 
-/// An error and its sources, `: `-separated (tonic's transport errors say little on top).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+pub use mcp_plugin_api::error_chain;
 
 /// Longest Unix socket path, octets: Linux's `sun_path` holds 108, including the terminating
 /// NUL.

@@ -119,6 +119,22 @@ impl FromIterator<Capability> for Capabilities {
     }
 }
 
+/// An error and its sources, `: `-separated, each source's text once (transport errors of
+/// tonic and hyper say little on their own). For logs and `PluginError` texts.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// A mail processor: called once per message and stage by each pipeline step using it.
 ///
 /// Implementations must be cheap to call concurrently (`&self`); the engine runs the call

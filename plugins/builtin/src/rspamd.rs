@@ -654,9 +654,15 @@ impl Rspamd {
         let at = &self.endpoint;
         let response = self.client.request(request).await.map_err(|e| {
             if e.is_connect() {
-                PluginError::Unavailable(format!("cannot connect to rspamd at {at}: {}", chain(&e)))
+                PluginError::Unavailable(format!(
+                    "cannot connect to rspamd at {at}: {}",
+                    mcp_plugin_api::error_chain(&e)
+                ))
             } else {
-                PluginError::Unavailable(format!("rspamd at {at}: {}", chain(&e)))
+                PluginError::Unavailable(format!(
+                    "rspamd at {at}: {}",
+                    mcp_plugin_api::error_chain(&e)
+                ))
             }
         })?;
         let status = response.status();
@@ -680,7 +686,7 @@ impl Rspamd {
             Err(e) => {
                 return Err(PluginError::Unavailable(format!(
                     "rspamd at {at}: the reply broke off: {}",
-                    chain(e.as_ref())
+                    mcp_plugin_api::error_chain(e.as_ref())
                 )));
             }
         };
@@ -766,21 +772,6 @@ fn endpoint(url: &str) -> Result<Uri, String> {
         .path_and_query(format!("{base}/checkv2"))
         .build()
         .map_err(|e| format!("{url:?}: {e}"))
-}
-
-/// An error and its sources, `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// The symbols of `reply`, strongest first (by absolute score, then name).
