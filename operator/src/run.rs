@@ -245,6 +245,21 @@ pub const CONTROLLER_DRAIN: Duration = Duration::from_secs(10);
 /// What of a Tenant wakes its Mailboxes: its generation and its `Ready` status.
 type TenantTrigger = (Option<i64>, Option<ConditionStatus>);
 
+/// Whether `tenant`'s generation or `Ready` status differs from what `seen` last recorded
+/// for it (and records it): a Tenant status write that changes neither wakes nobody.
+fn tenant_changed(seen: &Mutex<HashMap<String, TenantTrigger>>, tenant: &Tenant) -> bool {
+    let ready = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+        .map(|c| c.status);
+    let key = (tenant.meta().generation, ready);
+    seen.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(tenant.name_any(), key)
+        != Some(key)
+}
+
 /// What of a PluginDeployment matters to the others: its spec key, and its `Ready` status
 /// and reason (which a Pipeline naming it reports).
 type PluginKey = (Key, Option<(ConditionStatus, String)>);
@@ -458,17 +473,7 @@ async fn run_controllers(
             Api::<Tenant>::all(client.clone()),
             all(),
             move |t: Tenant| {
-                let ready = t
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-                    .map(|c| c.status);
-                let key = (t.meta().generation, ready);
-                let changed = pipeline_seen
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(t.name_any(), key)
-                    != Some(key);
+                let changed = tenant_changed(&pipeline_seen, &t);
                 let namespace = names::namespace(&t).ok();
                 let wake: Vec<ObjectRef<Pipeline>> = if changed {
                     by_namespace
@@ -578,17 +583,7 @@ async fn run_controllers(
             Api::<Tenant>::all(client.clone()),
             all(),
             move |t: Tenant| {
-                let ready = t
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-                    .map(|c| c.status);
-                let key = (t.meta().generation, ready);
-                let changed = plugin_seen
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(t.name_any(), key)
-                    != Some(key);
+                let changed = tenant_changed(&plugin_seen, &t);
                 let namespace = names::namespace(&t).ok();
                 let wake: Vec<ObjectRef<PluginDeployment>> = if changed {
                     plugins_by_namespace

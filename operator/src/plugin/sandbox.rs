@@ -8,13 +8,10 @@
 //! tenant namespace enforces `restricted`, so such a container would keep the whole dataplane
 //! pod from being created.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, ResourceRequirements, SeccompProfile, SecurityContext,
     VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use mcp_crds::PluginDeployment;
 use mcp_crds::plugin::{ENV_LISTEN, Sandbox};
 
@@ -145,19 +142,7 @@ pub fn resources(sandbox: Option<&Sandbox>) -> ResourceRequirements {
     if let Some(r) = sandbox.and_then(|s| s.resources.clone()) {
         return r;
     }
-    let mut requests = BTreeMap::new();
-    let mut limits = BTreeMap::new();
-    for (resource, request, limit) in DEFAULT_RESOURCES {
-        requests.insert(resource.to_owned(), Quantity(request.to_owned()));
-        if let Some(limit) = limit {
-            limits.insert(resource.to_owned(), Quantity(limit.to_owned()));
-        }
-    }
-    ResourceRequirements {
-        requests: Some(requests),
-        limits: Some(limits),
-        ..ResourceRequirements::default()
-    }
+    crate::tenant::workload::resource_table(&DEFAULT_RESOURCES)
 }
 
 /// An environment variable with a literal value.

@@ -172,12 +172,18 @@ fn probe(period_seconds: i32, failure_threshold: i32) -> Probe {
 }
 
 fn default_resources() -> ResourceRequirements {
+    resource_table(&DEFAULT_RESOURCES)
+}
+
+/// Requests and limits from `(resource, request, limit)` rows (`("memory", "128Mi",
+/// Some("256Mi"))`); shared by the dataplane container and the plugin sandbox defaults.
+pub fn resource_table(rows: &[(&str, &str, Option<&str>)]) -> ResourceRequirements {
     let mut requests = BTreeMap::new();
     let mut limits = BTreeMap::new();
-    for (resource, request, limit) in DEFAULT_RESOURCES {
-        requests.insert(resource.to_owned(), Quantity(request.to_owned()));
+    for (resource, request, limit) in rows {
+        requests.insert((*resource).to_owned(), Quantity((*request).to_owned()));
         if let Some(limit) = limit {
-            limits.insert(resource.to_owned(), Quantity(limit.to_owned()));
+            limits.insert((*resource).to_owned(), Quantity((*limit).to_owned()));
         }
     }
     ResourceRequirements {
