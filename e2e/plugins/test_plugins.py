@@ -359,3 +359,156 @@ def test_a_plugin_deployment_reading_a_secret_is_refused_at_start_up(
     assert r.returncode != 0
     err = r.stderr.decode() + r.stdout.decode()
     assert "plugin.yaml" in err and "spec.env[].valueFrom" in err and "TOKEN" in err, err
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_a_dataplane_killed_with_sigkill_takes_its_plugins_with_it(
+    mcp_factory, resources_copy, plugin_bins, transport
+):
+    """`kill -9` of the dataplane leaves it no chance to stop its plugins: the kernel's
+    parent-death signal does (Linux). A plugin left behind would hold its port, so the
+    restarted dataplane's plugin could not listen."""
+    (port,) = free_ports(1)
+    write(
+        resources_copy,
+        deployment("noop", plugin_bins["noop"], port, f"  transport: {transport}\n"),
+        pipeline("noop", "append", "failClosed"),
+    )
+    server = mcp_factory(resources=resources_copy)
+    wait_serving(server, "noop")
+    (pid,) = children(server.proc.pid)
+    server.kill()
+    wait_until("the orphaned plugin killed", lambda: not alive(pid), timeout=10)
+
+    again = mcp_factory(data_dir=server.data_dir, resources=resources_copy)
+    state = wait_serving(again, "noop")
+    assert state["restarts"] == 0, "the new plugin process started at the first attempt"
+    box = unique("after-kill")
+    with connect(again) as c:
+        c.create(box)
+        c.append(box, simple_message("after the kill")).ok()
+    assert count(again, box, "after the kill") == 1
+
+
+def test_a_message_over_a_buffered_plugins_limit_is_stored_whole_and_marked_unscanned(
+    mcp_factory, resources_copy, plugin_bins, storage
+):
+    """A 30 MiB message through a `buffered` plugin allowed 1 MiB: the plugin is called with
+    the header section only (`body_withheld`), the message is stored byte for byte, and
+    the step records `plugin.ext.body-withheld=true` with it. Never passed as scanned."""
+    (port,) = free_ports(1)
+    write(
+        resources_copy,
+        deployment(
+            "noop", plugin_bins["noop"], port, "  args: [--body-mode, buffered]\n  bodyMode: buffered\n  maxBodySize: 1Mi\n"
+        ),
+        pipeline("noop", "append", "failClosed"),
+    )
+    server = mcp_factory(resources=resources_copy)
+    wait_serving(server, "noop")
+    subject = unique("huge")
+    message = simple_message(subject, ("z" * 1022 + "\r\n") * (30 * 1024))
+    assert len(message) > 30 * 1024 * 1024
+    box = unique("withheld")
+    with connect(server) as c:
+        c.create(box)
+        c.append(box, message).ok()
+        c.select(box)
+        r = c.cmd("UID FETCH 1 (RFC822.SIZE BODY.PEEK[])").ok()
+    (items,) = r.fetches().values()
+    assert int(items["RFC822.SIZE"]) == len(message)
+    body = next(v for k, v in items.items() if k.startswith("BODY"))
+    assert body == message, "stored byte for byte"
+    assert metric(server, "mcp_plugin_calls_total", plugin=f"{NS}/noop", outcome="ok") == 1
+    marks = [
+        row["metadata"] for row in storage.rows(server.data_dir)
+        if row.get("metadata") and "body-withheld" in str(row["metadata"])
+    ]
+    assert len(marks) == 1, marks
+    meta = marks[0] if isinstance(marks[0], dict) else json.loads(marks[0])
+    assert meta["plugin.ext.body-withheld"] == "true", meta
+    assert any(
+        e.get("fields", {}).get("message") == "message over the plugin's size limit: body withheld"
+        for e in server.log_events()
+    ), "the withholding is logged"
+
+
+def test_removing_a_plugin_under_load_loses_nothing_and_stops_its_process(
+    mcp_factory, resources_copy, plugin_bins
+):
+    """Eight clients APPEND through an external step while a reload replaces the Pipeline
+    with a built-in step and removes the PluginDeployment. Messages that took the old
+    revision still reach the plugin (it is retired only once they are done): every APPEND
+    is acknowledged, stored once, and the plugin process is stopped afterwards."""
+    (port,) = free_ports(1)
+    write(
+        resources_copy,
+        deployment("noop", plugin_bins["noop"], port, "  transport: unix\n"),
+        pipeline("noop", "append", "failClosed"),
+    )
+    server = mcp_factory(resources=resources_copy)
+    wait_serving(server, "noop")
+    (pid,) = children(server.proc.pid)
+    box = unique("removal")
+    with connect(server) as c:
+        c.create(box)
+
+    stop = threading.Event()
+    acked = [0] * 8
+    errors: list[str] = []
+
+    def client(i: int) -> None:
+        try:
+            with connect(server) as c:
+                while not stop.is_set():
+                    r = c.append(box, simple_message(f"removal {i}", f"message {acked[i]}"))
+                    if r.status != "OK":
+                        errors.append(f"client {i}: {r}")
+                        return
+                    acked[i] += 1
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"client {i}: {e!r}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        import time
+
+        time.sleep(2)
+        before = sum(acked)
+        # One step: the new pipeline, written first (the old PluginDeployment still
+        # exists, so the set compiles), then the PluginDeployment removed.
+        tmp = resources_copy / ".pipeline.tmp"
+        tmp.write_text(
+            f"""apiVersion: mcp.dev/v1alpha1
+kind: Pipeline
+metadata: {{name: external, namespace: {NS}}}
+spec:
+  scope: {{type: TenantDefault}}
+  stages: [append]
+  steps:
+    - name: tag
+      plugin: {{builtin: header-tagger}}
+      config: {{headers: [{{name: X-After, value: "yes", action: add}}]}}
+"""
+        )
+        tmp.rename(resources_copy / "pipeline.yaml")
+        (resources_copy / "plugin.yaml").unlink()
+        wait_until("the plugin retired", lambda: not plugins(server), timeout=30)
+        wait_until("the plugin process stopped", lambda: not alive(pid), timeout=30)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors
+    assert sum(acked) > before > 0
+    with connect(server) as c:
+        c.select(box)
+        r = c.cmd("UID SEARCH ALL").ok()
+        stored = sum(len(line.split()) - 1 for line in r.lines("SEARCH"))
+        tagged = c.cmd("UID SEARCH HEADER X-After yes").ok()
+        after = sum(len(line.split()) - 1 for line in tagged.lines("SEARCH"))
+    assert stored == sum(acked), "every acknowledged APPEND stored exactly once"
+    assert 0 < after < stored, "both revisions took messages"

@@ -103,6 +103,9 @@ pub struct Connection {
     steps: watch::Sender<Arc<Vec<v1::StepConfig>>>,
     cancel: CancellationToken,
     restarts: AtomicU32,
+    /// Compiled steps ([`ExternalPlugin`](super::external::ExternalPlugin)) that call this
+    /// connection, in any pipeline set still in use.
+    users: watch::Sender<usize>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -172,6 +175,7 @@ impl Connection {
             steps: watch::Sender::new(Arc::new(Vec::new())),
             cancel: CancellationToken::new(),
             restarts: AtomicU32::new(0),
+            users: watch::Sender::new(0),
         }))
     }
 
@@ -243,6 +247,27 @@ impl Connection {
     /// exited or could not start).
     pub fn note_error(&self, why: String) {
         self.update(|s| s.last_error = Some(why));
+    }
+
+    /// Records one more compiled step calling this connection; [`Self::release_user`] when
+    /// it is dropped.
+    pub fn add_user(&self) {
+        self.users.send_modify(|n| *n += 1);
+    }
+
+    /// Records that a compiled step calling this connection was dropped.
+    pub fn release_user(&self) {
+        self.users.send_modify(|n| *n = n.saturating_sub(1));
+    }
+
+    /// Waits until no compiled step calls this connection any more (the pipeline sets that
+    /// named it were replaced and the messages they were running are done), for at most
+    /// `limit`. Returns whether that happened in time.
+    pub async fn wait_unused(&self, limit: Duration) -> bool {
+        let mut users = self.users.subscribe();
+        tokio::time::timeout(limit, users.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Counts one restart of the supervised process.

@@ -60,6 +60,7 @@ impl ExternalPlugin {
         if matches!(spec.body_mode, BodyMode::Buffered | BodyMode::Streamed) {
             caps.push(Capability::SetMetadata);
         }
+        conn.add_user();
         Self {
             capabilities: caps.into_iter().collect(),
             conn,
@@ -68,6 +69,12 @@ impl ExternalPlugin {
             config,
             timeout,
         }
+    }
+}
+
+impl Drop for ExternalPlugin {
+    fn drop(&mut self) {
+        self.conn.release_user();
     }
 }
 

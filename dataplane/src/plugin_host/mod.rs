@@ -77,6 +77,10 @@ pub struct HostSettings {
     pub restart_stable: Duration,
     /// Time between SIGTERM and SIGKILL when stopping a supervised process. Default 5 s.
     pub stop_grace: Duration,
+    /// Longest wait, when a reload removes or changes a PluginDeployment, for the messages
+    /// still running the previous pipeline set to finish their calls to it before it is
+    /// retired. Default 60 s.
+    pub retire_drain: Duration,
 }
 
 impl Default for HostSettings {
@@ -94,6 +98,7 @@ impl Default for HostSettings {
             restart_max: Duration::from_secs(30),
             restart_stable: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
+            retire_drain: Duration::from_secs(60),
         }
     }
 }
@@ -374,7 +379,10 @@ impl PluginHost {
                 entries.insert(key, e);
                 continue;
             }
-            let retiring = old.remove(&key).map(|e| tokio::spawn(retire(e, "reload")));
+            let drain = self.settings.retire_drain;
+            let retiring = old
+                .remove(&key)
+                .map(|e| tokio::spawn(retire(e, Retire::Reload { drain })));
             let conn = planned.conn;
             tokio::spawn(Arc::clone(&conn).run());
             let supervisor = (supervise && !conn.spec().command.is_empty()).then(|| {
@@ -383,7 +391,8 @@ impl PluginHost {
             entries.insert(key, Entry { conn, supervisor });
         }
         for (_, e) in old {
-            tokio::spawn(retire(e, "reload"));
+            let drain = self.settings.retire_drain;
+            tokio::spawn(retire(e, Retire::Reload { drain }));
         }
     }
 
@@ -414,11 +423,34 @@ impl PluginHost {
     /// dataplane's shutdown.
     pub async fn shutdown(&self) {
         let all = std::mem::take(&mut *lock(&self.entries));
-        futures::future::join_all(all.into_values().map(|e| retire(e, "shutdown"))).await;
+        futures::future::join_all(all.into_values().map(|e| retire(e, Retire::Shutdown))).await;
     }
 }
 
-async fn retire(e: Entry, reason: &'static str) {
+/// Why a plugin is retired.
+#[derive(Clone, Copy)]
+enum Retire {
+    /// A reload removed or changed it: messages that took the previous pipeline set may
+    /// still call it, so it keeps serving them (up to `drain`) before it is told to stop.
+    Reload { drain: Duration },
+    /// The dataplane stops (its listeners are already closed and drained).
+    Shutdown,
+}
+
+async fn retire(e: Entry, why: Retire) {
+    let reason = match why {
+        Retire::Reload { drain } => {
+            if !e.conn.wait_unused(drain).await {
+                tracing::warn!(
+                    plugin = %e.conn.label(),
+                    drain_s = drain.as_secs(),
+                    "messages of the previous pipeline set still call the removed plugin; retiring it anyway"
+                );
+            }
+            "reload"
+        }
+        Retire::Shutdown => "shutdown",
+    };
     e.conn.shutdown(reason).await;
     if let Some(s) = e.supervisor {
         s.stop().await;

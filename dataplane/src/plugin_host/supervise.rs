@@ -12,7 +12,9 @@
 //!   exponential backoff with jitter, reset once a run lasted the stable period; each
 //!   restart counts in `PluginState.restarts` and `mcp_plugin_restarts_total`.
 //! - Stop (shutdown, removal, spec change): SIGTERM, then SIGKILL after the grace period.
-//!   The child is also killed if the dataplane drops it (`kill_on_drop`).
+//!   The child is also killed if the dataplane drops it (`kill_on_drop`), and, on Linux, by
+//!   the kernel when the dataplane dies without stopping it (`kill -9`, OOM): the parent-death
+//!   signal, see [`spawner`].
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -111,7 +113,7 @@ async fn supervise(
         #[cfg(unix)]
         cmd.process_group(0);
         let started = Instant::now();
-        match cmd.spawn() {
+        match spawner::spawn(cmd).await {
             Err(e) => {
                 let why = format!("cannot start {program:?}: {e}");
                 tracing::error!(plugin = %label, error = %why, "plugin process did not start");
@@ -239,4 +241,95 @@ async fn forward(reader: impl AsyncRead + Unpin, label: String, stream: &'static
             }
         }
     }
+}
+
+/// Plugin processes are forked from one thread that lives as long as the dataplane, with
+/// the parent-death signal set to SIGKILL (Linux `prctl(PR_SET_PDEATHSIG)`), so that a
+/// dataplane killed without a chance to stop them (`kill -9`, the OOM killer) does not leave
+/// them running, holding their port. The kernel sends that signal when the *thread* that
+/// forked the child ends, not the process; a Tokio worker may end before the process (a
+/// runtime shut down, a blocking thread retired), hence the dedicated thread.
+///
+/// Only the plugin process itself gets the signal: a child it started (a wrapper's real
+/// server) outlives it unless the wrapper `exec`s it (docs/plugin-host.md).
+mod spawner {
+    use std::io;
+    use std::sync::OnceLock;
+    use std::sync::mpsc;
+
+    use tokio::process::{Child, Command};
+    use tokio::runtime::Handle;
+    use tokio::sync::oneshot;
+
+    struct Request {
+        cmd: Command,
+        runtime: Handle,
+        reply: oneshot::Sender<io::Result<Child>>,
+    }
+
+    static SPAWNER: OnceLock<io::Result<mpsc::Sender<Request>>> = OnceLock::new();
+
+    fn start() -> io::Result<mpsc::Sender<Request>> {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("mcp-plugin-spawner".into())
+            .spawn(move || {
+                while let Ok(Request {
+                    mut cmd,
+                    runtime,
+                    reply,
+                }) = rx.recv()
+                {
+                    // The child's pidfd / SIGCHLD reaping belongs to the caller's runtime.
+                    let _entered = runtime.enter();
+                    let _ = reply.send(cmd.spawn());
+                }
+            })?;
+        Ok(tx)
+    }
+
+    /// Spawns `cmd` from the spawner thread, with the parent-death signal on Linux.
+    ///
+    /// # Errors
+    /// The spawn's error, or `Other` if the spawner thread could not be started.
+    pub(super) async fn spawn(mut cmd: Command) -> io::Result<Child> {
+        set_parent_death_signal(&mut cmd);
+        let sender = match SPAWNER.get_or_init(start) {
+            Ok(sender) => sender.clone(),
+            Err(e) => return Err(io::Error::other(format!("no plugin spawner thread: {e}"))),
+        };
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(Request {
+                cmd,
+                runtime: Handle::current(),
+                reply,
+            })
+            .map_err(|_| io::Error::other("the plugin spawner thread has ended"))?;
+        answer
+            .await
+            .map_err(|_| io::Error::other("the plugin spawner thread has ended"))?
+    }
+
+    #[cfg(target_os = "linux")]
+    fn set_parent_death_signal(cmd: &mut Command) {
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and calls only prctl(2)
+        // and getppid(2), both async-signal-safe system calls; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The dataplane died between fork and prctl: the signal will never come.
+                if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn set_parent_death_signal(_cmd: &mut Command) {}
 }

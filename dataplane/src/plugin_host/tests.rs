@@ -353,6 +353,7 @@ fn fast() -> HostSettings {
         restart_max: Duration::from_millis(100),
         restart_stable: Duration::from_secs(10),
         stop_grace: Duration::from_secs(1),
+        retire_drain: Duration::from_secs(5),
     }
 }
 
@@ -1236,7 +1237,7 @@ async fn an_unchanged_deployment_keeps_its_connection_across_reloads_and_a_chang
         "  capabilities: [addHeader]\n  port: {}\n",
         port_of(&bound)
     ));
-    let rig = Rig::new(
+    let mut rig = Rig::new(
         standalone(dir.path()),
         d.clone(),
         pipeline("onError: failClosed"),
@@ -1268,11 +1269,19 @@ async fn an_unchanged_deployment_keeps_its_connection_across_reloads_and_a_chang
     );
     drop(set);
 
-    // A changed spec: a new connection, and the old one is told to shut down.
+    // A changed spec: a new connection, and the old one is told to shut down once the
+    // previous pipeline set (messages still running it) no longer calls it.
     let mut changed = d;
     changed.spec.capabilities.clear();
     let plan = rig.host.plan(&[changed], true).expect("plan");
     rig.host.commit(plan);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.seen.shutdowns.load(Ordering::SeqCst),
+        0,
+        "the previous set still calls the old connection: not retired yet"
+    );
+    drop(std::mem::take(&mut rig.set));
     for _ in 0..250 {
         if fake.seen.shutdowns.load(Ordering::SeqCst) == 1 {
             break;
