@@ -13,6 +13,15 @@ use mcp_plugin_proto::v1::mail_processor_server::MailProcessorServer;
 use tokio::net::{TcpListener, UnixListener};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+/// Largest HTTP/2 frame the plugin accepts, octets: a whole 64 KiB body chunk (and its
+/// gRPC framing) arrives in one DATA frame instead of five of the 16 KiB default.
+const MAX_FRAME: u32 = 128 * 1024;
+/// HTTP/2 flow-control window per stream, octets: a 1 MiB buffered body or sixteen 64 KiB
+/// chunks are sent without waiting for a WINDOW_UPDATE.
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+/// HTTP/2 flow-control window per connection, octets (several concurrent calls).
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 use tonic_health::ServingStatus;
 
 use crate::config::{ConfigCache, Configure};
@@ -309,7 +318,10 @@ impl Bound {
                 futures::future::pending::<()>().await;
             }
         };
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = tonic::transport::Server::builder()
+            .max_frame_size(MAX_FRAME)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW);
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }
