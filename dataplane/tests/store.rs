@@ -1090,6 +1090,35 @@ async fn changes_reach_other_processes(db: &Db) {
         assert_eq!(next_change(&mut ours).await, Change::Mailbox(archive.id));
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(ours.try_recv().is_err(), "exactly once");
+
+        // The listening connections are killed: once back, everything is announced as
+        // changed (what was sent meanwhile is lost), and changes cross again.
+        while theirs.try_recv().is_ok() {}
+        let mut admin = PgConnection::connect(&db.url).await.expect("connect");
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'
+               AND pg_terminate_backend(pid)",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .expect("terminate");
+        assert_eq!(killed, 2, "one listener per pool");
+        admin.close().await.expect("close");
+        assert_eq!(next_change(&mut theirs).await, Change::All);
+        loop {
+            db.store
+                .append(inbox.id, &msg(&[], "after the loss"))
+                .await
+                .expect("append");
+            match tokio::time::timeout(Duration::from_millis(500), theirs.recv()).await {
+                Ok(c) => {
+                    assert_eq!(c.expect("open"), Change::Mailbox(inbox.id));
+                    break;
+                }
+                Err(_) => continue,
+            }
+        }
     } else {
         assert!(theirs.try_recv().is_err(), "SQLite: nothing crosses pools");
     }
