@@ -15,7 +15,7 @@ use super::ImapContext;
 use super::conn::IoStream;
 use super::wire::framing::{Frame, Framer};
 use super::wire::parse::{Parsed, parse};
-use crate::store::{AccountRecord, MailboxId, StoreError, Uid};
+use crate::store::{AccountRecord, Change, StoreError, Uid};
 
 pub(crate) use selected::Selected;
 
@@ -116,7 +116,7 @@ pub(crate) struct Session {
     pub utf8: bool,
     /// ENABLE IMAP4rev2 was given (RFC 9051 §6.3.1).
     pub rev2: bool,
-    pub changes: broadcast::Receiver<MailboxId>,
+    pub changes: broadcast::Receiver<Change>,
     pub shutdown: CancellationToken,
     pub peer: String,
     /// The SEARCHRES saved result (RFC 5182), as UIDs.
@@ -418,7 +418,7 @@ impl Session {
         let mut changed = force || sel.has_pending_expunges();
         loop {
             match self.changes.try_recv() {
-                Ok(id) if id == sel.mailbox.id => changed = true,
+                Ok(c) if c.affects(sel.mailbox.id) => changed = true,
                 Ok(_) => {}
                 Err(broadcast::error::TryRecvError::Lagged(_)) => changed = true,
                 Err(_) => break,
