@@ -984,6 +984,26 @@ async fn next_change(bus: &mut tokio::sync::broadcast::Receiver<Change>) -> Chan
         .expect("bus open")
 }
 
+/// Appends to `mailbox` through `writer` until `bus` (another pool's) hears of it: its
+/// listener connects in the background.
+async fn append_until_heard(
+    writer: &MetadataStore,
+    mailbox: MailboxId,
+    bus: &mut tokio::sync::broadcast::Receiver<Change>,
+    body: &str,
+) {
+    loop {
+        writer
+            .append(mailbox, &msg(&[], body))
+            .await
+            .expect("append");
+        if let Ok(c) = tokio::time::timeout(Duration::from_millis(500), bus.recv()).await {
+            assert_eq!(c.expect("open"), Change::Mailbox(mailbox));
+            return;
+        }
+    }
+}
+
 /// A second pool stands in for another replica: on PostgreSQL every committed change of one
 /// reaches the other's bus (LISTEN/NOTIFY), once per transaction, and a process does not
 /// hear its own changes twice; a rolled-back (failed) change notifies nobody. On SQLite
@@ -994,22 +1014,9 @@ async fn changes_reach_other_processes(db: &Db) {
     let other = MetadataStore::connect(&db.url).await.expect("second pool");
     let mut theirs = other.bus().subscribe();
     let mut ours = db.store.bus().subscribe();
-    // The listener connects in the background: wait until a change crosses.
     let postgres = db.url.starts_with("postgres");
     if postgres {
-        loop {
-            db.store
-                .append(inbox.id, &msg(&[], "warm-up"))
-                .await
-                .expect("append");
-            match tokio::time::timeout(Duration::from_millis(500), theirs.recv()).await {
-                Ok(c) => {
-                    assert_eq!(c.expect("open"), Change::Mailbox(inbox.id));
-                    break;
-                }
-                Err(_) => continue,
-            }
-        }
+        append_until_heard(&db.store, inbox.id, &mut theirs, "warm-up").await;
         while theirs.try_recv().is_ok() {}
     }
     while ours.try_recv().is_ok() {}
@@ -1106,19 +1113,7 @@ async fn changes_reach_other_processes(db: &Db) {
         assert_eq!(killed, 2, "one listener per pool");
         admin.close().await.expect("close");
         assert_eq!(next_change(&mut theirs).await, Change::All);
-        loop {
-            db.store
-                .append(inbox.id, &msg(&[], "after the loss"))
-                .await
-                .expect("append");
-            match tokio::time::timeout(Duration::from_millis(500), theirs.recv()).await {
-                Ok(c) => {
-                    assert_eq!(c.expect("open"), Change::Mailbox(inbox.id));
-                    break;
-                }
-                Err(_) => continue,
-            }
-        }
+        append_until_heard(&db.store, inbox.id, &mut theirs, "after the loss").await;
     } else {
         assert!(theirs.try_recv().is_err(), "SQLite: nothing crosses pools");
     }
