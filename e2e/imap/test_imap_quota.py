@@ -299,3 +299,37 @@ def test_two_processes_on_one_database_never_exceed_the_limit(
             assert quota_values(c.cmd(f"GETQUOTA {quote('User quota')}").ok()) == {
                 "User quota": {"MESSAGE": (limit, limit)}
             }
+
+
+def test_managed_mode_enforces_the_operators_quotas(mcp_binary, storage, tmp_path):
+    """`mcp dataplane`: the Mailbox quota arrives with the account over the admin API, the
+    Tenant's storage limit as `tenantStorageQuota` in config.yaml (docs/quota.md)."""
+    from test_dataplane_mode import ALICE, Dataplane, write_config_dir
+
+    etc = tmp_path / "etc"
+    token = write_config_dir(etc, storage, {"tenantStorageQuota": "3Ki"})
+    dp = Dataplane(mcp_binary, etc, tmp_path / "data", storage, token, tmp_path / "mcp.log")
+    try:
+        assert dp.put(ALICE, spec={"quota": {"messages": 2}}).status == 200
+        bob = "bob@acme.example"
+        assert dp.put(bob, password="bob-pw").status == 200
+        imap = dp.imaps(ALICE, "alice-pw")
+        typ, data = imap.getquotaroot("INBOX")
+        assert typ == "OK"
+        assert data == [
+            [b'"INBOX" "User quota" "Tenant quota"'],
+            [b'"User quota" (MESSAGE 0 2)', b'"Tenant quota" (STORAGE 0 3)'],
+        ]
+        for i in range(2):
+            assert imap.append("INBOX", None, None, message(f"a{i}", 1000))[0] == "OK"
+        typ, data = imap.append("INBOX", None, None, message("a3", 10))
+        assert typ == "NO" and b"[OVERQUOTA]" in data[0], data
+        imap.logout()
+        imap = dp.imaps(bob, "bob-pw")
+        assert imap.append("INBOX", None, None, message("b1", 1000))[0] == "OK"
+        typ, data = imap.append("INBOX", None, None, message("b2", 1100))
+        assert typ == "NO" and b"tenant" in data[0], data
+        imap.logout()
+        assert dp.get(ALICE).json["messages"] == 2
+    finally:
+        assert dp.stop() == 0
