@@ -763,7 +763,8 @@ async fn counts(db: &Db) {
             messages: 3,
             unseen: 2,
             deleted: 1,
-            size: 600
+            size: 600,
+            deleted_storage: 200,
         }
     );
 }

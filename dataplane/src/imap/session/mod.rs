@@ -338,6 +338,11 @@ impl Session {
         let result = super::op::dispatch(self, &tag, request).await;
         let completion = match result {
             Ok(c) => c,
+            // APPEND, COPY, MOVE: the store refused the write whole (RFC 9208 §4.3).
+            Err(OpError::Store(StoreError::OverQuota(q))) => Completion::no_code(
+                "OVERQUOTA",
+                format!("Quota exceeded: the message would exceed {q}."),
+            ),
             Err(OpError::Store(e)) => {
                 tracing::warn!(peer = %self.peer, command = name, error = %e, "store failure");
                 Completion::no_code("UNAVAILABLE", "Temporary server failure, try again")
@@ -401,9 +406,17 @@ impl Session {
                 "STATUS=SIZE",
                 "BINARY",
                 "UTF8=ACCEPT",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
             ]);
         }
-        caps.join(" ")
+        let mut caps = caps.join(" ");
+        if self.account.is_some() {
+            // RFC 7889: one limit for every mailbox, the largest literal the framer takes.
+            caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
+        }
+        caps
     }
 
     /// Drains change notifications; when the selected mailbox changed, reports the changes
