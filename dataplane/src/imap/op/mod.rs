@@ -21,6 +21,7 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::mailbox::Mailbox;
 
 use super::session::{Completion, OpResult, Session, State};
+use super::wire::condstore::Modifiers;
 use super::wire::parse::{Request, mailbox_name};
 
 /// Upper-case command name for logs and metrics, with `UID ` for UID commands.
@@ -80,7 +81,7 @@ fn required_state(body: &CommandBody<'_>) -> State {
 
 /// Runs one parsed command.
 pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResult {
-    let (body, search_return, uses_saved) = match req {
+    let (body, search_return, uses_saved, modifiers) = match req {
         Request::List(list) => {
             if s.state() == State::NotAuthenticated {
                 return Ok(Completion::bad("Not authenticated"));
@@ -91,7 +92,14 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             body,
             search_return,
             uses_saved_result,
-        } => (body, search_return, uses_saved_result),
+            modifiers,
+        } => (body, search_return, uses_saved_result, modifiers),
+    };
+    let (select_params, fetch_mods, store_mods) = match modifiers {
+        None => (None, None, None),
+        Some(Modifiers::Select(p)) => (Some(p), None, None),
+        Some(Modifiers::Fetch(m)) => (None, Some(m), None),
+        Some(Modifiers::Store(m)) => (None, None, Some(m)),
     };
     let need = required_state(&body);
     match (need, s.state()) {
@@ -112,7 +120,8 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             | CommandBody::Search { uid: false, .. }
     );
     let saved = uses_saved.then(|| s.saved_result.clone());
-    let completion = match body {
+    let view_before = s.selected.as_ref().map(|v| (v.mailbox.id, v.known_modseq));
+    let mut completion = match body {
         CommandBody::Capability => any::capability(s),
         CommandBody::Noop | CommandBody::Check => any::noop(s).await,
         CommandBody::Logout => any::logout(s),
@@ -133,8 +142,12 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             )
             .await
         }
-        CommandBody::Select { mailbox, .. } => select::select(s, &mailbox, false).await,
-        CommandBody::Examine { mailbox, .. } => select::select(s, &mailbox, true).await,
+        CommandBody::Select { mailbox, .. } => {
+            select::select(s, &mailbox, false, select_params.unwrap_or_default()).await
+        }
+        CommandBody::Examine { mailbox, .. } => {
+            select::select(s, &mailbox, true, select_params.unwrap_or_default()).await
+        }
         CommandBody::Unselect => select::unselect(s),
         CommandBody::Close => select::close(s).await,
         CommandBody::Create { mailbox } => mailboxes::create(s, &mailbox).await,
@@ -183,14 +196,24 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             macro_or_item_names,
             uid,
             ..
-        } => fetch::fetch(s, &sequence_set, macro_or_item_names, uid, saved.as_deref()).await,
+        } => {
+            fetch::fetch(
+                s,
+                &sequence_set,
+                macro_or_item_names,
+                uid,
+                fetch_mods.unwrap_or_default(),
+                saved.as_deref(),
+            )
+            .await
+        }
         CommandBody::Store {
             sequence_set,
             kind,
             response,
             flags,
             uid,
-            modifiers,
+            ..
         } => {
             store::store(
                 s,
@@ -199,7 +222,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
                 response,
                 &flags,
                 uid,
-                &modifiers,
+                store_mods.unwrap_or_default(),
                 saved.as_deref(),
             )
             .await
@@ -222,6 +245,18 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
     // Untagged updates may follow any command; EXPUNGE only where RFC 9051 §7.5.1 allows.
     if s.state() == State::Selected && completion.status != super::session::Status::Bad {
         s.sync_selected(!restricts_expunge, false).await?;
+    }
+    // With QRESYNC, a command after which the client is in sync with a newer state of the
+    // mailbox says so in its tagged OK (RFC 7162 §3.2.7 for EXPUNGE; Dovecot does it for
+    // every command), so that a client can cache HIGHESTMODSEQ without a STATUS.
+    if s.qresync
+        && completion.status == super::session::Status::Ok
+        && completion.code.is_none()
+        && let Some(view) = s.selected.as_ref()
+        && view_before.is_some_and(|(id, m)| id == view.mailbox.id && view.known_modseq > m)
+        && !view.has_pending_expunges()
+    {
+        completion.code = Some(format!("HIGHESTMODSEQ {}", view.known_modseq.0).into());
     }
     Ok(completion)
 }

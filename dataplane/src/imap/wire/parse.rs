@@ -7,7 +7,9 @@
 //! - ESEARCH `RETURN (...)` (RFC 4731, RFC 9051 §6.4.4): cut out before imap-codec parses
 //!   the rest of SEARCH;
 //! - the SEARCHRES `$` marker (RFC 5182): replaced by [`SAVED_RESULT_SENTINEL`] so that
-//!   imap-codec sees a sequence set; the session resolves the sentinel to the saved result.
+//!   imap-codec sees a sequence set; the session resolves the sentinel to the saved result;
+//! - RFC 7162 SELECT parameters and FETCH/STORE modifiers: cut out and parsed by
+//!   [`super::condstore`].
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::{CommandDecodeError, Decoder};
@@ -15,6 +17,7 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::status::StatusDataItemName;
 
+use super::condstore::{self, Modifiers};
 use super::lex::{Token, tokenize};
 use super::mutf7;
 
@@ -89,6 +92,8 @@ pub enum Request {
         search_return: Option<SearchReturn>,
         /// True when `$` was used (see [`SAVED_RESULT_SENTINEL`]).
         uses_saved_result: bool,
+        /// RFC 7162 SELECT/EXAMINE parameters or FETCH/STORE modifiers, if given.
+        modifiers: Option<Modifiers>,
     },
     /// A LIST command (base or extended form).
     List(ListRequest),
@@ -186,13 +191,7 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
                 }
                 if let Token::Atom(a) = tok {
                     let word = String::from_utf8_lossy(a).to_ascii_uppercase();
-                    skip = match word.as_str() {
-                        "BCC" | "BODY" | "CC" | "FROM" | "SUBJECT" | "TEXT" | "TO" | "KEYWORD"
-                        | "UNKEYWORD" | "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON"
-                        | "SENTSINCE" | "LARGER" | "SMALLER" | "CHARSET" | "OLDER" | "YOUNGER" => 1,
-                        "HEADER" => 2,
-                        _ => 0,
-                    };
+                    skip = search_key_arity(&word);
                     if word == "$" {
                         rewrites.push((span.clone(), sentinel.clone()));
                         uses_saved_result = true;
@@ -201,6 +200,27 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
             }
         }
         _ => {}
+    }
+    let modifiers = match condstore::extract(&cmd, uid, args, msg) {
+        Ok(found) => found.map(|(span, m)| {
+            rewrites.push((span, Vec::new()));
+            m
+        }),
+        Err(e) => {
+            return Some(Parsed {
+                tag,
+                request: Err(e),
+            });
+        }
+    };
+    rewrites.sort_by_key(|(span, _)| span.start);
+    if cmd == "SEARCH"
+        && let Some(reason) = condstore::search_modseq_error(args)
+    {
+        return Some(Parsed {
+            tag,
+            request: Err(reason),
+        });
     }
 
     let owned;
@@ -225,6 +245,7 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
             body: command.body.into_static(),
             search_return,
             uses_saved_result,
+            modifiers,
         }),
         Ok(_) => Err(format!("Unexpected data after {cmd} command")),
         Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
@@ -239,6 +260,18 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
         Err(CommandDecodeError::LiteralFound { .. }) => Err("Unexpected literal".into()),
     };
     Some(Parsed { tag, request })
+}
+
+/// How many arguments follow the search key `word` (upper-case) that are not search keys
+/// themselves (RFC 9051 §6.4.4); `MODSEQ` counts only its mod-sequence (RFC 7162 §3.1.5).
+pub(super) fn search_key_arity(word: &str) -> usize {
+    match word {
+        "BCC" | "BODY" | "CC" | "FROM" | "SUBJECT" | "TEXT" | "TO" | "KEYWORD" | "UNKEYWORD"
+        | "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" | "LARGER"
+        | "SMALLER" | "CHARSET" | "OLDER" | "YOUNGER" | "MODSEQ" => 1,
+        "HEADER" => 2,
+        _ => 0,
+    }
 }
 
 /// How deeply imap-codec lets search keys nest (its parser's fixed recursion limit).
