@@ -322,6 +322,135 @@ pub(crate) fn uid_list(values: impl IntoIterator<Item = u32>) -> String {
 mod tests {
     use super::*;
 
+    use crate::store::{AccountId, BlobId, MailboxId, UidValidity};
+
+    fn msg(uid: u32, modseq: u64, flags: &[&str]) -> MessageRecord {
+        MessageRecord {
+            uid: Uid(uid),
+            modseq: ModSeq(modseq),
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+            internal_date: chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+                .expect("date"),
+            size: 1,
+            blob: BlobId("0".repeat(64)),
+        }
+    }
+
+    fn view(messages: Vec<MessageRecord>) -> Selected {
+        let mailbox = MailboxRecord {
+            id: MailboxId(1),
+            account: AccountId(1),
+            name: "INBOX".into(),
+            uid_validity: UidValidity(7),
+            uid_next: Uid(100),
+            highest_modseq: ModSeq(10),
+            special_use: None,
+        };
+        Selected::new(mailbox, false, messages)
+    }
+
+    fn text(out: &[u8]) -> String {
+        String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn fetch_lines_follow_the_enabled_extensions() {
+        let m = msg(9, 42, &["\\Seen"]);
+        let plain = Report::default();
+        let uid = Report {
+            uid: true,
+            ..Report::default()
+        };
+        let condstore = Report {
+            modseq: true,
+            ..Report::default()
+        };
+        let qresync = Report {
+            uid: true,
+            modseq: true,
+            vanished: true,
+        };
+        let cases = [
+            (plain, true, Some("* 3 FETCH (FLAGS (\\Seen))\r\n")),
+            (plain, false, None),
+            (uid, true, Some("* 3 FETCH (UID 9 FLAGS (\\Seen))\r\n")),
+            (
+                condstore,
+                true,
+                Some("* 3 FETCH (FLAGS (\\Seen) MODSEQ (42))\r\n"),
+            ),
+            (condstore, false, Some("* 3 FETCH (MODSEQ (42))\r\n")),
+            (qresync, false, Some("* 3 FETCH (UID 9 MODSEQ (42))\r\n")),
+        ];
+        for (report, flags, want) in cases {
+            assert_eq!(
+                flags_fetch(3, &m, report, flags).as_deref(),
+                want,
+                "{report:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn expunges_are_vanished_once_qresync_is_enabled() {
+        let mut sel = view(vec![
+            msg(1, 1, &[]),
+            msg(2, 1, &[]),
+            msg(3, 1, &[]),
+            msg(5, 1, &[]),
+        ]);
+        let mut out = Vec::new();
+        sel.expunge_now(&[Uid(2), Uid(3)], false, &mut out);
+        assert_eq!(text(&out), "* 3 EXPUNGE\r\n* 2 EXPUNGE\r\n");
+        out.clear();
+        sel.expunge_now(&[Uid(1), Uid(5), Uid(77)], true, &mut out);
+        assert_eq!(
+            text(&out),
+            "* VANISHED 1,5\r\n",
+            "unknown UID 77 is not reported"
+        );
+        assert!(sel.messages.is_empty());
+    }
+
+    #[test]
+    fn condstore_reports_modseq_only_changes() {
+        let mut sel = view(vec![msg(1, 3, &["\\Seen"]), msg(2, 3, &[])]);
+        let changes = Changes {
+            highest_modseq: ModSeq(12),
+            // Flags back where they were, MODSEQ moved on: only CONDSTORE clients care.
+            changed: vec![msg(1, 11, &["\\Seen"]), msg(2, 12, &["\\Flagged"])],
+            expunged: vec![],
+        };
+        let mut out = Vec::new();
+        let mut plain = view(sel.messages.clone());
+        plain.apply_changes(changes.clone(), true, Report::default(), &mut out);
+        assert_eq!(text(&out), "* 2 FETCH (FLAGS (\\Flagged))\r\n");
+        out.clear();
+        let report = Report {
+            uid: true,
+            modseq: true,
+            vanished: true,
+        };
+        sel.apply_changes(changes, true, report, &mut out);
+        assert_eq!(
+            text(&out),
+            "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (11))\r\n\
+             * 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (12))\r\n"
+        );
+        assert_eq!(sel.known_modseq, ModSeq(12));
+    }
+
+    #[test]
+    fn uid_sets_for_vanished_reach_past_the_largest_uid() {
+        let set: SequenceSet = "5:*".parse().expect("set");
+        assert!(uid_in_set(&set, Uid(6), None));
+        assert!(uid_in_set(&set, Uid(u32::MAX - 1), None));
+        assert!(!uid_in_set(&set, Uid(4), None));
+        let saved: SequenceSet = SAVED_RESULT_SENTINEL.to_string().parse().expect("set");
+        assert!(uid_in_set(&saved, Uid(3), Some(&[Uid(3)])));
+        assert!(!uid_in_set(&saved, Uid(4), Some(&[Uid(3)])));
+    }
+
     #[test]
     fn compact_sets() {
         assert_eq!(compact_set([5, 1, 2, 3, 9, 10]), "1:3,5,9:10");

@@ -605,6 +605,46 @@ mod tests {
     }
 
     #[test]
+    fn rfc7162_modifiers_reach_the_request() {
+        match ok("t1 UID FETCH $ (FLAGS) (CHANGEDSINCE 0 VANISHED)\r\n") {
+            Request::Command {
+                body: CommandBody::Fetch { uid: true, .. },
+                uses_saved_result: true,
+                modifiers: Some(Modifiers::Fetch(m)),
+                ..
+            } => assert!(m.vanished && m.changed_since == Some(crate::store::ModSeq(0))),
+            other => panic!("{other:?}"),
+        }
+        match ok("t2 STORE 1:* (UNCHANGEDSINCE 9223372036854775807) -FLAGS.SILENT (\\Seen)\r\n") {
+            Request::Command {
+                body: CommandBody::Store { .. },
+                modifiers: Some(Modifiers::Store(m)),
+                ..
+            } => assert_eq!(
+                m.unchanged_since,
+                Some(crate::store::ModSeq(i64::MAX as u64))
+            ),
+            other => panic!("{other:?}"),
+        }
+        match ok("t3 EXAMINE \"a b\" (QRESYNC (9 3 1:9))\r\n") {
+            Request::Command {
+                body: CommandBody::Examine { .. },
+                modifiers: Some(Modifiers::Select(p)),
+                ..
+            } => assert!(!p.condstore && p.qresync.is_some()),
+            other => panic!("{other:?}"),
+        }
+        match ok("t4 SEARCH RETURN (MIN) MODSEQ \"/flags/\\\\draft\" all 620162338\r\n") {
+            Request::Command {
+                search_return: Some(_),
+                modifiers: None,
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn bad_commands_keep_their_tag() {
         let cases = [
             ("x1 FROB\r\n", "Unknown command FROB"),
@@ -615,6 +655,13 @@ mod tests {
                 "Unknown SEARCH RETURN option",
             ),
             ("x6 LIST \"\" \"a\r\n", "quoted"),
+            ("x8 SEARCH MODSEQ 9223372036854775808\r\n", "out of range"),
+            ("x9 SEARCH MODSEQ 18446744073709551616\r\n", "out of range"),
+            (
+                "x10 FETCH 1 (FLAGS) (CHANGEDSINCE -1)\r\n",
+                "needs a mod-sequence",
+            ),
+            ("x11 SELECT INBOX (QRESYNC (1 0))\r\n", "must not be 0"),
             (
                 "x7 SEARCH NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT ALL\r\n",
                 "nested more than 9 levels",
