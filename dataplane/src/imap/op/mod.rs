@@ -112,6 +112,23 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
         }
         _ => {}
     }
+    // Report what other sessions changed before answering from the view, so that FETCH
+    // (CHANGEDSINCE), SEARCH and STORE see current flags and MODSEQs, as Dovecot does.
+    // Expunges wait for the end of the command (RFC 9051 §7.5.1); these unsolicited
+    // FETCHes carry UID only with QRESYNC, whatever the command.
+    s.uid_command = false;
+    if s.state() == State::Selected
+        && !matches!(
+            body,
+            CommandBody::Select { .. }
+                | CommandBody::Examine { .. }
+                | CommandBody::Unselect
+                | CommandBody::Close
+                | CommandBody::Logout
+        )
+    {
+        s.sync_selected(false, false).await?;
+    }
     s.uid_command = is_uid_command(&body);
     let restricts_expunge = matches!(
         body,
