@@ -10,6 +10,11 @@
 //! message changes). On SQLite `BEGIN IMMEDIATE` takes the database write lock up front; on
 //! PostgreSQL an `UPDATE` takes the row lock, so UID/MODSEQ allocation is serialised per
 //! mailbox across connections and processes, and UIDs become visible in ascending order.
+//!
+//! Change notification: each commit that changed a mailbox publishes it on the in-process
+//! [`ChangeBus`]; on PostgreSQL a trigger also NOTIFYs the other processes, which a
+//! listener started by [`MetadataStore::connect`] republishes on their bus
+//! ([`super::notify`]).
 
 mod quarantine;
 mod sql;
@@ -21,9 +26,12 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 
+use tokio_util::sync::CancellationToken;
+
 use self::sql::*;
 use super::BlobId;
 use super::ChangeBus;
+use super::notify::{ORIGIN_SETTING, listen};
 use super::types::*;
 
 /// Which database is behind the `Any` pool.
@@ -46,6 +54,8 @@ pub struct MetadataStore {
     /// without the gate, waiting writers sit in SQLite's busy handler, which sleeps in steps
     /// of up to 100 ms and turns contention into long tail latencies.
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Stops the PostgreSQL change listener ([`super::notify::listen`]) on [`Self::close`].
+    listener: CancellationToken,
 }
 
 /// A write transaction, holding the SQLite writer gate (if any) until it ends.
@@ -104,6 +114,8 @@ impl MetadataStore {
             )));
         };
         let options = AnyPoolOptions::new().max_connections(10);
+        // Names this process in the change notifications it causes (hex: no quoting issue).
+        let origin = format!("{:016x}", rand::random::<u64>());
         let pool = match backend {
             Backend::Sqlite => {
                 prepare_sqlite_file(url).await?;
@@ -123,17 +135,42 @@ impl MetadataStore {
                     .connect(url)
                     .await?
             }
-            Backend::Postgres => options.connect(url).await?,
+            Backend::Postgres => {
+                let set_origin = format!("SET {ORIGIN_SETTING} = '{origin}'");
+                options
+                    .after_connect(move |conn, _| {
+                        let set_origin = set_origin.clone();
+                        Box::pin(async move {
+                            sqlx::query(AssertSqlSafe(set_origin))
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
         };
         match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
+        let bus = ChangeBus::new();
+        let listener = CancellationToken::new();
+        if backend == Backend::Postgres {
+            tokio::spawn(listen(
+                url.to_owned(),
+                origin,
+                bus.clone(),
+                listener.clone(),
+            ));
+        }
         Ok(Self {
             pool,
             backend,
-            bus: ChangeBus::new(),
+            bus,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
+            listener,
         })
     }
 
@@ -142,8 +179,10 @@ impl MetadataStore {
         &self.bus
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Stops listening for other processes' changes and closes the pool, waiting for
+    /// connections in use to be returned.
     pub async fn close(&self) {
+        self.listener.cancel();
         self.pool.close().await;
     }
 

@@ -15,7 +15,7 @@ use super::ImapContext;
 use super::conn::IoStream;
 use super::wire::framing::{Frame, Framer};
 use super::wire::parse::{Parsed, parse};
-use crate::store::{AccountRecord, MailboxId, StoreError, Uid};
+use crate::store::{AccountRecord, Change, StoreError, Uid};
 
 pub(crate) use selected::{Report, Selected};
 
@@ -121,7 +121,7 @@ pub(crate) struct Session {
     /// ENABLE QRESYNC was given (RFC 7162 §3.2.3): expunges are reported as VANISHED and
     /// unsolicited FETCH responses carry UID.
     pub qresync: bool,
-    pub changes: broadcast::Receiver<MailboxId>,
+    pub changes: broadcast::Receiver<Change>,
     pub shutdown: CancellationToken,
     pub peer: String,
     /// The SEARCHRES saved result (RFC 5182), as UIDs.
@@ -427,7 +427,7 @@ impl Session {
         let mut changed = force || sel.has_pending_expunges();
         loop {
             match self.changes.try_recv() {
-                Ok(id) if id == sel.mailbox.id => changed = true,
+                Ok(c) if c.affects(sel.mailbox.id) => changed = true,
                 Ok(_) => {}
                 Err(broadcast::error::TryRecvError::Lagged(_)) => changed = true,
                 Err(_) => break,
