@@ -587,6 +587,35 @@ async fn store_flags_unchanged_since(db: &Db) {
     assert_eq!(out.modified, vec![u2]);
     let msgs = s.messages(inbox.id).await.expect("messages");
     assert_eq!(msgs[1].flags, strings(&["$x"]), "u2 untouched");
+
+    // RFC 7162 §3.1.3: UNCHANGEDSINCE 0 fails for every message (MODSEQs start at 1).
+    let before = highest(s, inbox.id).await;
+    let zero = s
+        .store_flags(
+            inbox.id,
+            &[u1, u2],
+            FlagOp::Add,
+            &strings(&["\\Flagged"]),
+            Some(ModSeq(0)),
+        )
+        .await
+        .expect("conditional store");
+    assert!(zero.updated.is_empty());
+    assert_eq!(zero.modified, vec![u1, u2]);
+    // A passing test that changes nothing keeps MODSEQs: "adding the flag when it is
+    // already present ... SHOULD NOT change the mod-sequence" (RFC 7162 §3.1).
+    let noop = s
+        .store_flags(
+            inbox.id,
+            &[u1],
+            FlagOp::Add,
+            &strings(&["\\Seen"]),
+            Some(before),
+        )
+        .await
+        .expect("conditional store");
+    assert!(noop.updated.is_empty() && noop.modified.is_empty());
+    assert_eq!(highest(s, inbox.id).await, before);
 }
 
 async fn expunge_with_tombstones(db: &Db) {
@@ -636,6 +665,29 @@ async fn expunge_with_tombstones(db: &Db) {
         .expect("changes");
     assert_eq!(later.expunged, uids(&[3, 5]));
     assert_eq!(later.highest_modseq, ModSeq(after_first.0 + 1));
+
+    // The VANISHED (EARLIER) data of QRESYNC (RFC 7162 §3.2.5).
+    let vanished = |since| s.expunged_since(inbox.id, since);
+    assert_eq!(
+        vanished(ModSeq(0)).await.expect("tombstones"),
+        uids(&[2, 3, 5])
+    );
+    assert_eq!(
+        vanished(after_first).await.expect("tombstones"),
+        uids(&[3, 5])
+    );
+    assert!(
+        vanished(later.highest_modseq)
+            .await
+            .expect("tombstones")
+            .is_empty()
+    );
+    assert!(
+        s.expunged_since(MailboxId(999_999), ModSeq(0))
+            .await
+            .expect("unknown mailbox")
+            .is_empty()
+    );
 }
 
 async fn changes_since(db: &Db) {

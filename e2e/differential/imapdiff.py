@@ -236,6 +236,8 @@ def _norm_code(code: bytes) -> str | None:
     if name in ("APPENDUID", "COPYUID") and len(toks) >= 2:
         # First argument is the destination UIDVALIDITY (RFC 4315 §3); UIDs are compared.
         toks[1] = ("A", b"<v>")
+    if name == "MODIFIED" and len(toks) == 2:
+        return f"[MODIFIED {_canonical_set(_render_tok(toks[1]))}]"
     if name == "PERMANENTFLAGS":
         tree, _ = _group(toks)
         for x in tree:
@@ -243,6 +245,28 @@ def _norm_code(code: bytes) -> str | None:
                 x.sort(key=_render_tok)
         return "[" + _render_tree(tree) + "]"
     return "[" + _render_tree(_group(toks)[0]) + "]"
+
+
+def _canonical_set(text: str) -> str:
+    """A sequence set or UID set as sorted, merged ranges (`5,1:3,4` -> `1:5`): its wire
+    form is the server's choice (RFC 9051 §9 sequence-set; RFC 7162 §3.2.10 VANISHED,
+    §3.1.3 MODIFIED)."""
+    try:
+        ranges = []
+        for part in text.split(","):
+            a, _, b = part.partition(":")
+            lo, hi = sorted((int(a), int(b or a)))
+            ranges.append([lo, hi])
+    except ValueError:
+        return text
+    ranges.sort()
+    merged: list[list[int]] = []
+    for lo, hi in ranges:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return ",".join(str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in merged)
 
 
 def _sort_flags(tree) -> None:
@@ -363,10 +387,17 @@ def normalise_line(line: bytes, tag: str) -> str | None:
         return f"* STATUS {_render_tok(tree[1])} ({' '.join(pairs)})"
     if second == "FETCH" and len(tree) > 2 and isinstance(tree[2], list):
         return _norm_fetch(tree)
+    if first == "VANISHED":
+        # A UID set (RFC 7162 §3.2.10); (EARLIER) kept.
+        head = [_render_tree([t]) for t in tree[1:-1]]
+        return " ".join(["* VANISHED"] + head + [_canonical_set(_render_tok(tree[-1]))])
     if first in ("SEARCH", "SORT"):
-        # SEARCH results are a set of numbers (RFC 9051 §7.3.4 lists no order).
-        nums = sorted(int(_render_tok(t)) for t in tree[1:] if _render_tok(t).isdigit())
-        rest = [_render_tok(t) for t in tree[1:] if not _render_tok(t).isdigit()]
+        # SEARCH results are a set of numbers (RFC 9051 §7.3.4 lists no order). A trailing
+        # `(MODSEQ n)` (RFC 7162 §3.1.6) keeps its place; the value is per server.
+        items = [t for t in tree[1:] if not isinstance(t, list)]
+        nums = sorted(int(_render_tok(t)) for t in items if _render_tok(t).isdigit())
+        rest = [_render_tok(t) for t in items if not _render_tok(t).isdigit()]
+        rest += ["(MODSEQ <modseq>)" for t in tree[1:] if isinstance(t, list)]
         return " ".join(["* SEARCH"] + [str(n) for n in nums] + rest)
     if first == "ESEARCH":
         # search-return-data items (MIN, MAX, ALL, COUNT) may come in any order
@@ -376,6 +407,10 @@ def normalise_line(line: bytes, tag: str) -> str | None:
         while rest and (isinstance(rest[0], list) or _atom(rest[0]) == "UID"):
             head.append(rest.pop(0))
         pairs = [rest[k : k + 2] for k in range(0, len(rest), 2)]
+        for p in pairs:
+            if _atom(p[0]) == "MODSEQ" and len(p) == 2:
+                # RFC 7162 §3.1.6 / RFC 4731 §3.2: the value is a per-server counter.
+                p[1] = ("A", b"<modseq>")
         pairs.sort(key=lambda p: _render_tok(p[0]))
         return "* ESEARCH " + _render_tree(head + [x for p in pairs for x in p])
     return "* " + _render_tree(tree)

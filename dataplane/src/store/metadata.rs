@@ -820,6 +820,24 @@ impl MetadataStore {
         })
     }
 
+    /// UIDs expunged after `since` (tombstones with a greater MODSEQ), ascending: the
+    /// `VANISHED (EARLIER)` data of RFC 7162 §3.2.5 and §3.2.6. Tombstones are never
+    /// dropped, so the answer is exact for any `since`. An unknown mailbox has none.
+    pub async fn expunged_since(
+        &self,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> Result<Vec<Uid>, StoreError> {
+        sqlx::query("SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid")
+            .bind(mailbox.0)
+            .bind(modseq_param(since))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(Uid(u32_col(r, "uid")?)))
+            .collect()
+    }
+
     /// Changes flags of `uids` (missing UIDs are ignored; flags normalised). Messages whose
     /// flags would not change keep their MODSEQ; if any changes, HIGHESTMODSEQ grows by one
     /// and every changed message gets that MODSEQ. With `unchanged_since`, messages whose

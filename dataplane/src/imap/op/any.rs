@@ -61,12 +61,24 @@ pub(super) fn id(s: &mut Session, params: Option<&[(IString<'_>, NString<'_>)]>)
     Ok(Completion::ok("ID completed."))
 }
 
-/// ENABLE (RFC 5161): IMAP4rev2 and UTF8=ACCEPT; others are ignored as the RFC requires.
+/// ENABLE (RFC 5161): IMAP4rev2, UTF8=ACCEPT, CONDSTORE and QRESYNC (RFC 7162 §3.1, §3.2.3;
+/// QRESYNC implies CONDSTORE); others are ignored as the RFC requires. `ENABLED` lists what
+/// this command newly enabled, in the order asked.
 pub(super) fn enable(s: &mut Session, caps: &[CapabilityEnable<'_>]) -> OpResult {
     let mut enabled = Vec::new();
+    let condstore_before = s.condstore;
     for cap in caps {
         let name = cap.to_string().to_ascii_uppercase();
         match name.as_str() {
+            "CONDSTORE" if !condstore_before && !enabled.contains(&"CONDSTORE") => {
+                s.enable_condstore();
+                enabled.push("CONDSTORE");
+            }
+            "QRESYNC" if !s.qresync => {
+                s.qresync = true;
+                s.enable_condstore();
+                enabled.push("QRESYNC");
+            }
             "IMAP4REV2" if !s.rev2 => {
                 s.rev2 = true;
                 enabled.push("IMAP4rev2");

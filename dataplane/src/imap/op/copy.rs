@@ -61,8 +61,9 @@ pub(super) async fn copy_or_move(
     if is_move {
         s.untagged(format!("OK [{code}] Moved"));
         let moved: Vec<Uid> = outcome.pairs.iter().map(|p| p.0).collect();
+        let vanished = s.qresync;
         if let Some(sel) = s.selected.as_mut() {
-            sel.expunge_now(&moved, &mut s.out);
+            sel.expunge_now(&moved, vanished, &mut s.out);
         }
         return Ok(Completion::ok("Move completed."));
     }

@@ -1,4 +1,5 @@
-//! EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1, RFC 9051 §6.4.9).
+//! EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1, RFC 9051 §6.4.9); with QRESYNC
+//! the expunges are announced as VANISHED (RFC 7162 §3.2.7, §3.2.9).
 
 use imap_codec::imap_types::sequence::SequenceSet;
 
@@ -25,8 +26,9 @@ pub(super) async fn expunge(
     };
     let id = sel.mailbox.id;
     let removed = s.ctx.store.expunge(id, uids.as_deref()).await?;
+    let vanished = s.qresync;
     if let Some(sel) = s.selected.as_mut() {
-        sel.expunge_now(&removed, &mut s.out);
+        sel.expunge_now(&removed, vanished, &mut s.out);
     }
     Ok(Completion::ok("Expunge completed."))
 }

@@ -1,4 +1,5 @@
-//! FETCH (RFC 9051 §6.4.5, §7.5.2) including BINARY (RFC 3516) and partial fetches.
+//! FETCH (RFC 9051 §6.4.5, §7.5.2) including BINARY (RFC 3516), partial fetches, and the
+//! RFC 7162 MODSEQ item (§3.1.4.2) and CHANGEDSINCE / VANISHED modifiers (§3.1.4.1, §3.2.6).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,8 +10,9 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use crate::imap::session::selected::flag_list;
+use crate::imap::session::selected::{compact_set, flag_list, uid_in_set};
 use crate::imap::session::{Completion, OpResult, Session};
+use crate::imap::wire::condstore::FetchModifiers;
 use crate::imap::wire::out;
 use crate::mime::{self, BinaryError, SectionSpec, SectionText};
 use crate::store::{FlagOp, MessageCache, MessageRecord, Uid};
@@ -153,12 +155,18 @@ pub(super) async fn fetch(
     set: &SequenceSet,
     items: MacroOrMessageDataItemNames<'static>,
     uid: bool,
+    mods: FetchModifiers,
     saved: Option<&[Uid]>,
 ) -> OpResult {
+    if mods.vanished && !s.qresync {
+        return Ok(Completion::bad(
+            "VANISHED needs ENABLE QRESYNC first (RFC 7162 §3.2.6)",
+        ));
+    }
     let Some(sel) = s.selected.as_ref() else {
         return Ok(Completion::bad("No mailbox selected"));
     };
-    let indexes = match sel.resolve(set, uid, saved) {
+    let mut indexes = match sel.resolve(set, uid, saved) {
         Ok(i) => i,
         Err(e) => return Ok(Completion::bad(e)),
     };
@@ -166,6 +174,37 @@ pub(super) async fn fetch(
     if uid && !items.contains(&MessageDataItemName::Uid) {
         items.insert(0, MessageDataItemName::Uid);
     }
+    let mut vanished = Vec::new();
+    if let Some(since) = mods.changed_since {
+        // RFC 7162 §3.1.4.1: only messages changed after `since`, and MODSEQ is implied.
+        indexes.retain(|&i| sel.messages[i].modseq > since);
+        if !items.contains(&MessageDataItemName::ModSeq) {
+            items.push(MessageDataItemName::ModSeq);
+        }
+        if mods.vanished {
+            // §3.2.6: UIDs of the set expunged after `since`. Those still in the view are
+            // announced by the usual VANISHED after this command.
+            vanished = s
+                .ctx
+                .store
+                .expunged_since(sel.mailbox.id, since)
+                .await?
+                .into_iter()
+                .filter(|u| sel.seq_of(*u).is_none() && uid_in_set(set, *u, saved))
+                .map(|u| u.0)
+                .collect();
+        }
+    }
+    if items.contains(&MessageDataItemName::ModSeq) {
+        s.enable_condstore();
+    }
+    if !vanished.is_empty() {
+        s.untagged(format!("VANISHED (EARLIER) {}", compact_set(vanished)));
+    }
+    let report = s.report();
+    let Some(sel) = s.selected.as_ref() else {
+        return Ok(Completion::bad("No mailbox selected"));
+    };
     let needs_cache = items.iter().any(|i| {
         matches!(
             i,
@@ -365,8 +404,18 @@ pub(super) async fn fetch(
                 }
             }
         }
-        if !flags_sent && seen_changed.contains(&rec.uid) {
-            let _ = write!(line, " FLAGS {}", flag_list(&rec.flags));
+        if seen_changed.contains(&rec.uid) {
+            // The implicit \Seen changed the flags: report them, and with CONDSTORE the UID
+            // and new MODSEQ too (RFC 7162 §3.1.2, §3.2.4).
+            if !flags_sent {
+                let _ = write!(line, " FLAGS {}", flag_list(&rec.flags));
+            }
+            if report.uid && !items.contains(&MessageDataItemName::Uid) {
+                let _ = write!(line, " UID {}", rec.uid.0);
+            }
+            if report.modseq && !items.contains(&MessageDataItemName::ModSeq) {
+                let _ = write!(line, " MODSEQ ({})", rec.modseq.0);
+            }
         }
         line.extend_from_slice(b")\r\n");
         s.out.extend_from_slice(&line);

@@ -180,13 +180,16 @@ pub(super) fn namespace(s: &mut Session) -> OpResult {
     Ok(Completion::ok("Namespace completed."))
 }
 
-/// STATUS.
+/// STATUS. Asking for HIGHESTMODSEQ (RFC 7162 §3.1.7) enables CONDSTORE, as in Dovecot.
 pub(super) async fn status(
     s: &mut Session,
     mailbox: &Mailbox<'_>,
     items: &[StatusDataItemName],
     append_limit: StatusAppendLimit,
 ) -> OpResult {
+    if items.contains(&StatusDataItemName::HighestModSeq) {
+        s.enable_condstore();
+    }
     let (account, name) = match target(s, mailbox) {
         Ok(t) => t,
         Err(c) => return Ok(c),

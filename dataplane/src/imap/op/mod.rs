@@ -22,6 +22,7 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::mailbox::Mailbox;
 
 use super::session::{Completion, OpResult, Session, State};
+use super::wire::condstore::Modifiers;
 use super::wire::parse::{Request, mailbox_name};
 
 /// Upper-case command name for logs and metrics, with `UID ` for UID commands.
@@ -81,7 +82,7 @@ fn required_state(body: &CommandBody<'_>) -> State {
 
 /// Runs one parsed command.
 pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResult {
-    let (body, search_return, uses_saved, status_append_limit) = match req {
+    let (body, search_return, uses_saved, status_append_limit, modifiers) = match req {
         Request::List(list) => {
             if s.state() == State::NotAuthenticated {
                 return Ok(Completion::bad("Not authenticated"));
@@ -93,7 +94,20 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             search_return,
             uses_saved_result,
             status_append_limit,
-        } => (body, search_return, uses_saved_result, status_append_limit),
+            modifiers,
+        } => (
+            body,
+            search_return,
+            uses_saved_result,
+            status_append_limit,
+            modifiers,
+        ),
+    };
+    let (select_params, fetch_mods, store_mods) = match modifiers {
+        None => (None, None, None),
+        Some(Modifiers::Select(p)) => (Some(p), None, None),
+        Some(Modifiers::Fetch(m)) => (None, Some(m), None),
+        Some(Modifiers::Store(m)) => (None, None, Some(m)),
     };
     let need = required_state(&body);
     match (need, s.state()) {
@@ -106,6 +120,23 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
         }
         _ => {}
     }
+    // Report what other sessions changed before answering from the view, so that FETCH
+    // (CHANGEDSINCE), SEARCH and STORE see current flags and MODSEQs, as Dovecot does.
+    // Expunges wait for the end of the command (RFC 9051 §7.5.1); these unsolicited
+    // FETCHes carry UID only with QRESYNC, whatever the command.
+    s.uid_command = false;
+    if s.state() == State::Selected
+        && !matches!(
+            body,
+            CommandBody::Select { .. }
+                | CommandBody::Examine { .. }
+                | CommandBody::Unselect
+                | CommandBody::Close
+                | CommandBody::Logout
+        )
+    {
+        s.sync_selected(false, false).await?;
+    }
     s.uid_command = is_uid_command(&body);
     let restricts_expunge = matches!(
         body,
@@ -114,7 +145,8 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             | CommandBody::Search { uid: false, .. }
     );
     let saved = uses_saved.then(|| s.saved_result.clone());
-    let completion = match body {
+    let view_before = s.selected.as_ref().map(|v| (v.mailbox.id, v.known_modseq));
+    let mut completion = match body {
         CommandBody::Capability => any::capability(s),
         CommandBody::Noop | CommandBody::Check => any::noop(s).await,
         CommandBody::Logout => any::logout(s),
@@ -135,8 +167,12 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             )
             .await
         }
-        CommandBody::Select { mailbox, .. } => select::select(s, &mailbox, false).await,
-        CommandBody::Examine { mailbox, .. } => select::select(s, &mailbox, true).await,
+        CommandBody::Select { mailbox, .. } => {
+            select::select(s, &mailbox, false, select_params.unwrap_or_default()).await
+        }
+        CommandBody::Examine { mailbox, .. } => {
+            select::select(s, &mailbox, true, select_params.unwrap_or_default()).await
+        }
         CommandBody::Unselect => select::unselect(s),
         CommandBody::Close => select::close(s).await,
         CommandBody::Create { mailbox } => mailboxes::create(s, &mailbox).await,
@@ -188,14 +224,24 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             macro_or_item_names,
             uid,
             ..
-        } => fetch::fetch(s, &sequence_set, macro_or_item_names, uid, saved.as_deref()).await,
+        } => {
+            fetch::fetch(
+                s,
+                &sequence_set,
+                macro_or_item_names,
+                uid,
+                fetch_mods.unwrap_or_default(),
+                saved.as_deref(),
+            )
+            .await
+        }
         CommandBody::Store {
             sequence_set,
             kind,
             response,
             flags,
             uid,
-            modifiers,
+            ..
         } => {
             store::store(
                 s,
@@ -204,7 +250,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
                 response,
                 &flags,
                 uid,
-                &modifiers,
+                store_mods.unwrap_or_default(),
                 saved.as_deref(),
             )
             .await
@@ -227,6 +273,18 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
     // Untagged updates may follow any command; EXPUNGE only where RFC 9051 §7.5.1 allows.
     if s.state() == State::Selected && completion.status != super::session::Status::Bad {
         s.sync_selected(!restricts_expunge, false).await?;
+    }
+    // With QRESYNC, a command after which the client is in sync with a newer state of the
+    // mailbox says so in its tagged OK (RFC 7162 §3.2.7 for EXPUNGE; Dovecot does it for
+    // every command), so that a client can cache HIGHESTMODSEQ without a STATUS.
+    if s.qresync
+        && completion.status == super::session::Status::Ok
+        && completion.code.is_none()
+        && let Some(view) = s.selected.as_ref()
+        && view_before.is_some_and(|(id, m)| id == view.mailbox.id && view.known_modseq > m)
+        && !view.has_pending_expunges()
+    {
+        completion.code = Some(format!("HIGHESTMODSEQ {}", view.known_modseq.0).into());
     }
     Ok(completion)
 }

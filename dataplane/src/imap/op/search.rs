@@ -1,4 +1,5 @@
-//! SEARCH (RFC 9051 §6.4.4) with ESEARCH result options (RFC 4731) and SEARCHRES (RFC 5182).
+//! SEARCH (RFC 9051 §6.4.4) with ESEARCH result options (RFC 4731), SEARCHRES (RFC 5182) and
+//! the MODSEQ criterion with its `(MODSEQ n)` result (RFC 7162 §3.1.5, §3.1.6).
 
 use chrono::{NaiveDate, Utc};
 use imap_codec::imap_types::core::Charset;
@@ -9,7 +10,7 @@ use crate::imap::session::selected::compact_set;
 use crate::imap::session::{Completion, OpResult, Session};
 use crate::imap::wire::parse::{SAVED_RESULT_SENTINEL, SearchReturn};
 use crate::mime::{SearchDoc, SectionSpec, SectionText};
-use crate::store::{MessageRecord, Uid};
+use crate::store::{MessageRecord, ModSeq, Uid};
 
 /// What one message offers to the evaluator.
 struct Msg<'a> {
@@ -47,6 +48,18 @@ fn needs_doc(key: &SearchKey<'_>) -> bool {
         | SearchKey::SentBefore(_)
         | SearchKey::SentOn(_)
         | SearchKey::SentSince(_) => true,
+        _ => false,
+    }
+}
+
+/// True when the criteria use MODSEQ anywhere (a CONDSTORE enabling action whose results
+/// carry the highest MODSEQ of the matches, RFC 7162 §3.1.5).
+fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::ModSequence { .. } => true,
         _ => false,
     }
 }
@@ -169,6 +182,8 @@ fn eval(key: &SearchKey<'_>, m: &Msg<'_>, env: &Env<'_>) -> bool {
                 || contains(&d.search.header_text(), s.as_ref())
                 || contains(&d.search.body_text(), s.as_ref())
         }),
+        // MCP keeps one MODSEQ per message, so every entry name and type compares with it
+        // (RFC 7162 §3.1.5 allows that: the message's MODSEQ is at least each flag's).
         SearchKey::ModSequence { modseq, .. } => m.rec.modseq.0 >= *modseq,
     }
 }
@@ -199,6 +214,10 @@ pub(super) async fn search(
             ));
         }
     }
+    let with_modseq = criteria.iter().any(uses_modseq);
+    if with_modseq {
+        s.enable_condstore();
+    }
     let Some(sel) = s.selected.as_ref() else {
         return Ok(Completion::bad("No mailbox selected"));
     };
@@ -210,7 +229,7 @@ pub(super) async fn search(
         saved,
         now: Utc::now(),
     };
-    let mut hits: Vec<(u32, Uid)> = Vec::new();
+    let mut hits: Vec<(u32, Uid, ModSeq)> = Vec::new();
     for (i, rec) in records.iter().enumerate() {
         let doc = if key_needs_doc {
             let raw = s.ctx.blobs.get(&rec.blob).await?;
@@ -241,10 +260,11 @@ pub(super) async fn search(
             doc: doc.as_ref(),
         };
         if criteria.iter().all(|k| eval(k, &m, &env)) {
-            hits.push((m.seq, rec.uid));
+            hits.push((m.seq, rec.uid, rec.modseq));
         }
     }
-    let value = |h: &(u32, Uid)| if uid { h.1.0 } else { h.0 };
+    let value = |h: &(u32, Uid, ModSeq)| if uid { h.1.0 } else { h.0 };
+    let highest = |hits: &mut dyn Iterator<Item = &(u32, Uid, ModSeq)>| hits.map(|h| h.2.0).max();
     let esearch = ret.clone().or_else(|| {
         s.rev2.then(|| SearchReturn {
             all: true,
@@ -257,6 +277,9 @@ pub(super) async fn search(
             for h in &hits {
                 line.push(' ');
                 line.push_str(&value(h).to_string());
+            }
+            if with_modseq && let Some(m) = highest(&mut hits.iter()) {
+                line.push_str(&format!(" (MODSEQ {m})"));
             }
             s.untagged(line);
         }
@@ -281,7 +304,7 @@ pub(super) async fn search(
                     hits.iter().map(|h| h.1).collect()
                 };
             }
-            if r.min || r.max || r.all || r.count {
+            if r.min || r.max || r.all || r.count || (r.save && with_modseq) {
                 let mut line = format!("ESEARCH (TAG \"{tag}\")");
                 if uid {
                     line.push_str(" UID");
@@ -301,6 +324,22 @@ pub(super) async fn search(
                 }
                 if r.all && !hits.is_empty() {
                     line.push_str(&format!(" ALL {}", compact_set(hits.iter().map(value))));
+                }
+                if with_modseq {
+                    // The highest MODSEQ of the messages returned: only MIN/MAX return just
+                    // those two; ALL, COUNT and SAVE concern every match (RFC 4731 §3.2).
+                    let m = if (r.min || r.max) && !(r.all || r.count || r.save) {
+                        let ends = [
+                            hits.first().filter(|_| r.min),
+                            hits.last().filter(|_| r.max),
+                        ];
+                        highest(&mut ends.into_iter().flatten())
+                    } else {
+                        highest(&mut hits.iter())
+                    };
+                    if let Some(m) = m {
+                        line.push_str(&format!(" MODSEQ {m}"));
+                    }
                 }
                 s.untagged(line);
             }

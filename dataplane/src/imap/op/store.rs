@@ -1,14 +1,12 @@
 //! STORE (RFC 9051 §6.4.6), with `.SILENT` and UNCHANGEDSINCE (RFC 7162 §3.1.3).
 
-use std::io::Write;
-
-use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use crate::imap::session::selected::{compact_set, flag_list};
+use crate::imap::session::selected::{compact_set, flags_fetch};
 use crate::imap::session::{Completion, OpResult, Session};
-use crate::store::{FlagOp, ModSeq, Uid};
+use crate::imap::wire::condstore::StoreModifiers;
+use crate::store::{FlagOp, Uid};
 
 /// Converts protocol flags to stored spellings. `\Recent` cannot be stored (RFC 9051 §2.3.2
 /// removed it; RFC 3501 forbids setting it). Other unknown system flags (`\Foo`,
@@ -33,6 +31,11 @@ pub(super) fn flag_strings(flags: &[Flag<'_>]) -> Result<Vec<String>, Completion
 }
 
 /// STORE / UID STORE.
+///
+/// Messages whose MODSEQ exceeds UNCHANGEDSINCE are left alone and listed in the tagged
+/// `OK [MODIFIED set]` (sequence numbers, or UIDs for UID STORE); `UNCHANGEDSINCE 0` fails
+/// for every message. Once CONDSTORE is enabled, every changed message is reported with its
+/// new MODSEQ, with `.SILENT` too (`* n FETCH (MODSEQ (m))`, RFC 7162 §3.1.3).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn store(
     s: &mut Session,
@@ -41,13 +44,17 @@ pub(super) async fn store(
     response: StoreResponse,
     flags: &[Flag<'_>],
     uid: bool,
-    modifiers: &[StoreModifier],
+    mods: StoreModifiers,
     saved: Option<&[Uid]>,
 ) -> OpResult {
     let flags = match flag_strings(flags) {
         Ok(f) => f,
         Err(c) => return Ok(c),
     };
+    let unchanged_since = mods.unchanged_since;
+    if unchanged_since.is_some() {
+        s.enable_condstore();
+    }
     let Some(sel) = s.selected.as_ref() else {
         return Ok(Completion::bad("No mailbox selected"));
     };
@@ -64,10 +71,6 @@ pub(super) async fn store(
         StoreType::Add => FlagOp::Add,
         StoreType::Remove => FlagOp::Remove,
     };
-    let unchanged_since = modifiers
-        .iter()
-        .map(|StoreModifier::UnchangedSince(m)| ModSeq(*m))
-        .next();
     let id = sel.mailbox.id;
     let outcome = if uids.is_empty() {
         Default::default()
@@ -77,12 +80,15 @@ pub(super) async fn store(
             .store_flags(id, &uids, op, &flags, unchanged_since)
             .await?
     };
+    let report = s.report();
     let Some(sel) = s.selected.as_mut() else {
         return Ok(Completion::bad("No mailbox selected"));
     };
     sel.announce_keywords(&flags, &mut s.out);
+    let mut changed = Vec::with_capacity(outcome.updated.len());
     for rec in outcome.updated {
         if let Some(seq) = sel.seq_of(rec.uid) {
+            changed.push(seq - 1);
             sel.messages[seq - 1] = rec;
         }
     }
@@ -92,22 +98,16 @@ pub(super) async fn store(
             if outcome.modified.contains(&m.uid) {
                 continue;
             }
-            let _ = if uid {
-                write!(
-                    s.out,
-                    "* {} FETCH (UID {} FLAGS {})\r\n",
-                    i + 1,
-                    m.uid.0,
-                    flag_list(&m.flags)
-                )
-            } else {
-                write!(
-                    s.out,
-                    "* {} FETCH (FLAGS {})\r\n",
-                    i + 1,
-                    flag_list(&m.flags)
-                )
-            };
+            if let Some(line) = flags_fetch(i + 1, m, report, true) {
+                s.out.extend_from_slice(line.as_bytes());
+            }
+        }
+    } else if report.modseq {
+        changed.sort_unstable();
+        for i in changed {
+            if let Some(line) = flags_fetch(i + 1, &sel.messages[i], report, false) {
+                s.out.extend_from_slice(line.as_bytes());
+            }
         }
     }
     if !outcome.modified.is_empty() {

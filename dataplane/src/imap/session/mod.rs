@@ -17,7 +17,7 @@ use super::wire::framing::{Frame, Framer};
 use super::wire::parse::{Parsed, parse};
 use crate::store::{AccountRecord, Change, StoreError, Uid};
 
-pub(crate) use selected::Selected;
+pub(crate) use selected::{Report, Selected};
 
 /// Completion status of a command (RFC 9051 §7.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +116,11 @@ pub(crate) struct Session {
     pub utf8: bool,
     /// ENABLE IMAP4rev2 was given (RFC 9051 §6.3.1).
     pub rev2: bool,
+    /// A CONDSTORE enabling command was given (RFC 7162 §3.1): FETCH responses carry MODSEQ.
+    pub condstore: bool,
+    /// ENABLE QRESYNC was given (RFC 7162 §3.2.3): expunges are reported as VANISHED and
+    /// unsolicited FETCH responses carry UID.
+    pub qresync: bool,
     pub changes: broadcast::Receiver<Change>,
     pub shutdown: CancellationToken,
     pub peer: String,
@@ -144,6 +149,8 @@ impl Session {
             selected: None,
             utf8: false,
             rev2: false,
+            condstore: false,
+            qresync: false,
             changes,
             shutdown,
             peer,
@@ -409,6 +416,8 @@ impl Session {
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
+                "CONDSTORE",
+                "QRESYNC",
             ]);
         }
         let mut caps = caps.join(" ");
@@ -442,10 +451,33 @@ impl Session {
         }
         let (id, since) = (sel.mailbox.id, sel.known_modseq);
         let changes = self.ctx.store.changes_since(id, since).await?;
-        let uid_cmd = self.uid_command;
+        let report = self.report();
         if let Some(sel) = self.selected.as_mut() {
-            sel.apply_changes(changes, allow_expunge, uid_cmd, &mut self.out);
+            sel.apply_changes(changes, allow_expunge, report, &mut self.out);
         }
         Ok(())
+    }
+
+    /// How FETCH and expunge responses are shaped now (RFC 7162 §3.1.2, §3.2.7).
+    pub fn report(&self) -> Report {
+        Report {
+            uid: self.uid_command || self.qresync,
+            modseq: self.condstore,
+            vanished: self.qresync,
+        }
+    }
+
+    /// Runs a CONDSTORE enabling action (RFC 7162 §3.1). The first one in the selected
+    /// state announces the mailbox's HIGHESTMODSEQ, so that the client has a base for the
+    /// MODSEQs it will now see (as Dovecot does; the SELECT already reported it otherwise).
+    pub fn enable_condstore(&mut self) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(sel) = &self.selected {
+            let line = format!("OK [HIGHESTMODSEQ {}] Highest", sel.known_modseq.0);
+            self.untagged(line);
+        }
     }
 }

@@ -28,6 +28,63 @@ pub(crate) struct Selected {
     pub keywords: Vec<String>,
 }
 
+/// How one session wants message changes reported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Report {
+    /// Include `UID` in FETCH responses about flag changes: in UID commands (RFC 9051
+    /// §7.5.2) and always once QRESYNC is enabled (RFC 7162 §3.2.4, as Dovecot).
+    pub uid: bool,
+    /// Include `MODSEQ` once CONDSTORE is enabled (RFC 7162 §3.1.2).
+    pub modseq: bool,
+    /// Announce expunges as `VANISHED uid-set` instead of `n EXPUNGE` (RFC 7162 §3.2.10).
+    pub vanished: bool,
+}
+
+/// `* seq FETCH (...)` reporting a message's flags (when `flags`) and, per `report`, its UID
+/// and MODSEQ. With neither flags nor MODSEQ there is nothing to say: `None`.
+pub(crate) fn flags_fetch(
+    seq: usize,
+    m: &MessageRecord,
+    report: Report,
+    flags: bool,
+) -> Option<String> {
+    let mut items = Vec::new();
+    if report.uid {
+        items.push(format!("UID {}", m.uid.0));
+    }
+    if flags {
+        items.push(format!("FLAGS {}", flag_list(&m.flags)));
+    }
+    if report.modseq {
+        items.push(format!("MODSEQ ({})", m.modseq.0));
+    }
+    (flags || report.modseq).then(|| format!("* {seq} FETCH ({})\r\n", items.join(" ")))
+}
+
+/// True when `uid` is in the UID set `set`; `*` is the largest possible UID, so that a set
+/// like `5:*` also names expunged UIDs above the current largest one (RFC 7162 §3.2.6
+/// VANISHED). `saved` is the SEARCHRES result [`SAVED_RESULT_SENTINEL`] stands for.
+pub(crate) fn uid_in_set(set: &SequenceSet, uid: Uid, saved: Option<&[Uid]>) -> bool {
+    set.0.as_ref().iter().any(|seq| {
+        let (a, b) = match seq {
+            Sequence::Single(v) => (v, v),
+            Sequence::Range(a, b) => (a, b),
+        };
+        if let (Some(saved), SeqOrUid::Value(v)) = (saved, a)
+            && v.get() == SAVED_RESULT_SENTINEL
+            && a == b
+        {
+            return saved.contains(&uid);
+        }
+        let val = |x: &SeqOrUid| match x {
+            SeqOrUid::Value(v) => v.get(),
+            SeqOrUid::Asterisk => u32::MAX,
+        };
+        let (lo, hi) = (val(a).min(val(b)), val(a).max(val(b)));
+        (lo..=hi).contains(&uid.0)
+    })
+}
+
 /// Space-separated flags in parentheses, e.g. `(\Seen $Forwarded)`.
 pub(crate) fn flag_list(flags: &[String]) -> String {
     format!("({})", flags.join(" "))
@@ -104,12 +161,14 @@ impl Selected {
         }
     }
 
-    /// Folds store changes into the view and reports them.
+    /// Folds store changes into the view and reports them: FETCH for changed flags (and,
+    /// with CONDSTORE, for any MODSEQ change), EXISTS for new messages, expunges when
+    /// `allow_expunge`.
     pub fn apply_changes(
         &mut self,
         changes: Changes,
         allow_expunge: bool,
-        uid_cmd: bool,
+        report: Report,
         out: &mut Vec<u8>,
     ) {
         for uid in &changes.expunged {
@@ -121,18 +180,12 @@ impl Selected {
         for rec in changes.changed {
             if let Some(seq) = self.seq_of(rec.uid) {
                 let idx = seq - 1;
-                if self.messages[idx].flags != rec.flags {
+                let old = &self.messages[idx];
+                if old.flags != rec.flags || (report.modseq && old.modseq != rec.modseq) {
                     self.announce_keywords(&rec.flags, out);
-                    let _ = if uid_cmd {
-                        write!(
-                            out,
-                            "* {seq} FETCH (UID {} FLAGS {})\r\n",
-                            rec.uid.0,
-                            flag_list(&rec.flags)
-                        )
-                    } else {
-                        write!(out, "* {seq} FETCH (FLAGS {})\r\n", flag_list(&rec.flags))
-                    };
+                    if let Some(line) = flags_fetch(seq, &rec, report, true) {
+                        out.extend_from_slice(line.as_bytes());
+                    }
                 }
                 self.messages[idx] = rec;
             } else if self.messages.last().is_none_or(|m| m.uid < rec.uid) {
@@ -142,7 +195,7 @@ impl Selected {
             }
         }
         if allow_expunge {
-            self.flush_expunges(out);
+            self.flush_expunges(report.vanished, out);
         }
         if exists_changed {
             let _ = write!(out, "* {} EXISTS\r\n", self.messages.len());
@@ -153,24 +206,33 @@ impl Selected {
         self.mailbox.highest_modseq = self.known_modseq;
     }
 
-    /// Announces and applies pending expunges (`* n EXPUNGE`, highest first so that each
-    /// number is valid when the client reads it).
-    pub fn flush_expunges(&mut self, out: &mut Vec<u8>) {
+    /// Announces and applies pending expunges: `* n EXPUNGE` (highest first so that each
+    /// number is valid when the client reads it), or one `* VANISHED uid-set` once QRESYNC
+    /// is enabled (`vanished`, RFC 7162 §3.2.10).
+    pub fn flush_expunges(&mut self, vanished: bool, out: &mut Vec<u8>) {
         if self.pending_expunge.is_empty() {
             return;
         }
+        let mut gone = Vec::new();
         for uid in std::mem::take(&mut self.pending_expunge).into_iter().rev() {
             if let Some(seq) = self.seq_of(uid) {
                 self.messages.remove(seq - 1);
-                let _ = write!(out, "* {seq} EXPUNGE\r\n");
+                if vanished {
+                    gone.push(uid.0);
+                } else {
+                    let _ = write!(out, "* {seq} EXPUNGE\r\n");
+                }
             }
+        }
+        if !gone.is_empty() {
+            let _ = write!(out, "* VANISHED {}\r\n", compact_set(gone));
         }
     }
 
-    /// Removes `uids` from the view now, announcing each (used by EXPUNGE and MOVE).
-    pub fn expunge_now(&mut self, uids: &[Uid], out: &mut Vec<u8>) {
+    /// Removes `uids` from the view now, announcing them (used by EXPUNGE and MOVE).
+    pub fn expunge_now(&mut self, uids: &[Uid], vanished: bool, out: &mut Vec<u8>) {
         self.pending_expunge.extend(uids.iter().copied());
-        self.flush_expunges(out);
+        self.flush_expunges(vanished, out);
     }
 
     /// Resolves a sequence set to view indexes (0-based, ascending, no duplicates).
@@ -259,6 +321,135 @@ pub(crate) fn uid_list(values: impl IntoIterator<Item = u32>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::store::{AccountId, BlobId, MailboxId, UidValidity};
+
+    fn msg(uid: u32, modseq: u64, flags: &[&str]) -> MessageRecord {
+        MessageRecord {
+            uid: Uid(uid),
+            modseq: ModSeq(modseq),
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+            internal_date: chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+                .expect("date"),
+            size: 1,
+            blob: BlobId("0".repeat(64)),
+        }
+    }
+
+    fn view(messages: Vec<MessageRecord>) -> Selected {
+        let mailbox = MailboxRecord {
+            id: MailboxId(1),
+            account: AccountId(1),
+            name: "INBOX".into(),
+            uid_validity: UidValidity(7),
+            uid_next: Uid(100),
+            highest_modseq: ModSeq(10),
+            special_use: None,
+        };
+        Selected::new(mailbox, false, messages)
+    }
+
+    fn text(out: &[u8]) -> String {
+        String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn fetch_lines_follow_the_enabled_extensions() {
+        let m = msg(9, 42, &["\\Seen"]);
+        let plain = Report::default();
+        let uid = Report {
+            uid: true,
+            ..Report::default()
+        };
+        let condstore = Report {
+            modseq: true,
+            ..Report::default()
+        };
+        let qresync = Report {
+            uid: true,
+            modseq: true,
+            vanished: true,
+        };
+        let cases = [
+            (plain, true, Some("* 3 FETCH (FLAGS (\\Seen))\r\n")),
+            (plain, false, None),
+            (uid, true, Some("* 3 FETCH (UID 9 FLAGS (\\Seen))\r\n")),
+            (
+                condstore,
+                true,
+                Some("* 3 FETCH (FLAGS (\\Seen) MODSEQ (42))\r\n"),
+            ),
+            (condstore, false, Some("* 3 FETCH (MODSEQ (42))\r\n")),
+            (qresync, false, Some("* 3 FETCH (UID 9 MODSEQ (42))\r\n")),
+        ];
+        for (report, flags, want) in cases {
+            assert_eq!(
+                flags_fetch(3, &m, report, flags).as_deref(),
+                want,
+                "{report:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn expunges_are_vanished_once_qresync_is_enabled() {
+        let mut sel = view(vec![
+            msg(1, 1, &[]),
+            msg(2, 1, &[]),
+            msg(3, 1, &[]),
+            msg(5, 1, &[]),
+        ]);
+        let mut out = Vec::new();
+        sel.expunge_now(&[Uid(2), Uid(3)], false, &mut out);
+        assert_eq!(text(&out), "* 3 EXPUNGE\r\n* 2 EXPUNGE\r\n");
+        out.clear();
+        sel.expunge_now(&[Uid(1), Uid(5), Uid(77)], true, &mut out);
+        assert_eq!(
+            text(&out),
+            "* VANISHED 1,5\r\n",
+            "unknown UID 77 is not reported"
+        );
+        assert!(sel.messages.is_empty());
+    }
+
+    #[test]
+    fn condstore_reports_modseq_only_changes() {
+        let mut sel = view(vec![msg(1, 3, &["\\Seen"]), msg(2, 3, &[])]);
+        let changes = Changes {
+            highest_modseq: ModSeq(12),
+            // Flags back where they were, MODSEQ moved on: only CONDSTORE clients care.
+            changed: vec![msg(1, 11, &["\\Seen"]), msg(2, 12, &["\\Flagged"])],
+            expunged: vec![],
+        };
+        let mut out = Vec::new();
+        let mut plain = view(sel.messages.clone());
+        plain.apply_changes(changes.clone(), true, Report::default(), &mut out);
+        assert_eq!(text(&out), "* 2 FETCH (FLAGS (\\Flagged))\r\n");
+        out.clear();
+        let report = Report {
+            uid: true,
+            modseq: true,
+            vanished: true,
+        };
+        sel.apply_changes(changes, true, report, &mut out);
+        assert_eq!(
+            text(&out),
+            "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (11))\r\n\
+             * 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (12))\r\n"
+        );
+        assert_eq!(sel.known_modseq, ModSeq(12));
+    }
+
+    #[test]
+    fn uid_sets_for_vanished_reach_past_the_largest_uid() {
+        let set: SequenceSet = "5:*".parse().expect("set");
+        assert!(uid_in_set(&set, Uid(6), None));
+        assert!(uid_in_set(&set, Uid(u32::MAX - 1), None));
+        assert!(!uid_in_set(&set, Uid(4), None));
+        let saved: SequenceSet = SAVED_RESULT_SENTINEL.to_string().parse().expect("set");
+        assert!(uid_in_set(&saved, Uid(3), Some(&[Uid(3)])));
+        assert!(!uid_in_set(&saved, Uid(4), Some(&[Uid(3)])));
+    }
 
     #[test]
     fn compact_sets() {

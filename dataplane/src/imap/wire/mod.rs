@@ -2,6 +2,7 @@
 //! (imap-codec, plus the few extensions it does not parse), response encoding, and
 //! modified UTF-7 mailbox names.
 
+pub mod condstore;
 pub mod framing;
 pub mod lex;
 pub mod mutf7;

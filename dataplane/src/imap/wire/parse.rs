@@ -10,6 +10,8 @@
 //!   imap-codec sees a sequence set; the session resolves the sentinel to the saved result;
 //! - the STATUS item `APPENDLIMIT` (RFC 7889 §3.2): cut out of the item list
 //!   ([`StatusAppendLimit`]) before imap-codec parses the rest of STATUS.
+//! - RFC 7162 SELECT parameters and FETCH/STORE modifiers: cut out and parsed by
+//!   [`super::condstore`].
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::{CommandDecodeError, Decoder};
@@ -17,6 +19,7 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::status::StatusDataItemName;
 
+use super::condstore::{self, Modifiers};
 use super::lex::{Token, tokenize};
 use super::mutf7;
 
@@ -107,6 +110,8 @@ pub enum Request {
         uses_saved_result: bool,
         /// STATUS `APPENDLIMIT`.
         status_append_limit: StatusAppendLimit,
+        /// RFC 7162 SELECT/EXAMINE parameters or FETCH/STORE modifiers, if given.
+        modifiers: Option<Modifiers>,
     },
     /// A LIST command (base or extended form).
     List(ListRequest),
@@ -205,13 +210,7 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
                 }
                 if let Token::Atom(a) = tok {
                     let word = String::from_utf8_lossy(a).to_ascii_uppercase();
-                    skip = match word.as_str() {
-                        "BCC" | "BODY" | "CC" | "FROM" | "SUBJECT" | "TEXT" | "TO" | "KEYWORD"
-                        | "UNKEYWORD" | "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON"
-                        | "SENTSINCE" | "LARGER" | "SMALLER" | "CHARSET" | "OLDER" | "YOUNGER" => 1,
-                        "HEADER" => 2,
-                        _ => 0,
-                    };
+                    skip = search_key_arity(&word);
                     if word == "$" {
                         rewrites.push((span.clone(), sentinel.clone()));
                         uses_saved_result = true;
@@ -226,6 +225,27 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
             }
         }
         _ => {}
+    }
+    let modifiers = match condstore::extract(&cmd, uid, args, msg) {
+        Ok(found) => found.map(|(span, m)| {
+            rewrites.push((span, Vec::new()));
+            m
+        }),
+        Err(e) => {
+            return Some(Parsed {
+                tag,
+                request: Err(e),
+            });
+        }
+    };
+    rewrites.sort_by_key(|(span, _)| span.start);
+    if cmd == "SEARCH"
+        && let Some(reason) = condstore::search_modseq_error(args)
+    {
+        return Some(Parsed {
+            tag,
+            request: Err(reason),
+        });
     }
 
     let owned;
@@ -251,6 +271,7 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
             search_return,
             uses_saved_result,
             status_append_limit,
+            modifiers,
         }),
         Ok(_) => Err(format!("Unexpected data after {cmd} command")),
         Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
@@ -296,6 +317,18 @@ fn cut_append_limit(
         )
     };
     Some(((args[open].1.start..args[close].1.end, list), found))
+}
+
+/// How many arguments follow the search key `word` (upper-case) that are not search keys
+/// themselves (RFC 9051 §6.4.4); `MODSEQ` counts only its mod-sequence (RFC 7162 §3.1.5).
+pub(super) fn search_key_arity(word: &str) -> usize {
+    match word {
+        "BCC" | "BODY" | "CC" | "FROM" | "SUBJECT" | "TEXT" | "TO" | "KEYWORD" | "UNKEYWORD"
+        | "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" | "LARGER"
+        | "SMALLER" | "CHARSET" | "OLDER" | "YOUNGER" | "MODSEQ" => 1,
+        "HEADER" => 2,
+        _ => 0,
+    }
 }
 
 /// How deeply imap-codec lets search keys nest (its parser's fixed recursion limit).
@@ -680,6 +713,46 @@ mod tests {
     }
 
     #[test]
+    fn rfc7162_modifiers_reach_the_request() {
+        match ok("t1 UID FETCH $ (FLAGS) (CHANGEDSINCE 0 VANISHED)\r\n") {
+            Request::Command {
+                body: CommandBody::Fetch { uid: true, .. },
+                uses_saved_result: true,
+                modifiers: Some(Modifiers::Fetch(m)),
+                ..
+            } => assert!(m.vanished && m.changed_since == Some(crate::store::ModSeq(0))),
+            other => panic!("{other:?}"),
+        }
+        match ok("t2 STORE 1:* (UNCHANGEDSINCE 9223372036854775807) -FLAGS.SILENT (\\Seen)\r\n") {
+            Request::Command {
+                body: CommandBody::Store { .. },
+                modifiers: Some(Modifiers::Store(m)),
+                ..
+            } => assert_eq!(
+                m.unchanged_since,
+                Some(crate::store::ModSeq(i64::MAX as u64))
+            ),
+            other => panic!("{other:?}"),
+        }
+        match ok("t3 EXAMINE \"a b\" (QRESYNC (9 3 1:9))\r\n") {
+            Request::Command {
+                body: CommandBody::Examine { .. },
+                modifiers: Some(Modifiers::Select(p)),
+                ..
+            } => assert!(!p.condstore && p.qresync.is_some()),
+            other => panic!("{other:?}"),
+        }
+        match ok("t4 SEARCH RETURN (MIN) MODSEQ \"/flags/\\\\draft\" all 620162338\r\n") {
+            Request::Command {
+                search_return: Some(_),
+                modifiers: None,
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn bad_commands_keep_their_tag() {
         let cases = [
             ("x1 FROB\r\n", "Unknown command FROB"),
@@ -690,6 +763,13 @@ mod tests {
                 "Unknown SEARCH RETURN option",
             ),
             ("x6 LIST \"\" \"a\r\n", "quoted"),
+            ("x8 SEARCH MODSEQ 9223372036854775808\r\n", "out of range"),
+            ("x9 SEARCH MODSEQ 18446744073709551616\r\n", "out of range"),
+            (
+                "x10 FETCH 1 (FLAGS) (CHANGEDSINCE -1)\r\n",
+                "needs a mod-sequence",
+            ),
+            ("x11 SELECT INBOX (QRESYNC (1 0))\r\n", "must not be 0"),
             (
                 "x7 SEARCH NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT ALL\r\n",
                 "nested more than 9 levels",
