@@ -209,7 +209,8 @@ def test_uids_and_modseqs_stay_monotonic_under_concurrent_writes_on_two_replicas
     def view(server, box):
         with connect(server) as c:
             c.select(box)
-            return sorted(c.cmd("UID FETCH 1:* (UID FLAGS MODSEQ)").ok().untagged)
+            # FETCH MODSEQ enables CONDSTORE, which adds `OK [HIGHESTMODSEQ n]` (RFC 7162 §3.1).
+            return sorted(c.cmd("UID FETCH 1:* (UID FLAGS MODSEQ)").ok().lines("FETCH"))
 
     for box in (inbox, archive):
         va, vb = view(a, box), view(b, box)
