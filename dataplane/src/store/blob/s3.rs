@@ -550,8 +550,9 @@ impl S3BlobStore {
             Err(e) => return Err(s3_error("GetObject", &self.bucket, &key, &e)),
         };
         let data = self.read_body("GetObject", &key, out.body).await?;
-        // A server that ignores Range sends the whole body: cut it here.
-        if out.content_range.is_none() && data.len() as u64 > len {
+        // A ranged answer (206) names its range; a server that ignored Range sent the whole
+        // body (200, no Content-Range): cut it here.
+        if out.content_range.is_none() {
             let from = usize::try_from(start).unwrap_or(usize::MAX).min(data.len());
             let to = from
                 .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
