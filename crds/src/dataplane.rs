@@ -98,6 +98,11 @@ pub struct DataplaneConfig {
     /// Re-read when it changes, without dropping connections. Absent means no pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipelines: Option<String>,
+    /// The Tenant's `spec.quota.storage`: total storage of all its mailboxes, a Kubernetes
+    /// quantity in bytes (`100Gi`). Absent means no tenant-wide limit. Applied to the store
+    /// at start-up, so every replica on the database enforces it (docs/quota.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_storage_quota: Option<String>,
     /// Directory of the Unix sockets of `transport: unix` sidecar plugins: PluginDeployment
     /// `x` listens on `<dir>/x.sock`. Absent means
     /// [`SIDECAR_SOCKET_DIR`](crate::plugin::SIDECAR_SOCKET_DIR) (the shared `emptyDir`);
@@ -198,7 +203,7 @@ pub struct AccountState {
 }
 
 /// The limits of a Mailbox's `spec.quota` as numbers, as [`AccountState`] reports them. An
-/// absent field means no limit. Not enforced yet.
+/// absent field means no limit. Enforced by the dataplane's store (docs/quota.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaLimits {

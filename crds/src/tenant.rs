@@ -74,8 +74,10 @@ pub struct TenantSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantQuota {
-    /// Total storage of all mailboxes of the tenant, a quantity in bytes (`100Gi`). When it
-    /// is reached, every mailbox of the tenant behaves as over quota.
+    /// Total storage of all mailboxes of the tenant, a quantity in bytes (`100Gi`), counted
+    /// as the sum of RFC822.SIZE over all their messages. A message that would take the total
+    /// over it is refused in every mailbox of the tenant, as for a mailbox's own
+    /// `quota.storage`; IMAP GETQUOTAROOT shows it as the quota root `Tenant quota`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Quantity>,
     /// Messages the tenant may receive per UTC day (LMTP deliveries plus IMAP APPENDs, one per

@@ -1,5 +1,7 @@
 //! Mailbox quotas: reading `spec.quota` ([`mcp_crds::quota::Quota`]) into numbers the store
-//! keeps. Enforcement (APPEND and delivery refused when a limit is reached) is not built yet.
+//! keeps. The store enforces them in the transaction that writes a message
+//! ([`crate::store::StoreError::OverQuota`]); IMAP reports them with GETQUOTA (RFC 9208).
+//! See docs/quota.md.
 
 use mcp_crds::dataplane::QuotaLimits;
 use mcp_crds::quota::Quota;

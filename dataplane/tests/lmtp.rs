@@ -9,7 +9,7 @@ use mcp_dataplane::ingest::Ingest;
 use mcp_dataplane::lmtp::{self, LmtpContext, LmtpLimits, StoreDeliverer};
 use mcp_dataplane::metrics::Metrics;
 use mcp_dataplane::pipeline::{PipelineSet, Pipelines};
-use mcp_dataplane::store::{AccountUpsert, BlobStore, MetadataStore};
+use mcp_dataplane::store::{AccountUpsert, BlobStore, Change, MetadataStore};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -178,7 +178,7 @@ async fn delivered_message_is_committed_visible_and_announced() {
         .await
         .expect("mailbox")
         .expect("INBOX");
-    assert_eq!(announced, inbox.id);
+    assert_eq!(announced, Change::Mailbox(inbox.id));
     server.token.cancel();
 }
 

@@ -138,6 +138,7 @@ both_backends!(
     account_quota_usage_and_retention,
     concurrent_appends,
     concurrent_appends_two_pools,
+    changes_reach_other_processes,
     aliases_route_recipients_and_collisions_are_refused,
     labels_and_pipeline_ref_round_trip,
     message_metadata_round_trip,
@@ -466,7 +467,10 @@ async fn append_allocates_uid_and_modseq(db: &Db) {
         assert_eq!(uid, Uid(expected_uid));
         assert!(uid > last.0 && modseq > last.1);
         last = (uid, modseq);
-        assert_eq!(bus.recv().await.expect("published"), inbox.id);
+        assert_eq!(
+            bus.recv().await.expect("published"),
+            Change::Mailbox(inbox.id)
+        );
     }
     let now = mailbox(s, &a, "INBOX").await;
     assert_eq!(now.uid_next, Uid(4));
@@ -759,7 +763,8 @@ async fn counts(db: &Db) {
             messages: 3,
             unseen: 2,
             deleted: 1,
-            size: 600
+            size: 600,
+            deleted_storage: 200,
         }
     );
 }
@@ -969,6 +974,150 @@ async fn concurrent_appends_two_pools(db: &Db) {
         db.store.messages(inbox.id).await.expect("messages").len(),
         440
     );
+    other.close().await;
+}
+
+/// Waits (bounded, so a bug fails instead of hanging) for the next announcement.
+async fn next_change(bus: &mut tokio::sync::broadcast::Receiver<Change>) -> Change {
+    tokio::time::timeout(Duration::from_secs(20), bus.recv())
+        .await
+        .expect("an announcement within 20 s")
+        .expect("bus open")
+}
+
+/// Appends to `mailbox` through `writer` until `bus` (another pool's) hears of it: its
+/// listener connects in the background.
+async fn append_until_heard(
+    writer: &MetadataStore,
+    mailbox: MailboxId,
+    bus: &mut tokio::sync::broadcast::Receiver<Change>,
+    body: &str,
+) {
+    loop {
+        writer
+            .append(mailbox, &msg(&[], body))
+            .await
+            .expect("append");
+        if let Ok(c) = tokio::time::timeout(Duration::from_millis(500), bus.recv()).await {
+            assert_eq!(c.expect("open"), Change::Mailbox(mailbox));
+            return;
+        }
+    }
+}
+
+/// A second pool stands in for another replica: on PostgreSQL every committed change of one
+/// reaches the other's bus (LISTEN/NOTIFY), once per transaction, and a process does not
+/// hear its own changes twice; a rolled-back (failed) change notifies nobody. On SQLite
+/// (one process) nothing crosses.
+async fn changes_reach_other_processes(db: &Db) {
+    let a = account(&db.store).await;
+    let inbox = mailbox(&db.store, &a, "INBOX").await;
+    let other = MetadataStore::connect(&db.url).await.expect("second pool");
+    let mut theirs = other.bus().subscribe();
+    let mut ours = db.store.bus().subscribe();
+    let postgres = db.url.starts_with("postgres");
+    if postgres {
+        append_until_heard(&db.store, inbox.id, &mut theirs, "warm-up").await;
+        while theirs.try_recv().is_ok() {}
+    }
+    while ours.try_recv().is_ok() {}
+
+    let (_, uid, _) = db
+        .store
+        .append(inbox.id, &msg(&[], "crossing"))
+        .await
+        .expect("append");
+    db.store
+        .store_flags(inbox.id, &[uid], FlagOp::Add, &strings(&["\\Seen"]), None)
+        .await
+        .expect("store");
+    db.store
+        .store_flags(
+            inbox.id,
+            &[uid],
+            FlagOp::Add,
+            &strings(&["\\Deleted"]),
+            None,
+        )
+        .await
+        .expect("store");
+    db.store.expunge(inbox.id, None).await.expect("expunge");
+    let archive = mailbox(&db.store, &a, "Archive").await;
+    let (_, moved, _) = db
+        .store
+        .append(inbox.id, &msg(&[], "moved"))
+        .await
+        .expect("append");
+    db.store
+        .move_messages(inbox.id, archive.id, &[moved])
+        .await
+        .expect("move");
+    // Expunging nothing commits no change: the lock-only UPDATE does not notify.
+    db.store.expunge(inbox.id, None).await.expect("expunge");
+
+    let expected = [
+        Change::Mailbox(inbox.id), // append
+        Change::Mailbox(inbox.id), // \Seen
+        Change::Mailbox(inbox.id), // \Deleted
+        Change::Mailbox(inbox.id), // expunge
+        Change::Mailbox(inbox.id), // append
+    ];
+    let mut local = Vec::new();
+    while let Ok(c) = ours.try_recv() {
+        local.push(c);
+    }
+    assert_eq!(&local[..5], &expected, "announced locally once each");
+    assert_eq!(
+        local.len(),
+        7,
+        "the move announces both mailboxes: {local:?}"
+    );
+    assert!(ours.try_recv().is_err(), "no echo of our own changes");
+    if postgres {
+        let mut remote = Vec::new();
+        for _ in 0..7 {
+            remote.push(next_change(&mut theirs).await);
+        }
+        assert_eq!(&remote[..5], &expected);
+        let mut moved_pair = remote[5..].to_vec();
+        moved_pair.sort_by_key(|c| match c {
+            Change::Mailbox(id) => id.0,
+            Change::All => 0,
+        });
+        let mut pair = vec![Change::Mailbox(inbox.id), Change::Mailbox(archive.id)];
+        pair.sort_by_key(|c| match c {
+            Change::Mailbox(id) => id.0,
+            Change::All => 0,
+        });
+        assert_eq!(moved_pair, pair);
+        // And the other way round.
+        other
+            .append(archive.id, &msg(&[], "from the other side"))
+            .await
+            .expect("append");
+        assert_eq!(next_change(&mut ours).await, Change::Mailbox(archive.id));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(ours.try_recv().is_err(), "exactly once");
+
+        // The listening connections are killed: once back, everything is announced as
+        // changed (what was sent meanwhile is lost), and changes cross again.
+        while theirs.try_recv().is_ok() {}
+        let mut admin = PgConnection::connect(&db.url).await.expect("connect");
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'
+               AND pg_terminate_backend(pid)",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .expect("terminate");
+        assert_eq!(killed, 2, "one listener per pool");
+        admin.close().await.expect("close");
+        assert_eq!(next_change(&mut theirs).await, Change::All);
+        append_until_heard(&db.store, inbox.id, &mut theirs, "after the loss").await;
+    } else {
+        assert!(theirs.try_recv().is_err(), "SQLite: nothing crosses pools");
+    }
     other.close().await;
 }
 
@@ -1505,7 +1654,10 @@ async fn quarantine_release_appends_exactly_once_and_notifies(db: &Db) {
     assert_eq!(released.folder, "Archive");
     assert_eq!(released.uid_validity, archive.uid_validity);
     assert_eq!(released.uid, Uid(1));
-    assert_eq!(bus.try_recv().expect("IDLE sessions are told"), archive.id);
+    assert_eq!(
+        bus.try_recv().expect("IDLE sessions are told"),
+        Change::Mailbox(archive.id)
+    );
 
     let stored = s.messages(archive.id).await.expect("messages");
     assert_eq!(stored.len(), 1);

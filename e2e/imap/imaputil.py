@@ -309,3 +309,46 @@ def parse(data: bytes) -> list:
 
 def flags_of(value) -> set[str]:
     return {f.decode() for f in value}
+
+
+class AppendLoad:
+    """`clients` connections of alice APPEND to `mailbox` in a loop while the `with` block
+    runs: `acked[i]` counts connection i's acknowledged APPENDs; a non-OK reply or an error
+    stops that connection and is listed in `errors`. `message(i, n)` builds the n-th message
+    of connection i."""
+
+    def __init__(self, server, mailbox: str, clients: int, message=None) -> None:
+        import threading
+
+        self.server, self.mailbox = server, mailbox
+        self.message = message or (lambda i, n: simple_message(f"client {i}", f"message {n}"))
+        self.acked = [0] * clients
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
+
+    def _run(self, i: int) -> None:
+        try:
+            with connect(self.server) as c:
+                while not self._stop.is_set():
+                    r = c.append(self.mailbox, self.message(i, self.acked[i]))
+                    if r.status != "OK":
+                        self.errors.append(f"client {i}: {r}")
+                        return
+                    self.acked[i] += 1
+        except Exception as e:  # noqa: BLE001 - reported through `errors`
+            self.errors.append(f"client {i}: {e!r}")
+
+    @property
+    def total(self) -> int:
+        return sum(self.acked)
+
+    def __enter__(self) -> "AppendLoad":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imap"))
-from imaputil import connect, simple_message, unique  # noqa: E402
+from imaputil import AppendLoad, connect, simple_message, unique  # noqa: E402
 from pipelineutil import CARD, metric, wait_until  # noqa: E402
 
 
@@ -125,27 +124,8 @@ def test_every_message_is_processed_by_exactly_one_revision_under_reload(mcp_fac
     with connect(server) as c:
         c.create(box)
 
-    stop = threading.Event()
-    acked = [0] * 20
-    errors: list[str] = []
-
-    def client(i: int) -> None:
-        try:
-            with connect(server) as c:
-                while not stop.is_set():
-                    r = c.append(box, simple_message(f"client {i}", f"message {acked[i]}"))
-                    if r.status != "OK":
-                        errors.append(f"client {i}: {r}")
-                        return
-                    acked[i] += 1
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(f"client {i}: {e!r}")
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
     seen_revisions = []
-    try:
+    with AppendLoad(server, box, 20) as load:
         for n in range(1, 6):
             time.sleep(1.5)
             # Written to a temporary file and renamed: the poller never reads half a file.
@@ -154,15 +134,11 @@ def test_every_message_is_processed_by_exactly_one_revision_under_reload(mcp_fac
             tmp.rename(target)
             seen_revisions.append(f"r{n}")
         time.sleep(1.5)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
-    assert not errors, errors
+    assert not load.errors, load.errors
     with connect(server) as c:
         firsts = header_values(c, box, "X-Rev-First")
         seconds = header_values(c, box, "X-Rev-Second")
-    assert len(firsts) == sum(acked), "every acknowledged APPEND stored exactly once"
+    assert len(firsts) == load.total, "every acknowledged APPEND stored exactly once"
     mixed = [(a, b) for a, b in zip(firsts, seconds) if len(a) != 1 or a != b]
     assert not mixed, f"messages processed by more than one revision: {mixed[:5]}"
     used = {a[0] for a in firsts}

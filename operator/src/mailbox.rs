@@ -202,14 +202,8 @@ pub fn effective_quota(tenant: &Tenant, mailbox: &Mailbox) -> Option<Quota> {
         .spec
         .quota
         .as_ref()
-        .and_then(|q| q.mailbox_default.clone())
-        .unwrap_or_default();
-    let own = mailbox.spec.quota.clone().unwrap_or_default();
-    let merged = Quota {
-        storage: own.storage.or(default.storage),
-        messages: own.messages.or(default.messages),
-    };
-    (merged.storage.is_some() || merged.messages.is_some()).then_some(merged)
+        .and_then(|q| q.mailbox_default.as_ref());
+    Quota::effective(mailbox.spec.quota.as_ref(), default)
 }
 
 fn usage(state: &AccountState) -> Usage {

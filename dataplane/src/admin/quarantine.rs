@@ -22,6 +22,7 @@ use crate::admin::ApiError;
 use crate::standalone::apply;
 use crate::store::{
     BlobError, Quarantine, QuarantineError, QuarantineId, QuarantineQuery, QuarantinedMessage,
+    StoreError,
 };
 
 /// Media type of a quarantined message's body.
@@ -107,6 +108,10 @@ fn api_error(e: QuarantineError) -> ApiError {
     match e {
         QuarantineError::NotFound(id) => not_found(&id),
         e @ (QuarantineError::AccountGone { .. } | QuarantineError::NoFolder { .. }) => {
+            ApiError::new(StatusCode::CONFLICT, e.to_string())
+        }
+        // The release would take the account over quota; the message stays held.
+        QuarantineError::Store(e @ StoreError::OverQuota(_)) => {
             ApiError::new(StatusCode::CONFLICT, e.to_string())
         }
         QuarantineError::Store(e) => store_unavailable(e),

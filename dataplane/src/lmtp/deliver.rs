@@ -15,7 +15,7 @@ use mcp_crds::pipeline::Stage;
 use mcp_plugin_api::Envelope;
 
 use super::reply::Reply;
-use crate::ingest::{Ingest, Ingested, Submission};
+use crate::ingest::{Ingest, IngestError, Ingested, Submission};
 use crate::store::{AccountRecord, MetadataStore, StoreError};
 
 /// A recipient accepted at RCPT time.
@@ -52,7 +52,8 @@ pub trait Deliverer: Send + Sync + 'static {
 /// recipient: the recipient's pipelines decide, and their outcome becomes that recipient's
 /// reply. Stored and quarantined copies are committed before their `250`; a `Reject` is a
 /// `550`/`552` with the step's enhanced status code, a `TempFail` (or a failing step under
-/// `failClosed`) a `451`/`452`. Recipients are matched by address or alias.
+/// `failClosed`) a `451`/`452`, a copy over the recipient's quota `452 4.2.2`
+/// ([`Reply::mailbox_full`]). Recipients are matched by address or alias.
 #[derive(Clone, Debug)]
 pub struct StoreDeliverer {
     store: MetadataStore,
@@ -140,6 +141,10 @@ impl StoreDeliverer {
                     _ => 451,
                 };
                 Reply::new(code, status, format!("<{rcpt}> {text}"))
+            }
+            Err(IngestError::Store(StoreError::OverQuota(q))) => {
+                tracing::info!(rcpt = %rcpt, over = %q, "LMTP delivery refused: over quota");
+                Reply::mailbox_full(rcpt, &format!("would exceed {q}"))
             }
             Err(e) => {
                 tracing::error!(rcpt = %rcpt, error = %e, "LMTP delivery failed");

@@ -106,6 +106,20 @@ impl Reply {
         )
     }
 
+    /// `452 4.2.2 <address>: mailbox full` (RFC 3463 X.2.2, "mailbox full", which "should
+    /// be used as a persistent transient failure"): the copy would take the recipient over
+    /// quota (docs/quota.md). The sender's MTA keeps the message queued and retries, so it
+    /// is delivered once the user frees room, or bounced when the queue lifetime ends.
+    pub fn mailbox_full(address: &str, why: &str) -> Self {
+        Self::code(
+            452,
+            4,
+            2,
+            2,
+            &format!("<{address}>: mailbox full, over quota ({why})"),
+        )
+    }
+
     /// `451 4.3.0 <text>`: a local error; the client retries later (RFC 3463 X.3.0).
     pub fn local_error(text: &str) -> Self {
         Self::code(451, 4, 3, 0, text)

@@ -112,6 +112,9 @@ pub struct Config {
     /// Where to connect to `service` plugins instead of their Service's DNS name
     /// (`--plugin-service-host`), as a URI host: an IPv6 address is bracketed. `None` in a pod.
     pub plugin_service_host: Option<String>,
+    /// The Tenant's storage limit over all its mailboxes (`tenantStorageQuota`), octets;
+    /// `None` means none (docs/quota.md).
+    pub tenant_storage_quota: Option<u64>,
 }
 
 /// Why the configuration cannot be used. Names the file and field, or the flag.
@@ -466,6 +469,13 @@ impl Config {
                 .unwrap_or(mcp_crds::plugin::CLIENT_TLS_DIR),
         )?;
 
+        let tenant_storage_quota = doc
+            .tenant_storage_quota
+            .as_deref()
+            .map(crate::quota::quantity_bytes)
+            .transpose()
+            .map_err(|e| c.invalid("tenantStorageQuota", e))?;
+
         let plugin_service_host = o
             .plugin_service_host
             .as_deref()
@@ -485,6 +495,7 @@ impl Config {
             plugin_socket_dir,
             plugin_client_tls_dir,
             plugin_service_host,
+            tenant_storage_quota,
             tenant: doc.tenant.clone(),
             domains: doc.domains.clone(),
             imap,
@@ -736,11 +747,13 @@ mod tests {
             pipelines: None,
             plugin_socket_dir: None,
             plugin_client_tls_dir: None,
+            tenant_storage_quota: Some("1Gi".into()),
         };
         let text = yaml_serde::to_string(&doc).expect("serialise");
         let c = d.load_text(&text, &Overrides::default()).expect("valid");
         assert_eq!(c.store_url.expose(), "postgres://mcp:secret-pw@db:5432/mcp");
         assert_eq!(c.blobs.dir(), Some(d.data().join("blobs").as_path()));
+        assert_eq!(c.tenant_storage_quota, Some(1 << 30));
     }
 
     #[test]
@@ -822,6 +835,11 @@ mod tests {
             ("tenant: Acme Corp", "tenant", "not a Tenant name"),
             ("domains: []", "domains", "at least one"),
             ("domains: [Acme.Example]", "domains", "lower-case"),
+            (
+                "tenantStorageQuota: lots",
+                "tenantStorageQuota",
+                "not a quantity",
+            ),
             ("imap: x", "imap", "\"x\" is not IP:PORT"),
             ("imaps: 0.0.0.0:99999", "imaps", "is not IP:PORT"),
             ("lmtp: localhost:24", "lmtp", "is not IP:PORT"),

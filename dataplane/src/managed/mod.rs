@@ -107,6 +107,10 @@ pub async fn run_until(
 
     let key = DigestKey::load_or_create(&config.data_dir.join(DIGEST_KEY_FILE))?;
     let (store, blobs) = server::open_storage(config.store_url.expose(), &config.blobs).await?;
+    store
+        .set_tenant_quota(&config.tenant, config.tenant_storage_quota)
+        .await
+        .map_err(ServerError::Store)?;
     let acceptor = server::tls_acceptor(config.tls.clone()).await?;
     let admin_acceptor = server::tls_acceptor(config.admin_tls.clone()).await?;
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use mcp_crds::dataplane::QuotaLimits;
 use mcp_crds::mailbox::MailboxState;
+use mcp_crds::quota::Quota;
 use mcp_crds::{
     Mailbox, MailboxSpec, Pipeline, PluginDeployment, Resource, ResourceError, SecretResource,
     Tenant,
@@ -658,10 +659,17 @@ pub fn desired_accounts(
         }
 
         let labels = m.value.metadata.labels.clone().unwrap_or_default();
+        // As the operator does: the tenant's mailboxDefault fills what spec.quota leaves out.
+        let mut spec = spec.clone();
+        let default = tenant.value.spec.quota.as_ref();
+        spec.quota = Quota::effective(
+            spec.quota.as_ref(),
+            default.and_then(|q| q.mailbox_default.as_ref()),
+        );
         let account = desired_account(
             m.path.display().to_string(),
             domains,
-            spec,
+            &spec,
             &labels,
             password,
             key,
@@ -670,6 +678,46 @@ pub fn desired_accounts(
         out.push(account);
     }
     Ok(out)
+}
+
+/// The storage limit of each Tenant (`spec.quota.storage`, octets; `None`: no limit), by
+/// name, in file order (docs/quota.md).
+///
+/// # Errors
+/// [`ApplyError::Invalid`] naming a Tenant whose `spec.quota.storage` is not a quantity.
+pub fn tenant_quotas(set: &ResourceSet) -> Result<Vec<(String, Option<u64>)>, ApplyError> {
+    set.tenants
+        .iter()
+        .map(|t| {
+            let name = t.value.metadata.name.clone().unwrap_or_default();
+            let storage = t.value.spec.quota.as_ref().and_then(|q| q.storage.as_ref());
+            let limit = storage
+                .map(|q| crate::quota::quantity_bytes(&q.0))
+                .transpose()
+                .map_err(|e| invalid(t, "Tenant", &name, "spec.quota.storage", e))?;
+            Ok((name, limit))
+        })
+        .collect()
+}
+
+/// Stores the tenant limits of [`tenant_quotas`]; every process on the store enforces them.
+///
+/// # Errors
+/// [`ApplyError::Store`] naming the tenant.
+pub async fn apply_tenant_quotas(
+    store: &MetadataStore,
+    quotas: &[(String, Option<u64>)],
+) -> Result<(), ApplyError> {
+    for (tenant, limit) in quotas {
+        store
+            .set_tenant_quota(tenant, *limit)
+            .await
+            .map_err(|source| ApplyError::Store {
+                address: format!("Tenant {tenant}"),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// What [`apply`] did.

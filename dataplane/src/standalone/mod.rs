@@ -118,8 +118,10 @@ pub async fn run_until(
 
     let key = apply::DigestKey::load_or_create(&config.data_dir.join(DIGEST_KEY_FILE))?;
     let accounts = apply::desired_accounts(&set, &key)?;
+    let tenant_quotas = apply::tenant_quotas(&set)?;
 
     let (store, blobs) = server::open_storage(&config.store_url, &config.blobs).await?;
+    apply::apply_tenant_quotas(&store, &tenant_quotas).await?;
     let report = apply::apply(&store, &accounts).await?;
     tracing::info!(
         created = report.created,

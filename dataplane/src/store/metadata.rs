@@ -10,6 +10,15 @@
 //! message changes). On SQLite `BEGIN IMMEDIATE` takes the database write lock up front; on
 //! PostgreSQL an `UPDATE` takes the row lock, so UID/MODSEQ allocation is serialised per
 //! mailbox across connections and processes, and UIDs become visible in ascending order.
+//!
+//! Change notification: each commit that changed a mailbox publishes it on the in-process
+//! [`ChangeBus`]; on PostgreSQL a trigger also NOTIFYs the other processes, which a
+//! listener started by [`MetadataStore::connect`] republishes on their bus
+//! ([`super::notify`]).
+//!
+//! Quotas (docs/quota.md): writes that change what an account stores lock the account row
+//! first (then its mailboxes, then, for a storage check, the tenant row), update the
+//! account's usage counters and check them against the limits before committing.
 
 mod quarantine;
 mod sql;
@@ -21,9 +30,12 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 
+use tokio_util::sync::CancellationToken;
+
 use self::sql::*;
 use super::BlobId;
 use super::ChangeBus;
+use super::notify::{ORIGIN_SETTING, listen};
 use super::types::*;
 
 /// Which database is behind the `Any` pool.
@@ -46,6 +58,8 @@ pub struct MetadataStore {
     /// without the gate, waiting writers sit in SQLite's busy handler, which sleeps in steps
     /// of up to 100 ms and turns contention into long tail latencies.
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Stops the PostgreSQL change listener ([`super::notify::listen`]) on [`Self::close`].
+    listener: CancellationToken,
 }
 
 /// A write transaction, holding the SQLite writer gate (if any) until it ends.
@@ -104,6 +118,8 @@ impl MetadataStore {
             )));
         };
         let options = AnyPoolOptions::new().max_connections(10);
+        // Names this process in the change notifications it causes (hex: no quoting issue).
+        let origin = format!("{:016x}", rand::random::<u64>());
         let pool = match backend {
             Backend::Sqlite => {
                 prepare_sqlite_file(url).await?;
@@ -123,17 +139,42 @@ impl MetadataStore {
                     .connect(url)
                     .await?
             }
-            Backend::Postgres => options.connect(url).await?,
+            Backend::Postgres => {
+                let set_origin = format!("SET {ORIGIN_SETTING} = '{origin}'");
+                options
+                    .after_connect(move |conn, _| {
+                        let set_origin = set_origin.clone();
+                        Box::pin(async move {
+                            sqlx::query(AssertSqlSafe(set_origin))
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
         };
         match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
+        let bus = ChangeBus::new();
+        let listener = CancellationToken::new();
+        if backend == Backend::Postgres {
+            tokio::spawn(listen(
+                url.to_owned(),
+                origin,
+                bus.clone(),
+                listener.clone(),
+            ));
+        }
         Ok(Self {
             pool,
             backend,
-            bus: ChangeBus::new(),
+            bus,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
+            listener,
         })
     }
 
@@ -142,8 +183,10 @@ impl MetadataStore {
         &self.bus
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Stops listening for other processes' changes and closes the pool, waiting for
+    /// connections in use to be returned.
     pub async fn close(&self) {
+        self.listener.cancel();
         self.pool.close().await;
     }
 
@@ -347,22 +390,81 @@ impl MetadataStore {
             .iter()
             .map(|r| r.try_get("name"))
             .collect::<Result<Vec<String>, _>>()?;
-        let totals = sqlx::query(
-            "SELECT CAST(COUNT(*) AS BIGINT) AS messages,
-                    CAST(COALESCE(SUM(m.size), 0) AS BIGINT) AS bytes
-             FROM messages m JOIN mailboxes b ON m.mailbox_id = b.id
-             WHERE b.account_id = $1",
-        )
-        .bind(account.0)
-        .fetch_one(&mut *tx)
-        .await?;
+        let totals = sqlx::query("SELECT used_messages, used_storage FROM accounts WHERE id = $1")
+            .bind(account.0)
+            .fetch_optional(&mut *tx)
+            .await?;
         let usage = AccountUsage {
             folders,
-            messages: u64_col(&totals, "messages")?,
-            bytes: u64_col(&totals, "bytes")?,
+            messages: totals
+                .as_ref()
+                .map_or(Ok(0), |r| u64_col(r, "used_messages"))?,
+            bytes: totals
+                .as_ref()
+                .map_or(Ok(0), |r| u64_col(r, "used_storage"))?,
         };
         tx.commit().await?;
         Ok(usage)
+    }
+
+    /// Usage and limits of `account` and its tenant, from one snapshot (RFC 9208 GETQUOTA,
+    /// docs/quota.md). Errors: `NoSuchAccount`.
+    pub async fn quota(&self, account: AccountId) -> Result<QuotaReport, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let row = sqlx::query(
+            "SELECT a.tenant, a.used_messages, a.used_storage, a.quota_messages,
+                    a.quota_storage, t.quota_storage AS tenant_limit
+             FROM accounts a LEFT JOIN tenants t ON t.name = a.tenant WHERE a.id = $1",
+        )
+        .bind(account.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NoSuchAccount)?;
+        let limit = |col| -> Result<Option<u64>, StoreError> {
+            let v: Option<i64> = row.try_get(col)?;
+            Ok(v.map(|v| u64::try_from(v).unwrap_or(0)))
+        };
+        let tenant = match limit("tenant_limit")? {
+            None => None,
+            Some(limit) => {
+                let name: String = row.try_get("tenant")?;
+                let used = tenant_storage(&mut tx, &name).await?;
+                Some(TenantStorage {
+                    used: u64::try_from(used).unwrap_or(0),
+                    limit,
+                })
+            }
+        };
+        let report = QuotaReport {
+            messages: u64_col(&row, "used_messages")?,
+            storage: u64_col(&row, "used_storage")?,
+            messages_limit: limit("quota_messages")?,
+            storage_limit: limit("quota_storage")?,
+            tenant,
+        };
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Sets the storage limit of a whole tenant (Tenant `spec.quota.storage`), octets;
+    /// `None` removes it. Takes effect for the next write of any of its accounts, in every
+    /// process on this database.
+    pub async fn set_tenant_quota(
+        &self,
+        tenant: &str,
+        storage: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO tenants (name, quota_storage) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET quota_storage = excluded.quota_storage",
+        )
+        .bind(tenant)
+        .bind(limit_param(storage))
+        .execute(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Looks an account up by address (ASCII/Unicode case-insensitive: compared lower-case).
@@ -453,6 +555,19 @@ impl MetadataStore {
         if all.iter().any(|(_, n)| is_child(n, &name)) {
             return Err(StoreError::HasChildren);
         }
+        let held = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS messages,
+                    CAST(COALESCE(SUM(size), 0) AS BIGINT) AS octets
+             FROM messages WHERE mailbox_id = $1",
+        )
+        .bind(id.0)
+        .fetch_one(&mut **tx)
+        .await?;
+        let held = Usage {
+            messages: held.try_get("messages")?,
+            octets: held.try_get("octets")?,
+        };
+        charge(&mut tx, account, held.freed()).await?;
         sqlx::query("DELETE FROM mailboxes WHERE id = $1")
             .bind(id.0)
             .execute(&mut **tx)
@@ -558,8 +673,10 @@ impl MetadataStore {
     }
 
     /// Inserts a message, allocating its UID (the mailbox's UIDNEXT) and MODSEQ (the
-    /// mailbox's HIGHESTMODSEQ + 1) in the same transaction. Flags are normalised
-    /// ([`normalize_flags`]). The blob must already be stored. Errors: `NoSuchMailbox`.
+    /// mailbox's HIGHESTMODSEQ + 1) in the same transaction, and counting it against the
+    /// account's quota. Flags are normalised ([`normalize_flags`]). The blob must already be
+    /// stored. Errors: `NoSuchMailbox`; `OverQuota` (nothing written: the blob is left to
+    /// orphan collection).
     pub async fn append(
         &self,
         mailbox: MailboxId,
@@ -567,6 +684,12 @@ impl MetadataStore {
     ) -> Result<(UidValidity, Uid, ModSeq), StoreError> {
         let flags = normalize_flags(&msg.flags);
         let mut tx = self.begin_write().await?;
+        let account = lock_account_of(&mut tx, mailbox).await?;
+        let usage = Usage {
+            messages: 1,
+            octets: i64::from(msg.size),
+        };
+        charge(&mut tx, account, usage).await?;
         let alloc = allocate(&mut tx, mailbox, 1).await?;
         insert_message(&mut tx, mailbox, alloc.first_uid, alloc.modseq, &flags, msg).await?;
         tx.commit().await?;
@@ -761,6 +884,7 @@ impl MetadataStore {
         only: Option<&[Uid]>,
     ) -> Result<Vec<Uid>, StoreError> {
         let mut tx = self.begin_write().await?;
+        let account = lock_account_of(&mut tx, mailbox).await?;
         lock_mailboxes(&mut tx, &[mailbox]).await?;
         let uids: Vec<Uid> = match only {
             Some(only) => select_messages(&mut tx, mailbox, only)
@@ -781,7 +905,8 @@ impl MetadataStore {
         };
         if !uids.is_empty() {
             let modseq = allocate(&mut tx, mailbox, 0).await?.modseq;
-            remove_messages(&mut tx, mailbox, &uids, modseq).await?;
+            let freed = remove_messages(&mut tx, mailbox, &uids, modseq).await?;
+            charge(&mut tx, account, freed.freed()).await?;
         }
         tx.commit().await?;
         if !uids.is_empty() {
@@ -792,7 +917,8 @@ impl MetadataStore {
 
     /// Copies messages to `dest` with new consecutive UIDs (in source UID order) and one new
     /// MODSEQ, keeping flags, INTERNALDATE and the cache (RFC 9051 §6.4.7, RFC 4315
-    /// COPYUID). Missing UIDs are ignored. Errors: `NoSuchMailbox`.
+    /// COPYUID). Missing UIDs are ignored. Errors: `NoSuchMailbox`; `OverQuota` when the
+    /// copies would take the account over quota (nothing copied).
     pub async fn copy(
         &self,
         src: MailboxId,
@@ -809,7 +935,9 @@ impl MetadataStore {
     }
 
     /// Moves messages atomically: copy as in [`MetadataStore::copy`] and expunge the sources
-    /// (tombstones in `src`) in one transaction (RFC 6851). Errors: `NoSuchMailbox`.
+    /// (tombstones in `src`) in one transaction (RFC 6851). A move within one account does
+    /// not change its usage. Errors: `NoSuchMailbox`; `OverQuota` for a move into another
+    /// account that would take it over quota.
     pub async fn move_messages(
         &self,
         src: MailboxId,
@@ -858,14 +986,15 @@ impl MetadataStore {
         Ok(out)
     }
 
-    /// STATUS counters: MESSAGES, UNSEEN, DELETED and SIZE (octets); all zero for an unknown
+    /// STATUS counters: MESSAGES, UNSEEN, DELETED, SIZE and DELETED-STORAGE (octets); all zero for an unknown
     /// mailbox.
     pub async fn counts(&self, mailbox: MailboxId) -> Result<MailboxCounts, StoreError> {
         let r = sqlx::query(
             "SELECT CAST(COUNT(*) AS BIGINT) AS messages,
                     CAST(COALESCE(SUM(1 - seen), 0) AS BIGINT) AS unseen,
                     CAST(COALESCE(SUM(deleted), 0) AS BIGINT) AS deleted,
-                    CAST(COALESCE(SUM(size), 0) AS BIGINT) AS size
+                    CAST(COALESCE(SUM(size), 0) AS BIGINT) AS size,
+                    CAST(COALESCE(SUM(size * deleted), 0) AS BIGINT) AS deleted_storage
              FROM messages WHERE mailbox_id = $1",
         )
         .bind(mailbox.0)
@@ -876,6 +1005,7 @@ impl MetadataStore {
             unseen: u32_col(&r, "unseen")?,
             deleted: u32_col(&r, "deleted")?,
             size: u64_col(&r, "size")?,
+            deleted_storage: u64_col(&r, "deleted_storage")?,
         })
     }
 
@@ -900,12 +1030,18 @@ async fn copy_in_tx(
     uids: &[Uid],
     expunge_source: bool,
 ) -> Result<CopyOutcome, StoreError> {
+    // Accounts before mailboxes (see `lock_account_of`), in ascending id order; IMAP only
+    // copies within one account. A mailbox never changes its account.
+    let src_account = account_of(tx, src).await?;
+    let dest_account = account_of(tx, dest).await?;
+    lock_account(tx, src_account.min(dest_account)).await?;
+    if src_account != dest_account {
+        lock_account(tx, src_account.max(dest_account)).await?;
+    }
     lock_mailboxes(tx, &[src, dest]).await?;
-    let source: Vec<Uid> = select_messages(tx, src, uids)
-        .await?
-        .into_iter()
-        .map(|m| m.uid)
-        .collect();
+    let messages = select_messages(tx, src, uids).await?;
+    let copied = Usage::of(&messages);
+    let source: Vec<Uid> = messages.into_iter().map(|m| m.uid).collect();
     let n = u32::try_from(source.len()).map_err(|_| StoreError::Corrupt("too many UIDs".into()))?;
     if n == 0 {
         let uid_validity = fetch_mailbox_by_id(tx, dest).await?.uid_validity;
@@ -913,6 +1049,10 @@ async fn copy_in_tx(
             uid_validity,
             pairs: Vec::new(),
         });
+    }
+    // A move within one account changes nothing; otherwise the destination pays.
+    if !(expunge_source && src_account == dest_account) {
+        charge(tx, dest_account, copied).await?;
     }
     let alloc = allocate(tx, dest, n).await?;
     let mut next = i64::from(alloc.first_uid.0);
@@ -939,7 +1079,10 @@ async fn copy_in_tx(
     }
     if expunge_source {
         let modseq = allocate(tx, src, 0).await?.modseq;
-        remove_messages(tx, src, &source, modseq).await?;
+        let freed = remove_messages(tx, src, &source, modseq).await?;
+        if src_account != dest_account {
+            charge(tx, src_account, freed.freed()).await?;
+        }
     }
     let pairs = source
         .iter()

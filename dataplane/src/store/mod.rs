@@ -22,7 +22,7 @@ pub mod types;
 
 pub use blob::{BlobError, BlobId, BlobLocation, BlobStore, S3Settings, S3SettingsError};
 pub use metadata::MetadataStore;
-pub use notify::ChangeBus;
+pub use notify::{Change, ChangeBus};
 pub use quarantine::{
     HeldMessage, Quarantine, QuarantineError, QuarantineId, QuarantineQuery, QuarantinedMessage,
     Released,

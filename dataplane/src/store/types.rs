@@ -105,10 +105,10 @@ pub struct AccountRecord {
     /// Empty for an account retained after its Mailbox was deleted.
     pub spec_digest: String,
     /// Storage limit from the Mailbox's `spec.quota.storage`, octets; `None` means no limit.
-    /// Kept, not enforced yet.
+    /// Enforced by the store ([`StoreError::OverQuota`], docs/quota.md).
     pub quota_storage: Option<u64>,
-    /// Message limit from the Mailbox's `spec.quota.messages`; `None` means no limit. Kept,
-    /// not enforced yet.
+    /// Message limit from the Mailbox's `spec.quota.messages`; `None` means no limit.
+    /// Enforced like `quota_storage`.
     pub quota_messages: Option<u64>,
     /// The Mailbox's `metadata.labels`, matched by the `mailboxSelector` of selector-scoped
     /// Pipelines. Empty for an account stored before labels were kept.
@@ -143,6 +143,65 @@ pub struct AccountUpsert {
     /// lower-case, replacing the previous set. None may be another account's address or
     /// alias ([`StoreError::AddressTaken`]); the account's own address is ignored.
     pub aliases: Vec<String>,
+}
+
+/// Usage and limits of an account and of its tenant, read in one snapshot
+/// ([`MetadataStore::quota`](super::MetadataStore::quota)); what IMAP GETQUOTA reports
+/// (RFC 9208, docs/quota.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuotaReport {
+    /// Messages stored, all folders (the MESSAGE resource).
+    pub messages: u64,
+    /// Octets stored, the sum of RFC822.SIZE over all folders (the STORAGE resource, which
+    /// IMAP reports in units of 1024 octets).
+    pub storage: u64,
+    /// The account's message limit; `None` means no limit.
+    pub messages_limit: Option<u64>,
+    /// The account's storage limit, octets; `None` means no limit.
+    pub storage_limit: Option<u64>,
+    /// The tenant's storage usage and limit; `None` when the tenant has no storage limit.
+    pub tenant: Option<TenantStorage>,
+}
+
+/// Storage of a whole tenant against its limit (Tenant `spec.quota.storage`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantStorage {
+    /// Octets stored by all accounts of the tenant.
+    pub used: u64,
+    /// The limit, octets.
+    pub limit: u64,
+}
+
+/// The limit a refused write would have exceeded ([`StoreError::OverQuota`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuotaExceeded {
+    /// The account's message limit (Mailbox `spec.quota.messages`).
+    Messages {
+        /// The limit, messages.
+        limit: u64,
+    },
+    /// The account's storage limit (Mailbox `spec.quota.storage`).
+    Storage {
+        /// The limit, octets.
+        limit: u64,
+    },
+    /// The tenant's storage limit (Tenant `spec.quota.storage`), shared by all its accounts.
+    TenantStorage {
+        /// The limit, octets.
+        limit: u64,
+    },
+}
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Messages { limit } => write!(f, "the mailbox's limit of {limit} messages"),
+            Self::Storage { limit } => write!(f, "the mailbox's storage limit of {limit} octets"),
+            Self::TenantStorage { limit } => {
+                write!(f, "the tenant's storage limit of {limit} octets")
+            }
+        }
+    }
 }
 
 /// Totals of one account over all its folders, read in one snapshot
@@ -277,6 +336,9 @@ pub struct MailboxCounts {
     pub deleted: u32,
     /// SIZE: sum of RFC822.SIZE, octets.
     pub size: u64,
+    /// DELETED-STORAGE (RFC 9208 §4.2): sum of RFC822.SIZE of the messages with `\Deleted`,
+    /// octets: what an EXPUNGE would free.
+    pub deleted_storage: u64,
 }
 
 /// Errors of the metadata store.
@@ -307,6 +369,10 @@ pub enum StoreError {
         /// `"the address"` or `"an alias"`.
         kind: &'static str,
     },
+    /// The write would take the account or its tenant over a quota limit (RFC 9208 §4.3):
+    /// nothing was written. IMAP answers `NO [OVERQUOTA]`, LMTP `452 4.2.2`.
+    #[error("over quota: the write would exceed {0}")]
+    OverQuota(QuotaExceeded),
     /// No quarantined message has this id (never held, or already released or deleted).
     #[error("no quarantined message {0}")]
     NoSuchQuarantined(String),

@@ -82,6 +82,12 @@ pub fn dataplane_config(tenant: &Tenant) -> Result<DataplaneConfig, BuildError> 
         pipelines: Some(PIPELINES_KEY.to_owned()),
         plugin_socket_dir: None,
         plugin_client_tls_dir: None,
+        tenant_storage_quota: tenant
+            .spec
+            .quota
+            .as_ref()
+            .and_then(|q| q.storage.as_ref())
+            .map(|q| q.0.clone()),
     };
     match storage(tenant)? {
         Storage::Embedded { .. } => {

@@ -527,7 +527,7 @@ fn config_hash_changes_with_the_configuration_and_only_with_it() {
             .and_then(|s| s.s3.as_mut())
             .expect("s3")
     }
-    let cases: [(&str, Tenant, bool); 9] = [
+    let cases: [(&str, Tenant, bool); 10] = [
         ("same spec", tenant(ACME), false),
         (
             "replicas",
@@ -539,7 +539,18 @@ fn config_hash_changes_with_the_configuration_and_only_with_it() {
             acme_with(|t| t.spec.dataplane.as_mut().expect("d").resources = None),
             false,
         ),
-        ("quota", acme_with(|t| t.spec.quota = None), false),
+        (
+            "quota rates and mailbox default",
+            acme_with(|t| {
+                let q = t.spec.quota.as_mut().expect("quota");
+                q.messages_per_day = None;
+                q.api_rate = None;
+                q.mailbox_default = None;
+            }),
+            false,
+        ),
+        // config.yaml carries it as tenantStorageQuota, read at start-up (docs/quota.md).
+        ("quota storage", acme_with(|t| t.spec.quota = None), true),
         (
             "TLS Secret name (same paths)",
             acme_with(|t| {

@@ -60,7 +60,7 @@ pub(super) async fn idle(s: &mut Session) -> OpResult {
             tokio::select! {
                 r = io.read(&mut buf) => Event::Read(r?),
                 r = changes.recv() => match r {
-                    Ok(id) if Some(id) == selected_id => Event::Changed,
+                    Ok(c) if selected_id.is_some_and(|id| c.affects(id)) => Event::Changed,
                     Err(RecvError::Lagged(_)) => Event::Changed,
                     Ok(_) => continue,
                     Err(RecvError::Closed) => Event::Keepalive,

@@ -162,7 +162,7 @@ pub(super) async fn list(s: &mut Session, req: ListRequest) -> OpResult {
         }
         s.untagged(line);
         if let (Some(items), Some(record)) = (&req.ret.status, e.record) {
-            let status = status_line(s, record, items).await?;
+            let status = status_line(s, record, items, req.ret.status_append_limit).await?;
             s.untagged(status);
         }
     }

@@ -1,5 +1,6 @@
 //! Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE (RFC 9051 §6.3.4-8),
-//! NAMESPACE (§6.3.10, RFC 2342) and STATUS (§6.3.11, RFC 8438 SIZE).
+//! NAMESPACE (§6.3.10, RFC 2342) and STATUS (§6.3.11, RFC 8438 SIZE, RFC 9208 §4.2
+//! DELETED-STORAGE, RFC 7889 APPENDLIMIT).
 
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
@@ -7,6 +8,7 @@ use imap_codec::imap_types::status::StatusDataItemName;
 use super::{mailbox_arg, validate_name};
 use crate::imap::session::{Completion, OpResult, Session};
 use crate::imap::wire::out;
+use crate::imap::wire::parse::StatusAppendLimit;
 use crate::store::{AccountId, MailboxRecord, StoreError};
 
 fn account(s: &Session) -> Result<AccountId, Completion> {
@@ -183,6 +185,7 @@ pub(super) async fn status(
     s: &mut Session,
     mailbox: &Mailbox<'_>,
     items: &[StatusDataItemName],
+    append_limit: StatusAppendLimit,
 ) -> OpResult {
     let (account, name) = match target(s, mailbox) {
         Ok(t) => t,
@@ -191,16 +194,26 @@ pub(super) async fn status(
     let Some(record) = s.ctx.store.mailbox(account, &name).await? else {
         return Ok(Completion::no_code("NONEXISTENT", "Mailbox doesn't exist."));
     };
-    let line = status_line(s, &record, items).await?;
+    // With APPENDLIMIT alone, the parser gave imap-codec a stand-in item: not reported.
+    let items = if append_limit == StatusAppendLimit::Only {
+        &[]
+    } else {
+        items
+    };
+    let line = status_line(s, &record, items, append_limit != StatusAppendLimit::No).await?;
     s.untagged(line);
     Ok(Completion::ok("Status completed."))
 }
 
-/// The `STATUS name (item value ...)` response body for one mailbox (also LIST-STATUS).
+/// The `STATUS name (item value ...)` response body for one mailbox (also LIST-STATUS),
+/// with `APPENDLIMIT` last when `append_limit` (RFC 7889 §3.2: the same limit for every
+/// mailbox, the one the CAPABILITY advertises). DELETED-STORAGE is in octets: the sum of
+/// RFC822.SIZE of the `\Deleted` messages, which RFC 9208 §4.2 allows.
 pub(super) async fn status_line(
     s: &Session,
     record: &MailboxRecord,
     items: &[StatusDataItemName],
+    append_limit: bool,
 ) -> Result<Vec<u8>, StoreError> {
     let needs_counts = items.iter().any(|i| {
         matches!(
@@ -208,6 +221,7 @@ pub(super) async fn status_line(
             StatusDataItemName::Messages
                 | StatusDataItemName::Unseen
                 | StatusDataItemName::Deleted
+                | StatusDataItemName::DeletedStorage
                 | StatusDataItemName::Size
         )
     });
@@ -218,24 +232,27 @@ pub(super) async fn status_line(
     };
     let mut line = b"STATUS ".to_vec();
     out::mailbox(&mut line, &record.name, s.utf8);
-    let parts: Vec<String> = items
+    let mut parts: Vec<String> = items
         .iter()
-        .filter_map(|i| {
-            Some(match i {
-                StatusDataItemName::Messages => format!("MESSAGES {}", counts.messages),
-                StatusDataItemName::Recent => "RECENT 0".to_owned(),
-                StatusDataItemName::UidNext => format!("UIDNEXT {}", record.uid_next.0),
-                StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", record.uid_validity.0),
-                StatusDataItemName::Unseen => format!("UNSEEN {}", counts.unseen),
-                StatusDataItemName::Deleted => format!("DELETED {}", counts.deleted),
-                StatusDataItemName::Size => format!("SIZE {}", counts.size),
-                StatusDataItemName::HighestModSeq => {
-                    format!("HIGHESTMODSEQ {}", record.highest_modseq.0)
-                }
-                StatusDataItemName::DeletedStorage => return None,
-            })
+        .map(|i| match i {
+            StatusDataItemName::Messages => format!("MESSAGES {}", counts.messages),
+            StatusDataItemName::Recent => "RECENT 0".to_owned(),
+            StatusDataItemName::UidNext => format!("UIDNEXT {}", record.uid_next.0),
+            StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", record.uid_validity.0),
+            StatusDataItemName::Unseen => format!("UNSEEN {}", counts.unseen),
+            StatusDataItemName::Deleted => format!("DELETED {}", counts.deleted),
+            StatusDataItemName::Size => format!("SIZE {}", counts.size),
+            StatusDataItemName::HighestModSeq => {
+                format!("HIGHESTMODSEQ {}", record.highest_modseq.0)
+            }
+            StatusDataItemName::DeletedStorage => {
+                format!("DELETED-STORAGE {}", counts.deleted_storage)
+            }
         })
         .collect();
+    if append_limit {
+        parts.push(format!("APPENDLIMIT {}", s.ctx.limits.max_literal));
+    }
     line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
     Ok(line)
 }

@@ -13,6 +13,7 @@ mod fetch;
 mod idle;
 mod list;
 mod mailboxes;
+mod quota;
 mod search;
 mod select;
 mod store;
@@ -80,7 +81,7 @@ fn required_state(body: &CommandBody<'_>) -> State {
 
 /// Runs one parsed command.
 pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResult {
-    let (body, search_return, uses_saved) = match req {
+    let (body, search_return, uses_saved, status_append_limit) = match req {
         Request::List(list) => {
             if s.state() == State::NotAuthenticated {
                 return Ok(Completion::bad("Not authenticated"));
@@ -91,7 +92,8 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
             body,
             search_return,
             uses_saved_result,
-        } => (body, search_return, uses_saved_result),
+            status_append_limit,
+        } => (body, search_return, uses_saved_result, status_append_limit),
     };
     let need = required_state(&body);
     match (need, s.state()) {
@@ -146,7 +148,10 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, req: Request) -> OpResu
         CommandBody::Status {
             mailbox,
             item_names,
-        } => mailboxes::status(s, &mailbox, &item_names).await,
+        } => mailboxes::status(s, &mailbox, &item_names, status_append_limit).await,
+        CommandBody::GetQuota { root } => quota::get_quota(s, root.as_ref()).await,
+        CommandBody::GetQuotaRoot { mailbox } => quota::get_quota_root(s, &mailbox).await,
+        CommandBody::SetQuota { .. } => Ok(quota::set_quota()),
         CommandBody::Lsub {
             reference,
             mailbox_wildcard,

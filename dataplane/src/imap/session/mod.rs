@@ -15,7 +15,7 @@ use super::ImapContext;
 use super::conn::IoStream;
 use super::wire::framing::{Frame, Framer};
 use super::wire::parse::{Parsed, parse};
-use crate::store::{AccountRecord, MailboxId, StoreError, Uid};
+use crate::store::{AccountRecord, Change, StoreError, Uid};
 
 pub(crate) use selected::Selected;
 
@@ -116,7 +116,7 @@ pub(crate) struct Session {
     pub utf8: bool,
     /// ENABLE IMAP4rev2 was given (RFC 9051 §6.3.1).
     pub rev2: bool,
-    pub changes: broadcast::Receiver<MailboxId>,
+    pub changes: broadcast::Receiver<Change>,
     pub shutdown: CancellationToken,
     pub peer: String,
     /// The SEARCHRES saved result (RFC 5182), as UIDs.
@@ -338,6 +338,11 @@ impl Session {
         let result = super::op::dispatch(self, &tag, request).await;
         let completion = match result {
             Ok(c) => c,
+            // APPEND, COPY, MOVE: the store refused the write whole (RFC 9208 §4.3).
+            Err(OpError::Store(StoreError::OverQuota(q))) => Completion::no_code(
+                "OVERQUOTA",
+                format!("Quota exceeded: the message would exceed {q}."),
+            ),
             Err(OpError::Store(e)) => {
                 tracing::warn!(peer = %self.peer, command = name, error = %e, "store failure");
                 Completion::no_code("UNAVAILABLE", "Temporary server failure, try again")
@@ -401,9 +406,17 @@ impl Session {
                 "STATUS=SIZE",
                 "BINARY",
                 "UTF8=ACCEPT",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
             ]);
         }
-        caps.join(" ")
+        let mut caps = caps.join(" ");
+        if self.account.is_some() {
+            // RFC 7889: one limit for every mailbox, the largest literal the framer takes.
+            caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
+        }
+        caps
     }
 
     /// Drains change notifications; when the selected mailbox changed, reports the changes
@@ -418,7 +431,7 @@ impl Session {
         let mut changed = force || sel.has_pending_expunges();
         loop {
             match self.changes.try_recv() {
-                Ok(id) if id == sel.mailbox.id => changed = true,
+                Ok(c) if c.affects(sel.mailbox.id) => changed = true,
                 Ok(_) => {}
                 Err(broadcast::error::TryRecvError::Lagged(_)) => changed = true,
                 Err(_) => break,

@@ -7,7 +7,9 @@
 //! - ESEARCH `RETURN (...)` (RFC 4731, RFC 9051 §6.4.4): cut out before imap-codec parses
 //!   the rest of SEARCH;
 //! - the SEARCHRES `$` marker (RFC 5182): replaced by [`SAVED_RESULT_SENTINEL`] so that
-//!   imap-codec sees a sequence set; the session resolves the sentinel to the saved result.
+//!   imap-codec sees a sequence set; the session resolves the sentinel to the saved result;
+//! - the STATUS item `APPENDLIMIT` (RFC 7889 §3.2): cut out of the item list
+//!   ([`StatusAppendLimit`]) before imap-codec parses the rest of STATUS.
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::{CommandDecodeError, Decoder};
@@ -61,6 +63,8 @@ pub struct ListReturn {
     pub special_use: bool,
     /// `STATUS (...)`: the items to report per listed mailbox.
     pub status: Option<Vec<StatusDataItemName>>,
+    /// `APPENDLIMIT` among the `STATUS (...)` items (RFC 7889 §3.2).
+    pub status_append_limit: bool,
 }
 
 /// A parsed LIST command.
@@ -78,6 +82,18 @@ pub struct ListRequest {
     pub extended: bool,
 }
 
+/// Whether a STATUS command asked for `APPENDLIMIT` (RFC 7889 §3.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StatusAppendLimit {
+    /// Not asked for (also: not a STATUS command).
+    #[default]
+    No,
+    /// Asked for among other items.
+    With,
+    /// The only item: imap-codec was given `UIDNEXT` in its place, which is not reported.
+    Only,
+}
+
 /// What the client asked for.
 #[derive(Debug)]
 pub enum Request {
@@ -89,6 +105,8 @@ pub enum Request {
         search_return: Option<SearchReturn>,
         /// True when `$` was used (see [`SAVED_RESULT_SENTINEL`]).
         uses_saved_result: bool,
+        /// STATUS `APPENDLIMIT`.
+        status_append_limit: StatusAppendLimit,
     },
     /// A LIST command (base or extended form).
     List(ListRequest),
@@ -145,9 +163,10 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
         return Some(Parsed { tag, request });
     }
 
-    let mut rewrites: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
+    let mut rewrites: Vec<Rewrite> = Vec::new();
     let mut search_return = None;
     let mut uses_saved_result = false;
+    let mut status_append_limit = StatusAppendLimit::No;
     let sentinel = SAVED_RESULT_SENTINEL.to_string().into_bytes();
     match cmd.as_str() {
         "FETCH" | "STORE" | "COPY" | "MOVE" | "EXPUNGE" => {
@@ -200,6 +219,12 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
                 }
             }
         }
+        "STATUS" if !uid => {
+            if let Some((rewrite, found)) = cut_append_limit(msg, args) {
+                rewrites.push(rewrite);
+                status_append_limit = found;
+            }
+        }
         _ => {}
     }
 
@@ -225,6 +250,7 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
             body: command.body.into_static(),
             search_return,
             uses_saved_result,
+            status_append_limit,
         }),
         Ok(_) => Err(format!("Unexpected data after {cmd} command")),
         Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
@@ -239,6 +265,37 @@ pub fn parse(msg: &[u8], utf8: bool) -> Option<Parsed> {
         Err(CommandDecodeError::LiteralFound { .. }) => Err("Unexpected literal".into()),
     };
     Some(Parsed { tag, request })
+}
+
+/// A span of the message and what replaces it.
+type Rewrite = (std::ops::Range<usize>, Vec<u8>);
+
+/// The rewrite of a STATUS item list without its `APPENDLIMIT` items (RFC 7889 §3.2), or
+/// `None` when the list has none. A list of only `APPENDLIMIT` becomes `(UIDNEXT)`.
+fn cut_append_limit(
+    msg: &[u8],
+    args: &[(Token, std::ops::Range<usize>)],
+) -> Option<(Rewrite, StatusAppendLimit)> {
+    let open = args.iter().position(|(t, _)| *t == Token::Open)?;
+    let close = open + args[open..].iter().position(|(t, _)| *t == Token::Close)?;
+    let items = &args[open + 1..close];
+    if !items.iter().any(|(t, _)| t.is_atom("APPENDLIMIT")) {
+        return None;
+    }
+    let kept: Vec<&[u8]> = items
+        .iter()
+        .filter(|(t, _)| !t.is_atom("APPENDLIMIT"))
+        .map(|(_, span)| &msg[span.clone()])
+        .collect();
+    let (list, found) = if kept.is_empty() {
+        (b"(UIDNEXT)".to_vec(), StatusAppendLimit::Only)
+    } else {
+        (
+            [b"(".as_slice(), &kept.join(b" ".as_slice()), b")"].concat(),
+            StatusAppendLimit::With,
+        )
+    };
+    Some(((args[open].1.start..args[close].1.end, list), found))
 }
 
 /// How deeply imap-codec lets search keys nest (its parser's fixed recursion limit).
@@ -291,6 +348,9 @@ fn syntax_reason(cmd: &str) -> String {
         "MOVE",
         "ID",
         "CHECK",
+        "GETQUOTA",
+        "GETQUOTAROOT",
+        "SETQUOTA",
     ];
     if KNOWN.contains(&cmd) {
         format!("Error in IMAP command {cmd}: invalid arguments")
@@ -465,6 +525,9 @@ fn parse_list(args: &[(Token, std::ops::Range<usize>)], utf8: bool) -> Result<Li
                             loop {
                                 match toks.get(i) {
                                     Some(Token::Close) => break,
+                                    Some(t) if t.is_atom("APPENDLIMIT") => {
+                                        req.ret.status_append_limit = true;
+                                    }
                                     Some(Token::Atom(a)) => items.push(
                                         status_item(a).ok_or_else(|| bad("unknown STATUS item"))?,
                                     ),
@@ -500,6 +563,7 @@ pub fn status_item(a: &[u8]) -> Option<StatusDataItemName> {
             "DELETED" => StatusDataItemName::Deleted,
             "SIZE" => StatusDataItemName::Size,
             "HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+            "DELETED-STORAGE" => StatusDataItemName::DeletedStorage,
             _ => return None,
         },
     )
@@ -572,6 +636,50 @@ mod tests {
     }
 
     #[test]
+    fn status_append_limit_is_cut_out_of_the_item_list() {
+        let cases = [
+            ("s1 STATUS INBOX (MESSAGES)\r\n", StatusAppendLimit::No, 1),
+            (
+                "s2 STATUS INBOX (APPENDLIMIT)\r\n",
+                StatusAppendLimit::Only,
+                1,
+            ),
+            (
+                "s3 STATUS \"a b\" (MESSAGES appendlimit SIZE)\r\n",
+                StatusAppendLimit::With,
+                2,
+            ),
+            (
+                "s4 STATUS {5}\r\nINBOX (APPENDLIMIT UNSEEN APPENDLIMIT)\r\n",
+                StatusAppendLimit::With,
+                1,
+            ),
+        ];
+        for (msg, want, n) in cases {
+            match ok(msg) {
+                Request::Command {
+                    body: CommandBody::Status { item_names, .. },
+                    status_append_limit,
+                    ..
+                } => {
+                    assert_eq!(status_append_limit, want, "{msg:?}");
+                    assert_eq!(item_names.len(), n, "{msg:?}");
+                }
+                other => panic!("{msg:?}: {other:?}"),
+            }
+        }
+        for msg in [
+            "s5 STATUS INBOX (APPENDLIMIT BOGUS)\r\n",
+            "s6 STATUS INBOX (APPENDLIMIT\r\n",
+            "s7 STATUS INBOX\r\n",
+        ] {
+            let p = parse(msg.as_bytes(), false).expect("tag");
+            let err = p.request.expect_err(msg);
+            assert!(err.contains("STATUS"), "{msg:?}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_commands_keep_their_tag() {
         let cases = [
             ("x1 FROB\r\n", "Unknown command FROB"),
@@ -586,6 +694,13 @@ mod tests {
                 "x7 SEARCH NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT ALL\r\n",
                 "nested more than 9 levels",
             ),
+            ("q1 GETQUOTAROOT\r\n", "Error in IMAP command GETQUOTAROOT"),
+            ("q2 GETQUOTA\r\n", "Error in IMAP command GETQUOTA"),
+            (
+                "q3 SETQUOTA \"\" (STORAGE x)\r\n",
+                "Error in IMAP command SETQUOTA",
+            ),
+            ("q4 SETQUOTA \"\"\r\n", "Error in IMAP command SETQUOTA"),
         ];
         for (msg, want) in cases {
             let p = parse(msg.as_bytes(), false).expect("tag");

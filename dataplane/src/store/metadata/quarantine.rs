@@ -138,7 +138,8 @@ impl MetadataStore {
     ///
     /// Errors (nothing changed): `NoSuchQuarantined` when the row is gone (a concurrent
     /// release or delete won), `NoSuchAccount` when its account was deleted,
-    /// `NoSuchMailbox` when the account has neither folder.
+    /// `NoSuchMailbox` when the account has neither folder, `OverQuota` when the message
+    /// would take the account over quota (it stays in quarantine).
     pub(crate) async fn release_quarantined(
         &self,
         id: &QuarantineId,
@@ -160,6 +161,8 @@ impl MetadataStore {
                 .ok_or(StoreError::NoSuchAccount)?,
         );
         let folder: String = row.try_get("folder")?;
+        // Account before mailbox, as every write that changes usage (docs/quota.md).
+        lock_account(&mut tx, account).await?;
         let mailbox = match fetch_mailbox(&mut tx, account, &folder).await? {
             Some(m) => m,
             None => fetch_mailbox(&mut tx, account, "INBOX")
@@ -179,6 +182,11 @@ impl MetadataStore {
             cache,
             metadata: Default::default(),
         };
+        let usage = Usage {
+            messages: 1,
+            octets: i64::from(msg.size),
+        };
+        charge(&mut tx, account, usage).await?;
         let alloc = allocate(&mut tx, mailbox.id, 1).await?;
         insert_message(
             &mut tx,

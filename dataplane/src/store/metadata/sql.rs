@@ -471,13 +471,163 @@ pub(super) async fn all_uids(
         .collect()
 }
 
-/// Deletes messages, leaving tombstones with `modseq` (already allocated).
+/// Messages and octets a write adds to (or, negative, frees from) an account's usage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Usage {
+    pub messages: i64,
+    pub octets: i64,
+}
+
+impl Usage {
+    /// The usage of `messages`.
+    pub fn of(messages: &[MessageRecord]) -> Self {
+        Self {
+            messages: i64::try_from(messages.len()).unwrap_or(i64::MAX),
+            octets: messages.iter().map(|m| i64::from(m.size)).sum(),
+        }
+    }
+
+    /// The same amount, freed instead of added.
+    pub fn freed(self) -> Self {
+        Self {
+            messages: -self.messages,
+            octets: -self.octets,
+        }
+    }
+}
+
+/// Takes the row lock of the account that owns `mailbox` and returns it. Writes that change
+/// an account's usage lock the account before any of its mailboxes (the order the hierarchy
+/// operations use), so that they cannot deadlock on PostgreSQL. Errors: `NoSuchMailbox`.
+pub(super) async fn lock_account_of(
+    conn: &mut AnyConnection,
+    mailbox: MailboxId,
+) -> Result<AccountId, StoreError> {
+    let row = sqlx::query(
+        "UPDATE accounts SET used_messages = used_messages
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = $1) RETURNING id",
+    )
+    .bind(mailbox.0)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(StoreError::NoSuchMailbox)?;
+    Ok(AccountId(row.try_get("id")?))
+}
+
+/// The account that owns `mailbox` (no lock). Errors: `NoSuchMailbox`.
+pub(super) async fn account_of(
+    conn: &mut AnyConnection,
+    mailbox: MailboxId,
+) -> Result<AccountId, StoreError> {
+    let row = sqlx::query("SELECT account_id FROM mailboxes WHERE id = $1")
+        .bind(mailbox.0)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StoreError::NoSuchMailbox)?;
+    Ok(AccountId(row.try_get("account_id")?))
+}
+
+/// Adds `delta` to the usage counters of `account` and checks the quota (docs/quota.md).
+///
+/// Where `delta` grows a resource, the new usage must not exceed the account's limit, nor
+/// (for storage) the total over the tenant's accounts the tenant's limit. The `UPDATE` takes
+/// the account row lock (PostgreSQL: a concurrent writer of the same account waits and then
+/// adds to the committed value); the tenant check takes the tenant row lock before it sums,
+/// so writers of one tenant check one after another, each seeing the others' commits. On
+/// SQLite the transaction already holds the database write lock.
+///
+/// Errors: `OverQuota` (the caller drops the transaction: nothing is written),
+/// `NoSuchAccount`.
+pub(super) async fn charge(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    delta: Usage,
+) -> Result<(), StoreError> {
+    if delta == Usage::default() {
+        return Ok(());
+    }
+    let row = sqlx::query(
+        "UPDATE accounts SET used_messages = used_messages + $2, used_storage = used_storage + $3
+         WHERE id = $1
+         RETURNING tenant, used_messages, used_storage, quota_messages, quota_storage",
+    )
+    .bind(account.0)
+    .bind(delta.messages)
+    .bind(delta.octets)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NoSuchAccount)?;
+    let over = |used: i64, limit: Option<i64>| limit.filter(|l| used > *l);
+    if delta.messages > 0
+        && let Some(limit) = over(
+            row.try_get("used_messages")?,
+            row.try_get("quota_messages")?,
+        )
+    {
+        return Err(StoreError::OverQuota(QuotaExceeded::Messages {
+            limit: u64::try_from(limit).unwrap_or(0),
+        }));
+    }
+    if delta.octets <= 0 {
+        return Ok(());
+    }
+    if let Some(limit) = over(row.try_get("used_storage")?, row.try_get("quota_storage")?) {
+        return Err(StoreError::OverQuota(QuotaExceeded::Storage {
+            limit: u64::try_from(limit).unwrap_or(0),
+        }));
+    }
+    let tenant: String = row.try_get("tenant")?;
+    let Some(limit) = lock_tenant_limit(conn, &tenant).await? else {
+        return Ok(());
+    };
+    if tenant_storage(conn, &tenant).await? > limit {
+        return Err(StoreError::OverQuota(QuotaExceeded::TenantStorage {
+            limit: u64::try_from(limit).unwrap_or(0),
+        }));
+    }
+    Ok(())
+}
+
+/// The tenant's storage limit, octets, taking the tenant row lock when there is one;
+/// `None` (and no lock) when the tenant has no limit.
+async fn lock_tenant_limit(
+    conn: &mut AnyConnection,
+    tenant: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query(
+        "UPDATE tenants SET quota_storage = quota_storage
+         WHERE name = $1 AND quota_storage IS NOT NULL RETURNING quota_storage",
+    )
+    .bind(tenant)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| r.try_get("quota_storage")).transpose()?)
+}
+
+/// Octets stored by all accounts of `tenant` (the sum of their counters).
+pub(super) async fn tenant_storage(
+    conn: &mut AnyConnection,
+    tenant: &str,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(used_storage), 0) AS BIGINT) AS total
+         FROM accounts WHERE tenant = $1",
+    )
+    .bind(tenant)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get("total")?)
+}
+
+/// Deletes messages, leaving tombstones with `modseq` (already allocated); returns the usage
+/// they held, which the caller takes off the account ([`charge`]).
 pub(super) async fn remove_messages(
     conn: &mut AnyConnection,
     mailbox: MailboxId,
     uids: &[Uid],
     modseq: ModSeq,
-) -> Result<(), StoreError> {
+) -> Result<Usage, StoreError> {
+    let mut removed = Usage::default();
     for chunk in uids.chunks(CHUNK) {
         let insert = format!(
             "INSERT INTO expunged (mailbox_id, uid, modseq)
@@ -492,14 +642,17 @@ pub(super) async fn remove_messages(
         }
         q.execute(&mut *conn).await?;
         let delete = format!(
-            "DELETE FROM messages WHERE mailbox_id = $1 AND uid IN ({})",
+            "DELETE FROM messages WHERE mailbox_id = $1 AND uid IN ({}) RETURNING size",
             placeholders(2, chunk.len())
         );
         let mut q = sqlx::query(AssertSqlSafe(delete)).bind(mailbox.0);
         for uid in chunk {
             q = q.bind(i64::from(uid.0));
         }
-        q.execute(&mut *conn).await?;
+        for row in q.fetch_all(&mut *conn).await? {
+            removed.messages += 1;
+            removed.octets += row.try_get::<i64, _>("size")?;
+        }
     }
-    Ok(())
+    Ok(removed)
 }
