@@ -4,7 +4,9 @@ The binary is built once per session (`cargo build -p mcp-dataplane --bin mcp`; 
 `MCP_E2E_PROFILE=release` for a release build, or `MCP_BIN=/path/to/mcp` to skip building).
 Every server runs on free loopback ports with its own temporary data directory and the
 sample resources, and is parametrised over the storage backend: `sqlite` always, `postgres`
-when `MCP_TEST_POSTGRES_URL` is set (each server gets a fresh database).
+when `MCP_TEST_POSTGRES_URL` is set (each server gets a fresh database). With
+`MCP_TEST_S3_ENDPOINT` set too (e2e/services/s3.sh), `postgres` keeps its blobs in S3 under a
+fresh key prefix: PostgreSQL + S3, the scale-out storage.
 """
 
 from __future__ import annotations
@@ -86,10 +88,33 @@ def _with_database(url: str, database: str) -> str:
 class Storage:
     """One storage backend for the servers of one test."""
 
-    def __init__(self, kind: str, url: str | None) -> None:
+    def __init__(self, kind: str, url: str | None, s3: dict | None = None) -> None:
         self.kind = kind
         #: `--store-url` to pass, or None for the default SQLite file in the data dir.
         self.url = url
+        #: S3 blob store (bucket, prefix, endpoint, region), or None for DATA/blobs.
+        self.s3 = s3
+
+    @property
+    def blob_url(self) -> str | None:
+        """`--blob-url` to pass, or None for the default blob directory in the data dir."""
+        if not self.s3:
+            return None
+        s = self.s3
+        return (
+            f"s3://{s['bucket']}/{s['prefix']}?endpoint={s['endpoint']}"
+            f"&region={s['region']}&path_style=true"
+        )
+
+    def args(self) -> list[str]:
+        """The `--store-url` and `--blob-url` arguments of `mcp standalone` and
+        `mcp quarantine` for this backend."""
+        out = []
+        if self.url:
+            out += ["--store-url", self.url]
+        if self.blob_url:
+            out += ["--blob-url", self.blob_url]
+        return out
 
     def rows(self, data_dir: Path) -> list[dict]:
         """Every row of every table as a dict (schema-agnostic, for assertions)."""
@@ -150,8 +175,16 @@ def _fresh_storage(kind: str) -> Iterator[Storage]:
     admin = os.environ["MCP_TEST_POSTGRES_URL"]
     name = "mcp_e2e_" + uuid.uuid4().hex[:12]
     _psql(admin, f"CREATE DATABASE {name}")
+    s3 = None
+    if os.environ.get("MCP_TEST_S3_ENDPOINT"):
+        s3 = {
+            "bucket": os.environ["MCP_TEST_S3_BUCKET"],
+            "prefix": f"e2e-{uuid.uuid4().hex[:12]}/",
+            "endpoint": os.environ["MCP_TEST_S3_ENDPOINT"],
+            "region": os.environ.get("AWS_REGION", "us-east-1"),
+        }
     try:
-        yield Storage("postgres", _with_database(admin, name))
+        yield Storage("postgres", _with_database(admin, name), s3)
     finally:
         _psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -201,8 +234,7 @@ class McpServer:
             "--metrics",
             f"{self.host}:{self.metrics_port}",
         ]
-        if storage.url:
-            cmd += ["--store-url", storage.url]
+        cmd += storage.args()
         cmd += list(extra_args)
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
         env.pop("RUST_BACKTRACE", None)

@@ -4,7 +4,8 @@
 # Stops at the first failure with a message saying which step failed.
 #
 # Environment: PYTHON (default python3); MCP_TEST_POSTGRES_URL is exported from
-# e2e/services/postgres.sh and KUBECONFIG from e2e/services/k8s.sh when those scripts exist.
+# e2e/services/postgres.sh, MCP_TEST_S3_* and AWS_* from e2e/services/s3.sh, and KUBECONFIG
+# from e2e/services/k8s.sh when those scripts exist.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,6 +42,19 @@ if [[ -f e2e/services/postgres.sh ]]; then
     echo "MCP_TEST_POSTGRES_URL exported; PostgreSQL tests are required"
 else
     echo "note: e2e/services/postgres.sh not present; PostgreSQL tests will not run"
+fi
+
+if [[ -f e2e/services/s3.sh ]]; then
+    # moto's S3 server: the S3 blob store tests, and the e2e `postgres` storage (PostgreSQL + S3).
+    step "start the S3-compatible server (e2e/services/s3.sh start)"
+    out=$(bash e2e/services/s3.sh start) || fail "e2e/services/s3.sh start"
+    started+=(s3)
+    eval "$(printf '%s\n' "$out" | grep -E '^export (MCP_TEST_S3_[A-Z_]+|AWS_[A-Z_]+)=')"
+    [[ -n "${MCP_TEST_S3_ENDPOINT:-}" ]] || fail "e2e/services/s3.sh start printed no MCP_TEST_S3_ENDPOINT"
+    export MCP_REQUIRE_S3=1
+    echo "MCP_TEST_S3_ENDPOINT=$MCP_TEST_S3_ENDPOINT exported; S3 tests are required"
+else
+    echo "note: e2e/services/s3.sh not present; S3 tests will not run"
 fi
 
 if [[ -f e2e/services/dovecot.sh ]]; then

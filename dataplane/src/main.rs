@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use mcp_dataplane::managed::{self, Overrides};
 use mcp_dataplane::standalone::{self, Config, Settings, config};
+use mcp_dataplane::store::BlobLocation;
 use tracing_subscriber::EnvFilter;
 
 /// MCP, a Kubernetes-native IMAP mail platform: the dataplane.
@@ -51,8 +52,13 @@ struct QuarantineArgs {
     #[arg(long, value_name = "URL", env = "MCP_STORE_URL")]
     store_url: Option<String>,
     /// Blob directory. [default: DATA_DIR/blobs]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "blob_url")]
     blob_dir: Option<PathBuf>,
+    /// Blob store URL of the server's --blob-url:
+    /// s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true, with the credentials in
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "URL", env = "MCP_BLOB_URL")]
+    blob_url: Option<String>,
     #[command(subcommand)]
     action: QuarantineAction,
 }
@@ -150,8 +156,14 @@ struct StandaloneArgs {
     #[arg(long, value_name = "URL", env = "MCP_STORE_URL")]
     store_url: Option<String>,
     /// Blob directory. [default: DATA_DIR/blobs]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "blob_url")]
     blob_dir: Option<PathBuf>,
+    /// Blob store in S3 instead of a directory:
+    /// s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true (region defaults to
+    /// us-east-1, path_style to false, endpoint to AWS); the credentials come from
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "URL", env = "MCP_BLOB_URL")]
+    blob_url: Option<String>,
     /// PEM certificate chain for IMAPS/STARTTLS. [default: self-signed, in DATA_DIR/tls]
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -249,7 +261,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     format!("sqlite://{}", db.display())
                 }
             };
-            let blob_dir = a.blob_dir.unwrap_or_else(|| data_dir.join("blobs"));
+            let blobs = match (a.blob_url, a.blob_dir) {
+                (Some(url), _) => config::blob_location_from_url(&url)?,
+                (None, dir) => BlobLocation::Dir(dir.unwrap_or_else(|| data_dir.join("blobs"))),
+            };
             let action = match a.action {
                 QuarantineAction::List {
                     tenant,
@@ -266,7 +281,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 QuarantineAction::Delete { id } => Action::Delete(id),
             };
             let mut out = std::io::stdout();
-            quarantine::run(&store_url, blob_dir, action, &mut out).await?;
+            quarantine::run(&store_url, &blobs, action, &mut out).await?;
         }
         Command::Standalone(a) => {
             let settings = Settings {
@@ -278,6 +293,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 metrics: Some(a.metrics),
                 store_url: a.store_url,
                 blob_dir: a.blob_dir,
+                blob_url: a.blob_url,
                 tls_cert: a.tls_cert,
                 tls_key: a.tls_key,
                 idle_keepalive_secs: a.idle_keepalive_secs,

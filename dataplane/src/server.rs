@@ -4,11 +4,12 @@
 //! A mode validates its own configuration and then goes through the same steps, in this
 //! order, each a function here:
 //!
-//! 1. [`lock_data_dir`]: create the data and blob directories and take the data
-//!    directory's lock, so one process serves one data directory.
+//! 1. [`lock_data_dir`]: create the data directory (and a local blob directory) and take
+//!    the data directory's lock, so one process serves one data directory.
 //! 2. [`Listeners::bind`] (and [`bind`] for a mode's extra listener): bind before the store
 //!    is touched, so an instance that cannot serve (port taken) changes nothing.
-//! 3. [`open_storage`]: connect and migrate the metadata store, open the blob directory.
+//! 3. [`open_storage`]: connect and migrate the metadata store, open the blob store (a
+//!    local directory, or an S3 bucket whose reachability is checked).
 //! 4. [`tls_acceptor`]: load (or generate) the certificate.
 //! 5. [`serve`]: IMAP (STARTTLS), IMAPS, LMTP, metrics and the mode's extra servers until the
 //!    shutdown token is cancelled (by [`until_signal`] on Ctrl-C or SIGTERM); open IMAP
@@ -32,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipelines;
 use crate::pipeline::reload::Source;
 use crate::plugin_host::PluginHost;
-use crate::store::{BlobError, BlobStore, MetadataStore, StoreError};
+use crate::store::{BlobError, BlobLocation, BlobStore, MetadataStore, StoreError};
 use crate::tls::{TlsError, TlsSource};
 
 /// The lock file in the data directory, held (flock) while a process serves from it.
@@ -59,7 +60,7 @@ pub enum ServerError {
     /// The metadata store could not be opened.
     #[error("metadata store: {0}")]
     Store(#[from] StoreError),
-    /// The blob directory could not be opened.
+    /// The blob store could not be opened (directory, S3 bucket).
     #[error("blob store: {0}")]
     Blob(#[from] BlobError),
     /// A TLS certificate could not be loaded or generated.
@@ -124,7 +125,8 @@ pub struct DataDirLock {
     _file: std::fs::File,
 }
 
-/// Creates `data_dir` and `blob_dir` if missing and locks `data_dir/lock`.
+/// Creates `data_dir` and `blob_dir` (a local blob directory; `None` with S3) if missing
+/// and locks `data_dir/lock`.
 ///
 /// One process per data directory: a second one would serve from the same store, but
 /// change notifications (IDLE, NOOP) do not cross processes, and SQLite would see two
@@ -133,8 +135,8 @@ pub struct DataDirLock {
 /// # Errors
 /// [`ServerError::CreateDir`] naming the directory or lock file,
 /// [`ServerError::DataDirLocked`] when another process holds the lock.
-pub fn lock_data_dir(data_dir: &Path, blob_dir: &Path) -> Result<DataDirLock, ServerError> {
-    for dir in [data_dir, blob_dir] {
+pub fn lock_data_dir(data_dir: &Path, blob_dir: Option<&Path>) -> Result<DataDirLock, ServerError> {
+    for dir in std::iter::once(data_dir).chain(blob_dir) {
         std::fs::create_dir_all(dir).map_err(|source| ServerError::CreateDir {
             path: dir.to_owned(),
             source,
@@ -239,17 +241,18 @@ impl Listeners {
 }
 
 /// Connects (creating and migrating as needed) the metadata store at `store_url` and opens
-/// the blob directory.
+/// the blob store at `blobs` (for S3: checks that the bucket answers).
 ///
 /// # Errors
 /// [`ServerError::Store`] or [`ServerError::Blob`].
 pub async fn open_storage(
     store_url: &str,
-    blob_dir: &Path,
+    blobs: &BlobLocation,
 ) -> Result<(MetadataStore, BlobStore), ServerError> {
     let store = MetadataStore::connect(store_url).await?;
-    let blobs = BlobStore::open(blob_dir.to_owned()).await?;
-    Ok((store, blobs))
+    let blob_store = BlobStore::open_at(blobs).await?;
+    tracing::info!(blobs = %blobs, "blob store opened");
+    Ok((store, blob_store))
 }
 
 /// A TLS acceptor for `source`, built on a blocking thread (file reads, and key generation

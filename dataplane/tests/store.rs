@@ -1279,6 +1279,35 @@ async fn blob_put_get() {
 }
 
 #[tokio::test]
+async fn blob_ranges_follow_partial_fetch_semantics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blobs = BlobStore::open(dir.path()).await.expect("open");
+    let body = b"0123456789";
+    let id = blobs.put(body).await.expect("put");
+    // (start, len, expected): fewer octets when the body ends first, none past its end.
+    let cases: &[(u64, u64, &[u8])] = &[
+        (0, 3, b"012"),
+        (4, 2, b"45"),
+        (8, 10, b"89"),
+        (10, 1, b""),
+        (1000, 1, b""),
+        (0, 0, b""),
+        (2, u64::MAX, b"23456789"),
+        (u64::MAX, u64::MAX, b""),
+    ];
+    for &(start, len, want) in cases {
+        let got = blobs.get_range(&id, start, len).await.expect("range");
+        assert_eq!(got.as_ref(), want, "{start}+{len}");
+    }
+    for bad in [BlobId::of(b"never stored"), BlobId("../x".into())] {
+        assert!(matches!(
+            blobs.get_range(&bad, 0, 1).await,
+            Err(BlobError::NotFound(_))
+        ));
+    }
+}
+
+#[tokio::test]
 async fn blob_orphan_collection() {
     let dir = tempfile::tempdir().expect("tempdir");
     let blobs = BlobStore::open(dir.path()).await.expect("open");

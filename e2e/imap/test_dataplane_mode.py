@@ -73,9 +73,17 @@ def write_config_dir(etc: Path, storage: Storage, edits: dict[str, str] | None =
         fields["storeUrlEnv"] = "MCP_STORE_URL"
     else:
         fields["storeUrl"] = "sqlite:///var/lib/mcp/meta.sqlite"
+    if storage.s3:
+        s3 = storage.s3
+        fields["s3"] = (
+            f"{{bucket: {s3['bucket']}, prefix: {s3['prefix']}, endpoint: '{s3['endpoint']}', "
+            f"region: {s3['region']}, forcePathStyle: true, "
+            "accessKeyIdEnv: AWS_ACCESS_KEY_ID, secretAccessKeyEnv: AWS_SECRET_ACCESS_KEY}"
+        )
+    else:
+        fields["blobDir"] = "/var/lib/mcp/blobs"
     fields.update(
         {
-            "blobDir": "/var/lib/mcp/blobs",
             "tlsCert": "tls/tls.crt",
             "tlsKey": "tls/tls.key",
             "adminTlsCert": "admin/tls.crt",
@@ -514,9 +522,9 @@ def test_lmtp_is_served_on_the_configured_address(dataplane):
     [
         ({"imap": "x"}, 'config.yaml: imap: "x" is not IP:PORT'),
         ({"lmtpPort": "24"}, "config.yaml: lmtpPort: unknown field `lmtpPort`"),
-        ({"blobDir": None, "s3": "{bucket: b, prefix: acme/, region: us-east-1, forcePathStyle: true, "
-          "accessKeyIdEnv: AWS_ACCESS_KEY_ID, secretAccessKeyEnv: AWS_SECRET_ACCESS_KEY}"},
-         "config.yaml: s3: the S3 blob store is not implemented yet"),
+        ({"blobDir": None, "s3": "{bucket: b1b, prefix: acme/, region: us-east-1, forcePathStyle: true, "
+          "accessKeyIdEnv: MCP_E2E_UNSET_KEY_ID, secretAccessKeyEnv: AWS_SECRET_ACCESS_KEY}"},
+         "config.yaml: s3.accessKeyIdEnv: environment variable MCP_E2E_UNSET_KEY_ID is not set"),
         ({"adminTokenFile": "admin/missing"}, "config.yaml: adminTokenFile: "),
     ],
 )

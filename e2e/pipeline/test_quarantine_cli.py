@@ -18,8 +18,7 @@ from pipelineutil import CARD  # noqa: E402
 
 def cli(binary: Path, server, *args: str) -> subprocess.CompletedProcess:
     cmd = [str(binary), "quarantine", "--data-dir", str(server.data_dir)]
-    if server.storage.url:
-        cmd += ["--store-url", server.storage.url]
+    cmd += server.storage.args()
     return subprocess.run(cmd + list(args), capture_output=True, timeout=60)
 
 

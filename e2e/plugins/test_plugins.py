@@ -136,8 +136,7 @@ def count(server, mailbox: str, subject: str) -> int:
 
 def quarantined(mcp_binary: Path, server) -> list[dict]:
     cmd = [str(mcp_binary), "quarantine", "--data-dir", str(server.data_dir)]
-    if server.storage.url:
-        cmd += ["--store-url", server.storage.url]
+    cmd += server.storage.args()
     cmd += ["list", "--tenant", "example", "--mailbox", "alice@example.com"]
     r = subprocess.run(cmd, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr

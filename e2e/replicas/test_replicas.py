@@ -38,11 +38,12 @@ def storage():
 
 
 @pytest.fixture
-def replicas(mcp_factory, tmp_path):
-    """Two replicas on one database, sharing one blob directory (S3 in Kubernetes)."""
-    blobs = tmp_path / "blobs"
-    a = mcp_factory(data_dir=tmp_path / "a", extra_args=("--blob-dir", str(blobs)))
-    b = mcp_factory(data_dir=tmp_path / "b", extra_args=("--blob-dir", str(blobs)))
+def replicas(mcp_factory, storage, tmp_path):
+    """Two replicas on one database, sharing one blob store: the storage's S3 prefix when
+    MCP_TEST_S3_ENDPOINT is set, else one blob directory."""
+    shared = () if storage.s3 else ("--blob-dir", str(tmp_path / "blobs"))
+    a = mcp_factory(data_dir=tmp_path / "a", extra_args=shared)
+    b = mcp_factory(data_dir=tmp_path / "b", extra_args=shared)
     return a, b
 
 

@@ -384,8 +384,7 @@ def with_subject(messages: list[bytes], subject: str) -> list[bytes]:
 def quarantined(binary: Path, server) -> list[dict]:
     """The server's quarantine entries (`mcp quarantine list`), one dict each."""
     cmd = [str(binary), "quarantine", "--data-dir", str(server.data_dir)]
-    if server.storage.url:
-        cmd += ["--store-url", server.storage.url]
+    cmd += server.storage.args()
     out = subprocess.run(cmd + ["list"], capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]

@@ -3,7 +3,8 @@
 //!
 //! [`Config::load`] reads the file, applies the command-line [`Overrides`] and checks
 //! everything it can without touching the network: listen addresses, exactly one store URL
-//! and one blob store, the certificate and key files, the admin token. Errors name the file
+//! and one blob store (`blobDir`, or `s3` with its credentials read from the environment
+//! variables it names), the certificate and key files, the admin token. Errors name the file
 //! and the field (`config.yaml: imap: "x" is not IP:PORT`), or the flag that overrode it.
 //!
 //! Paths: every path in the file (`dataDir`, `blobDir`, the path of a `sqlite:` store URL,
@@ -20,6 +21,7 @@ use mcp_crds::dataplane::DataplaneConfig;
 use crate::admin::token::{AdminToken, TokenError};
 use crate::server::Listen;
 use crate::standalone::apply::valid_domain;
+use crate::store::{BlobLocation, S3Settings};
 use crate::tls::TlsSource;
 
 /// Command-line values that replace the file's (`None`: keep the file's).
@@ -89,8 +91,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Metadata store URL (`sqlite://` with an absolute path, or `postgres://`).
     pub store_url: StoreUrl,
-    /// Blob directory, absolute.
-    pub blob_dir: PathBuf,
+    /// Where the blobs live: `blobDir` (absolute) or `s3` (with the credentials read from
+    /// the environment variables it names).
+    pub blobs: BlobLocation,
     /// IMAPS and STARTTLS certificate (`tlsCert`, `tlsKey`).
     pub tls: TlsSource,
     /// Admin API certificate (`adminTlsCert`, `adminTlsKey`).
@@ -254,7 +257,8 @@ fn sqlite_path(url: &str) -> Option<(&str, &str)> {
 
 impl Config {
     /// Reads `file` and validates it with `overrides`; environment variables named in the
-    /// file (`storeUrlEnv`) come from the process environment.
+    /// file (`storeUrlEnv`, `s3.accessKeyIdEnv`, `s3.secretAccessKeyEnv`) come from the
+    /// process environment.
     ///
     /// # Errors
     /// The first [`ConfigError`], naming the file and field or the flag.
@@ -415,18 +419,13 @@ impl Config {
             None => store_url,
         };
 
-        let blob_dir = match (&doc.blob_dir, &doc.s3) {
+        let blobs = match (&doc.blob_dir, &doc.s3) {
             (Some(_), Some(_)) => {
                 return Err(c.invalid("blobDir", "set only one of blobDir and s3"));
             }
             (None, None) => return Err(c.invalid("blobDir", "one of blobDir and s3 is required")),
-            (None, Some(_)) => {
-                return Err(c.invalid(
-                    "s3",
-                    "the S3 blob store is not implemented yet (issue 6); use blobDir",
-                ));
-            }
-            (Some(dir), None) => moved(&c.path("blobDir", dir)?),
+            (None, Some(s3)) => BlobLocation::S3(s3_settings(&c, s3, &env)?),
+            (Some(dir), None) => BlobLocation::Dir(moved(&c.path("blobDir", dir)?)),
         };
 
         let tls = TlsSource::Files {
@@ -506,12 +505,52 @@ impl Config {
             admin,
             data_dir,
             store_url: StoreUrl(store_url),
-            blob_dir,
+            blobs,
             tls,
             admin_tls,
             admin_token,
         })
     }
+}
+
+/// The S3 settings of the file's `s3`, with the credentials from the environment variables
+/// it names. Errors name the field (`s3.bucket`, `s3.accessKeyIdEnv`, ...) and never quote a
+/// credential.
+fn s3_settings(
+    c: &Checker<'_>,
+    s3: &mcp_crds::dataplane::S3Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<S3Settings, ConfigError> {
+    let credential = |field: &'static str, name: &str| {
+        if name.is_empty() {
+            return Err(c.invalid(field, "must not be empty"));
+        }
+        env(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| c.invalid(field, format!("environment variable {name} is not set")))
+    };
+    let settings = S3Settings {
+        bucket: s3.bucket.clone(),
+        prefix: s3.prefix.clone(),
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone(),
+        force_path_style: s3.force_path_style,
+        access_key_id: credential("s3.accessKeyIdEnv", &s3.access_key_id_env)?,
+        secret_access_key: credential("s3.secretAccessKeyEnv", &s3.secret_access_key_env)?,
+    };
+    settings.validate().map_err(|e| {
+        let field = match e.field.as_str() {
+            "bucket" => "s3.bucket",
+            "prefix" => "s3.prefix",
+            "endpoint" => "s3.endpoint",
+            "region" => "s3.region",
+            "accessKeyId" => "s3.accessKeyIdEnv",
+            "secretAccessKey" => "s3.secretAccessKeyEnv",
+            _ => "s3",
+        };
+        c.invalid(field, e.message)
+    })?;
+    Ok(settings)
 }
 
 /// `host` as the host of an `https://HOST:PORT` URI: an IPv4 address or a DNS name as given,
@@ -607,6 +646,16 @@ mod tests {
             })
         }
 
+        fn load_text_env(
+            &self,
+            text: &str,
+            env: impl Fn(&str) -> Option<String>,
+        ) -> Result<Config, ConfigError> {
+            let file = self.etc().join("config.yaml");
+            std::fs::write(&file, text).expect("write");
+            Config::load_with_env(&file, &Overrides::default(), env)
+        }
+
         /// The operator's file with `line` replacing the line that starts with the same
         /// key (or appended when no line does; an empty value after `:` removes the key).
         fn load_edited(&self, line: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
@@ -654,7 +703,7 @@ mod tests {
             c.store_url.expose(),
             format!("sqlite://{}/meta.sqlite", d.data().display())
         );
-        assert_eq!(c.blob_dir, d.data().join("blobs"));
+        assert_eq!(c.blobs.dir(), Some(d.data().join("blobs").as_path()));
         let etc = d.etc();
         assert_eq!(
             c.tls,
@@ -703,7 +752,7 @@ mod tests {
         let text = yaml_serde::to_string(&doc).expect("serialise");
         let c = d.load_text(&text, &Overrides::default()).expect("valid");
         assert_eq!(c.store_url.expose(), "postgres://mcp:secret-pw@db:5432/mcp");
-        assert_eq!(c.blob_dir, d.data().join("blobs"));
+        assert_eq!(c.blobs.dir(), Some(d.data().join("blobs").as_path()));
         assert_eq!(c.tenant_storage_quota, Some(1 << 30));
     }
 
@@ -726,7 +775,7 @@ mod tests {
             c.store_url.expose(),
             format!("sqlite://{}/meta.sqlite", local.display())
         );
-        assert_eq!(c.blob_dir, local.join("blobs"));
+        assert_eq!(c.blobs.dir(), Some(local.join("blobs").as_path()));
         assert_eq!(c.imap.addr, "127.0.0.1:1143".parse().expect("addr"));
         assert_eq!(c.imap.field, "--imap");
         assert_eq!(c.admin.field, "--admin");
@@ -737,10 +786,10 @@ mod tests {
         let c = d
             .load_edited("blobDir: /srv/blobs", &overrides)
             .expect("valid");
-        assert_eq!(c.blob_dir, Path::new("/srv/blobs"));
+        assert_eq!(c.blobs.dir(), Some(Path::new("/srv/blobs")));
         let text = edit(&operator_file(Path::new("data")), "blobDir: data/b");
         let c = d.load_text(&text, &overrides).expect("valid");
-        assert_eq!(c.blob_dir, local.join("b"));
+        assert_eq!(c.blobs.dir(), Some(local.join("b").as_path()));
         let c = d.load_text(&text, &Overrides::default()).expect("valid");
         assert_eq!(c.data_dir, d.etc().join("data"));
         assert_eq!(
@@ -845,17 +894,66 @@ mod tests {
         }
     }
 
-    #[test]
-    fn s3_is_refused_as_not_implemented() {
-        let d = Dir::new();
+    /// The operator's `s3` with `blobDir` removed and `extra` fields.
+    fn s3_file(d: &Dir, s3: &str) -> String {
         let text = edit(&operator_file(&d.data()), "blobDir:");
-        let text = edit(
-            &text,
-            "s3: {bucket: b, prefix: acme/, region: us-east-1, forcePathStyle: true, accessKeyIdEnv: A, secretAccessKeyEnv: S}",
+        edit(&text, s3)
+    }
+
+    #[test]
+    fn s3_takes_its_credentials_from_the_named_variables() {
+        let d = Dir::new();
+        let text = s3_file(
+            &d,
+            "s3: {bucket: mail-bodies, prefix: acme/, endpoint: 'http://127.0.0.1:9000', region: us-east-1, forcePathStyle: true, accessKeyIdEnv: AWS_ACCESS_KEY_ID, secretAccessKeyEnv: AWS_SECRET_ACCESS_KEY}",
         );
-        let e = d.load_text(&text, &Overrides::default()).expect_err("s3");
-        assert_eq!(e.field(), Some("s3"));
-        assert!(e.to_string().contains("not implemented yet"), "{e}");
+        let env = |name: &str| match name {
+            "AWS_ACCESS_KEY_ID" => Some("AKID".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("s3cr3t".to_owned()),
+            _ => None,
+        };
+        let c = d.load_text_env(&text, env).expect("valid");
+        let BlobLocation::S3(s3) = &c.blobs else {
+            panic!("not S3: {:?}", c.blobs);
+        };
+        assert_eq!(s3.bucket, "mail-bodies");
+        assert_eq!(s3.prefix, "acme/");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(s3.force_path_style);
+        assert_eq!(s3.access_key_id, "AKID");
+        assert_eq!(s3.secret_access_key, "s3cr3t");
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "Debug shows the secret"
+        );
+    }
+
+    #[test]
+    fn s3_errors_name_the_field_and_never_a_credential() {
+        let d = Dir::new();
+        let good = "bucket: b1b, prefix: p/, region: r, forcePathStyle: true";
+        let env = |name: &str| match name {
+            "A" => Some("AKID".to_owned()),
+            "S" => Some("s3cr3t".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        let cases = [
+            (format!("s3: {{{good}, accessKeyIdEnv: MISSING, secretAccessKeyEnv: S}}"), "s3.accessKeyIdEnv", "MISSING is not set"),
+            (format!("s3: {{{good}, accessKeyIdEnv: A, secretAccessKeyEnv: EMPTY}}"), "s3.secretAccessKeyEnv", "EMPTY is not set"),
+            (format!("s3: {{{good}, accessKeyIdEnv: '', secretAccessKeyEnv: S}}"), "s3.accessKeyIdEnv", "must not be empty"),
+            ("s3: {bucket: B, prefix: p/, region: r, forcePathStyle: true, accessKeyIdEnv: A, secretAccessKeyEnv: S}".to_owned(), "s3.bucket", "not a bucket name"),
+            ("s3: {bucket: b1b, prefix: p/, region: '', forcePathStyle: true, accessKeyIdEnv: A, secretAccessKeyEnv: S}".to_owned(), "s3.region", "must not be empty"),
+            ("s3: {bucket: b1b, prefix: p/, endpoint: 'ftp://x', region: r, forcePathStyle: true, accessKeyIdEnv: A, secretAccessKeyEnv: S}".to_owned(), "s3.endpoint", "http://"),
+            ("s3: {bucket: b1b, prefix: /p, region: r, forcePathStyle: true, accessKeyIdEnv: A, secretAccessKeyEnv: S}".to_owned(), "s3.prefix", "must not start"),
+        ];
+        for (line, field, message) in cases {
+            let e = d.load_text_env(&s3_file(&d, &line), env).expect_err(&line);
+            assert_eq!(e.field(), Some(field), "{line}: {e}");
+            let text = e.to_string();
+            assert!(text.contains(message), "{line}: {text}");
+            assert!(!text.contains("s3cr3t") && !text.contains("AKID"), "{text}");
+        }
     }
 
     #[test]

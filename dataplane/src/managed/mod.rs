@@ -12,7 +12,7 @@
 //! ```text
 //! DATA/
 //!   meta.sqlite     metadata store with embedded storage (storeUrl)
-//!   blobs/          message bodies, content-addressed (blobDir)
+//!   blobs/          message bodies, content-addressed (blobDir; none with s3)
 //!   apply.key       key of the account digests, mode 0600
 //!   lock            held (flock) while a process serves from DATA
 //! ```
@@ -75,7 +75,7 @@ pub async fn run_until(
         "configuration loaded"
     );
 
-    let _lock = server::lock_data_dir(&config.data_dir, &config.blob_dir)?;
+    let _lock = server::lock_data_dir(&config.data_dir, config.blobs.dir())?;
     let listeners = Listeners::bind(config.imap, config.imaps, config.lmtp, config.metrics).await?;
     let admin_listener = server::bind(config.admin.field, config.admin.addr).await?;
     let bound = BoundAddrs {
@@ -106,7 +106,7 @@ pub async fn run_until(
     let pipelines = Pipelines::new(pipelines);
 
     let key = DigestKey::load_or_create(&config.data_dir.join(DIGEST_KEY_FILE))?;
-    let (store, blobs) = server::open_storage(config.store_url.expose(), &config.blob_dir).await?;
+    let (store, blobs) = server::open_storage(config.store_url.expose(), &config.blobs).await?;
     store
         .set_tenant_quota(&config.tenant, config.tenant_storage_quota)
         .await

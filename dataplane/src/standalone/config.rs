@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::store::{BlobLocation, S3Settings};
 use crate::tls::TlsSource;
 
 /// Default directory of the YAML resources.
@@ -21,6 +22,10 @@ pub const DEFAULT_IMAPS: &str = "127.0.0.1:1993";
 pub const DEFAULT_LMTP: &str = "127.0.0.1:2424";
 /// Default metrics (HTTP) listen address.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9090";
+/// Environment variable holding the S3 access key id of `--blob-url s3://...`.
+pub const ACCESS_KEY_ID_ENV: &str = "AWS_ACCESS_KEY_ID";
+/// Environment variable holding the S3 secret access key of `--blob-url s3://...`.
+pub const SECRET_ACCESS_KEY_ENV: &str = "AWS_SECRET_ACCESS_KEY";
 
 /// Raw settings as given on the command line or by a test; `None` means "use the default".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,8 +46,13 @@ pub struct Settings {
     /// Metadata store URL, `sqlite://PATH` or `postgres://...`. Default
     /// `sqlite://DATA/meta.sqlite`.
     pub store_url: Option<String>,
-    /// Blob directory. Default `DATA/blobs`.
+    /// Blob directory. Default `DATA/blobs`. Not with `blob_url`.
     pub blob_dir: Option<PathBuf>,
+    /// Blob store URL instead of a directory:
+    /// `s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true` (see
+    /// [`S3Settings::from_url`]); credentials from [`ACCESS_KEY_ID_ENV`] and
+    /// [`SECRET_ACCESS_KEY_ENV`]. Not with `blob_dir`.
+    pub blob_url: Option<String>,
     /// PEM certificate chain; needs `tls_key`. Default: a self-signed certificate in
     /// `DATA/tls/`.
     pub tls_cert: Option<PathBuf>,
@@ -70,8 +80,8 @@ pub struct Config {
     pub metrics: SocketAddr,
     /// Metadata store URL (`sqlite://` or `postgres://`/`postgresql://`).
     pub store_url: String,
-    /// Blob directory, absolute.
-    pub blob_dir: PathBuf,
+    /// Where the blobs live: a directory (absolute) or an S3 bucket.
+    pub blobs: BlobLocation,
     /// Source of the TLS certificate.
     pub tls: TlsSource,
     /// Interval of IDLE keepalives, seconds (1..=300).
@@ -124,16 +134,61 @@ fn existing_file(field: &'static str, path: &Path) -> Result<PathBuf, ConfigErro
     }
 }
 
+/// The blob store of a `--blob-url` (only `s3://` so far), with the credentials from the
+/// process environment (`mcp quarantine --blob-url`).
+///
+/// # Errors
+/// [`ConfigError`] naming `--blob-url`.
+pub fn blob_location_from_url(url: &str) -> Result<BlobLocation, ConfigError> {
+    blob_url(url, &|name: &str| std::env::var(name).ok()).map(BlobLocation::S3)
+}
+
+/// The S3 settings of `--blob-url` (only `s3://` so far), with the credentials from `env`.
+fn blob_url(url: &str, env: &impl Fn(&str) -> Option<String>) -> Result<S3Settings, ConfigError> {
+    if !url.starts_with("s3://") {
+        return Err(err(
+            "--blob-url",
+            "must start with s3:// (for a directory use --blob-dir)",
+        ));
+    }
+    let credential = |name: &str| {
+        env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+            err(
+                "--blob-url",
+                format!("the S3 credentials come from {name}, which is not set"),
+            )
+        })
+    };
+    let access_key_id = credential(ACCESS_KEY_ID_ENV)?;
+    let secret_access_key = credential(SECRET_ACCESS_KEY_ENV)?;
+    // The URL carries no secret: quoting it is fine.
+    S3Settings::from_url(url, access_key_id, secret_access_key)
+        .map_err(|e| err("--blob-url", format!("{url}: {e}")))
+}
+
 impl Config {
-    /// Validates `settings` and fills in defaults.
+    /// Validates `settings` and fills in defaults; S3 credentials come from the process
+    /// environment.
     ///
     /// Checks: the listen addresses parse and do not share a port; the resource directory
     /// exists; TLS certificate and key are given together and exist; the store URL has a
-    /// supported scheme. Does not touch the network or create anything.
+    /// supported scheme; the blob URL parses and its credentials are set. Does not touch the
+    /// network or create anything.
     ///
     /// # Errors
     /// The first [`ConfigError`], naming the setting.
     pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
+        Self::from_settings_with_env(settings, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::from_settings`], with environment variables looked up through `env`.
+    ///
+    /// # Errors
+    /// As [`Config::from_settings`].
+    pub fn from_settings_with_env(
+        settings: &Settings,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let resources = settings
             .resources
             .clone()
@@ -193,9 +248,13 @@ impl Config {
             }
             None => format!("sqlite://{}", data_dir.join("meta.sqlite").display()),
         };
-        let blob_dir = match &settings.blob_dir {
-            Some(dir) => absolute("--blob-dir", dir)?,
-            None => data_dir.join("blobs"),
+        let blobs = match (&settings.blob_dir, &settings.blob_url) {
+            (Some(_), Some(_)) => {
+                return Err(err("--blob-url", "give either --blob-dir or --blob-url"));
+            }
+            (Some(dir), None) => BlobLocation::Dir(absolute("--blob-dir", dir)?),
+            (None, None) => BlobLocation::Dir(data_dir.join("blobs")),
+            (None, Some(url)) => BlobLocation::S3(blob_url(url, &env)?),
         };
 
         let tls = match (&settings.tls_cert, &settings.tls_key) {
@@ -229,7 +288,7 @@ impl Config {
             lmtp,
             metrics,
             store_url,
-            blob_dir,
+            blobs,
             tls,
             idle_keepalive_secs,
         })
@@ -261,7 +320,7 @@ mod tests {
             c.store_url,
             format!("sqlite://{}/meta.sqlite", data.display())
         );
-        assert_eq!(c.blob_dir, data.join("blobs"));
+        assert_eq!(c.blobs, BlobLocation::Dir(data.join("blobs")));
         assert_eq!(
             c.tls,
             TlsSource::SelfSigned {
@@ -380,6 +439,104 @@ mod tests {
         for (settings, field) in cases {
             let e = Config::from_settings(&settings).expect_err(field);
             assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    #[test]
+    fn blob_url_selects_s3_with_credentials_from_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings {
+            blob_url: Some(
+                "s3://bodies/acme/?endpoint=http://127.0.0.1:9000&region=eu-west-1&path_style=true"
+                    .into(),
+            ),
+            ..base(dir.path())
+        };
+        let env = |name: &str| match name {
+            "AWS_ACCESS_KEY_ID" => Some("AKID".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("SECRET".to_owned()),
+            _ => None,
+        };
+        let c = Config::from_settings_with_env(&s, env).expect("valid");
+        let BlobLocation::S3(s3) = &c.blobs else {
+            panic!("not S3: {:?}", c.blobs);
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str(), s3.region.as_str()),
+            ("bodies", "acme/", "eu-west-1")
+        );
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(s3.force_path_style);
+        assert_eq!(
+            (s3.access_key_id.as_str(), s3.secret_access_key.as_str()),
+            ("AKID", "SECRET")
+        );
+    }
+
+    #[test]
+    fn bad_blob_urls_name_the_flag_and_never_a_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path();
+        let full = |name: &str| match name {
+            "AWS_ACCESS_KEY_ID" => Some("AKID".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("s3cr3t-value".to_owned()),
+            _ => None,
+        };
+        let no_secret = |name: &str| (name == "AWS_ACCESS_KEY_ID").then(|| "AKID".to_owned());
+        let cases: Vec<(Settings, bool, &str)> = vec![
+            (
+                Settings {
+                    blob_url: Some("file:///srv/blobs".into()),
+                    ..base(p)
+                },
+                true,
+                "s3://",
+            ),
+            (
+                Settings {
+                    blob_url: Some("s3://bodies/p/".into()),
+                    blob_dir: Some(p.join("b")),
+                    ..base(p)
+                },
+                true,
+                "either",
+            ),
+            (
+                Settings {
+                    blob_url: Some("s3://bodies/p/".into()),
+                    ..base(p)
+                },
+                false,
+                "AWS_SECRET_ACCESS_KEY",
+            ),
+            (
+                Settings {
+                    blob_url: Some("s3://Bodies/p/".into()),
+                    ..base(p)
+                },
+                true,
+                "bucket",
+            ),
+            (
+                Settings {
+                    blob_url: Some("s3://bodies/p/?path_style=maybe".into()),
+                    ..base(p)
+                },
+                true,
+                "path_style",
+            ),
+        ];
+        for (settings, with_secret, needle) in cases {
+            let e = if with_secret {
+                Config::from_settings_with_env(&settings, full)
+            } else {
+                Config::from_settings_with_env(&settings, no_secret)
+            }
+            .expect_err(needle);
+            assert_eq!(e.field, "--blob-url", "{e}");
+            let text = e.to_string();
+            assert!(text.contains(needle), "{text}");
+            assert!(!text.contains("s3cr3t-value"), "{text}");
         }
     }
 

@@ -12,7 +12,7 @@
 //! ```text
 //! DATA/
 //!   meta.sqlite     metadata store (unless --store-url points elsewhere)
-//!   blobs/          message bodies, content-addressed (unless --blob-dir)
+//!   blobs/          message bodies, content-addressed (unless --blob-dir or --blob-url)
 //!   tls/cert.pem    self-signed certificate for localhost (unless --tls-cert/--tls-key)
 //!   tls/key.pem     its private key, mode 0600
 //!   apply.key       key of the account digests, mode 0600
@@ -95,7 +95,7 @@ pub async fn run_until(
     }
     tracing::info!(pipelines = pipelines.loaded().len(), "pipelines loaded");
 
-    let _lock = server::lock_data_dir(&config.data_dir, &config.blob_dir)?;
+    let _lock = server::lock_data_dir(&config.data_dir, config.blobs.dir())?;
     let listeners = Listeners::bind(
         Listen {
             field: "--imap",
@@ -120,7 +120,7 @@ pub async fn run_until(
     let accounts = apply::desired_accounts(&set, &key)?;
     let tenant_quotas = apply::tenant_quotas(&set)?;
 
-    let (store, blobs) = server::open_storage(&config.store_url, &config.blob_dir).await?;
+    let (store, blobs) = server::open_storage(&config.store_url, &config.blobs).await?;
     apply::apply_tenant_quotas(&store, &tenant_quotas).await?;
     let report = apply::apply(&store, &accounts).await?;
     tracing::info!(

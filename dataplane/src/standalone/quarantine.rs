@@ -7,11 +7,10 @@
 //! id is `NotFound`.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use crate::admin::quarantine::entry;
 use crate::store::{
-    AccountId, BlobStore, MetadataStore, Quarantine, QuarantineError, QuarantineId,
+    AccountId, BlobLocation, BlobStore, MetadataStore, Quarantine, QuarantineError, QuarantineId,
     QuarantineQuery, StoreError,
 };
 
@@ -64,18 +63,18 @@ pub enum CliError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs `action` on the store at `store_url` with bodies in `blob_dir`, writing to `out`.
+/// Runs `action` on the store at `store_url` with bodies at `blobs`, writing to `out`.
 ///
 /// # Errors
 /// [`CliError`].
 pub async fn run(
     store_url: &str,
-    blob_dir: PathBuf,
+    blobs: &BlobLocation,
     action: Action,
     out: &mut (dyn Write + Send),
 ) -> Result<(), CliError> {
     let store = MetadataStore::connect(store_url).await?;
-    let blobs = BlobStore::open(blob_dir).await?;
+    let blobs = BlobStore::open_at(blobs).await?;
     let q = Quarantine::new(store.clone(), blobs);
     let id = |s: &str| -> Result<QuarantineId, CliError> {
         s.parse().map_err(|_| CliError::BadId(s.to_owned()))

@@ -20,7 +20,7 @@ pub mod notify;
 pub mod quarantine;
 pub mod types;
 
-pub use blob::{BlobError, BlobId, BlobStore};
+pub use blob::{BlobError, BlobId, BlobLocation, BlobStore, S3Settings, S3SettingsError};
 pub use metadata::MetadataStore;
 pub use notify::{Change, ChangeBus};
 pub use quarantine::{

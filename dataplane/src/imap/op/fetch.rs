@@ -213,17 +213,15 @@ pub(super) async fn fetch(
                 | MessageDataItemName::BodyStructure
         )
     });
-    let needs_blob = items.iter().any(|i| {
-        matches!(
-            i,
-            MessageDataItemName::BodyExt { .. }
-                | MessageDataItemName::Binary { .. }
-                | MessageDataItemName::BinarySize { .. }
-                | MessageDataItemName::Rfc822
-                | MessageDataItemName::Rfc822Header
-                | MessageDataItemName::Rfc822Text
-        )
-    });
+    let needs_blob = items.iter().any(needs_body);
+    // Partial fetches of the whole message (`BODY[]<start.len>`, `BINARY[]<start.len>`)
+    // need only their octets: when nothing else needs the body, they are ranged reads
+    // (a ranged GET on S3) instead of reading the whole message.
+    let ranged_only = needs_blob
+        && items
+            .iter()
+            .filter(|i| needs_body(i))
+            .all(|i| whole_partial(i).is_some());
     let sets_seen = !sel.read_only
         && items.iter().any(|i| {
             matches!(
@@ -276,7 +274,8 @@ pub(super) async fn fetch(
         None => return Ok(Completion::bad("No mailbox selected")),
     };
     for (seq, rec) in records {
-        let blob: Option<Bytes> = if needs_blob || (needs_cache && !caches.contains_key(&rec.uid)) {
+        let must_analyze = needs_cache && !caches.contains_key(&rec.uid);
+        let blob: Option<Bytes> = if (needs_blob && !ranged_only) || must_analyze {
             Some(s.ctx.blobs.get(&rec.blob).await?)
         } else {
             None
@@ -298,6 +297,23 @@ pub(super) async fn fetch(
                 line.push(b' ');
             }
             first = false;
+            if blob.is_none()
+                && let Some((binary, start, len)) = whole_partial(item)
+            {
+                let data = s
+                    .ctx
+                    .blobs
+                    .get_range(&rec.blob, u64::from(start), u64::from(len))
+                    .await?;
+                if binary {
+                    let _ = write!(line, "BINARY[]<{start}> ");
+                    binary_value(&mut line, &data);
+                } else {
+                    let _ = write!(line, "BODY[]<{start}> ");
+                    body_value(&mut line, &data);
+                }
+                continue;
+            }
             let raw = blob.as_deref().unwrap_or_default();
             match item {
                 MessageDataItemName::Uid => {
@@ -361,12 +377,7 @@ pub(super) async fn fetch(
                     };
                     let (data, origin) = partial(&data, *range);
                     let _ = write!(line, "BINARY[{}]{origin} ", join_part(&part));
-                    if data.contains(&0) {
-                        let _ = write!(line, "~{{{}}}\r\n", data.len());
-                        line.extend_from_slice(data);
-                    } else {
-                        body_value(&mut line, data);
-                    }
+                    binary_value(&mut line, data);
                 }
                 MessageDataItemName::BinarySize { section } => {
                     let part: Vec<u32> = section.iter().map(|n| n.get()).collect();
@@ -424,6 +435,48 @@ pub(super) async fn fetch(
         }
     }
     Ok(Completion::ok("Fetch completed."))
+}
+
+/// Whether `item` needs the message's octets.
+fn needs_body(item: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        item,
+        MessageDataItemName::BodyExt { .. }
+            | MessageDataItemName::Binary { .. }
+            | MessageDataItemName::BinarySize { .. }
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Header
+            | MessageDataItemName::Rfc822Text
+    )
+}
+
+/// For a partial fetch of the whole message, `BODY[]<start.len>` (or `BODY.PEEK`) or
+/// `BINARY[]<start.len>` (the whole message is not decoded: RFC 3516 §4.2), whether it is
+/// BINARY, its start and its length (octets).
+fn whole_partial(item: &MessageDataItemName<'_>) -> Option<(bool, u32, u32)> {
+    match item {
+        MessageDataItemName::BodyExt {
+            section: None,
+            partial: Some((start, len)),
+            ..
+        } => Some((false, *start, len.get())),
+        MessageDataItemName::Binary {
+            section,
+            partial: Some((start, len)),
+            ..
+        } if section.is_empty() => Some((true, *start, len.get())),
+        _ => None,
+    }
+}
+
+/// A BINARY value: a `literal8` (`~{n}`) when it holds NUL, else a string (RFC 3516 §4.2).
+fn binary_value(out: &mut Vec<u8>, data: &[u8]) {
+    if data.contains(&0) {
+        let _ = write!(out, "~{{{}}}\r\n", data.len());
+        out.extend_from_slice(data);
+    } else {
+        body_value(out, data);
+    }
 }
 
 fn join_part(part: &[u32]) -> String {

@@ -2,56 +2,26 @@
 //!
 //! A body with SHA-256 `abcd…` lives at `ROOT/ab/cd/abcd…`. Writes go to a temporary file in
 //! the target directory, are fsynced, renamed into place and the directory is fsynced, so a
-//! blob that [`BlobStore::put`] returned survives a crash. All filesystem work runs on the
-//! blocking thread pool.
+//! blob that [`LocalBlobStore::put`] returned survives a crash. All filesystem work runs on
+//! the blocking thread pool.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
-/// SHA-256 of a body, lower-case hex (64 characters).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlobId(pub String);
-
-impl BlobId {
-    /// The address of `body`.
-    pub fn of(body: &[u8]) -> Self {
-        BlobId(hex::encode(Sha256::digest(body)))
-    }
-
-    /// Whether this is a well-formed address (64 lower-case hex digits).
-    pub fn is_valid(&self) -> bool {
-        self.0.len() == 64
-            && self
-                .0
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    }
-}
-
-/// Errors of the blob store.
-#[derive(Debug, thiserror::Error)]
-pub enum BlobError {
-    /// The blob does not exist (or the id is malformed).
-    #[error("blob {0} not found")]
-    NotFound(String),
-    /// Filesystem error.
-    #[error("blob I/O: {0}")]
-    Io(#[from] std::io::Error),
-}
+use super::{BlobError, BlobId};
 
 /// Message bodies addressed by their SHA-256, stored under a directory.
 #[derive(Clone, Debug)]
-pub struct BlobStore {
+pub struct LocalBlobStore {
     root: PathBuf,
 }
 
-impl BlobStore {
+impl LocalBlobStore {
     /// Opens the store rooted at `root`, creating the directory if needed.
     /// Errors: `Io` when it cannot be created.
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
@@ -123,6 +93,35 @@ impl BlobStore {
             Err(e) if e.kind() == ErrorKind::NotFound => Err(BlobError::NotFound(id.0.clone())),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Reads at most `len` octets of a body from offset `start`: fewer when the body ends
+    /// first, none when `start` is at or past its end (RFC 9051 §6.4.5 partial semantics).
+    /// Errors: `NotFound` for a missing or malformed id, `Io`.
+    pub async fn get_range(&self, id: &BlobId, start: u64, len: u64) -> Result<Bytes, BlobError> {
+        let path = self
+            .path(id)
+            .ok_or_else(|| BlobError::NotFound(id.0.clone()))?;
+        let missing = id.0.clone();
+        blocking(move || {
+            let mut file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(BlobError::NotFound(missing));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let size = file.metadata()?.len();
+            if len == 0 || start >= size {
+                return Ok(Bytes::new());
+            }
+            let take = len.min(size - start);
+            file.seek(SeekFrom::Start(start))?;
+            let mut buf = Vec::with_capacity(usize::try_from(take).unwrap_or(0));
+            file.take(take).read_to_end(&mut buf)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
     }
 
     /// Whether the blob exists. Errors: `Io`.
