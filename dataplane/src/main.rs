@@ -41,10 +41,16 @@ enum Command {
     /// List, show, release or delete the messages a pipeline held in a standalone data
     /// directory's quarantine (works while the server runs).
     Quarantine(QuarantineArgs),
+    /// Delete the message bodies that no message or quarantined message refers to (left by
+    /// writes interrupted between storing the body and committing), once older than
+    /// --min-age-secs; prints {"referenced": N, "deleted": M}. Serving dataplanes do this
+    /// every hour by themselves.
+    Gc(GcArgs),
 }
 
+/// Where an offline command finds a standalone server's storage.
 #[derive(clap::Args, Debug)]
-struct QuarantineArgs {
+struct StorageArgs {
     /// Data directory of the standalone server.
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -59,8 +65,50 @@ struct QuarantineArgs {
     /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
     #[arg(long, value_name = "URL", env = "MCP_BLOB_URL")]
     blob_url: Option<String>,
+}
+
+impl StorageArgs {
+    /// The metadata store URL and the blob location; refuses a data directory without a
+    /// store rather than creating an empty one.
+    fn resolve(self) -> anyhow::Result<(String, BlobLocation)> {
+        let data_dir = std::path::absolute(&self.data_dir)?;
+        let store_url = match self.store_url {
+            Some(url) => url,
+            None => {
+                let db = data_dir.join("meta.sqlite");
+                if !db.is_file() {
+                    anyhow::bail!(
+                        "{}: not an MCP data directory (no meta.sqlite); give the server's --data-dir",
+                        data_dir.display()
+                    );
+                }
+                format!("sqlite://{}", db.display())
+            }
+        };
+        let blobs = match (self.blob_url, self.blob_dir) {
+            (Some(url), _) => config::blob_location_from_url(&url)?,
+            (None, dir) => BlobLocation::Dir(dir.unwrap_or_else(|| data_dir.join("blobs"))),
+        };
+        Ok((store_url, blobs))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct QuarantineArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
     #[command(subcommand)]
     action: QuarantineAction,
+}
+
+#[derive(clap::Args, Debug)]
+struct GcArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Keep bodies younger than this many seconds: they may belong to a write about to
+    /// commit. 0 is safe only while no server writes (all stopped).
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    min_age_secs: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,6 +221,13 @@ struct StandaloneArgs {
     /// Seconds between `* OK Still here` keepalives during IDLE (1-300). [default: 120]
     #[arg(long, value_name = "SECS")]
     idle_keepalive_secs: Option<u64>,
+    /// Mean seconds between two collections of orphaned message bodies; 0 turns it off.
+    /// [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    gc_interval_secs: Option<u64>,
+    /// Keep orphaned bodies younger than this (at least 60). [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    gc_min_age_secs: Option<u64>,
 }
 
 /// stderr for logs, ignoring write errors: with a closed stderr (a `| tee` that was
@@ -246,25 +301,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Quarantine(a) => {
             use mcp_dataplane::standalone::quarantine::{self, Action};
-            let data_dir = std::path::absolute(&a.data_dir)?;
-            let store_url = match a.store_url {
-                Some(url) => url,
-                None => {
-                    // Opening would create an empty store: say what is missing instead.
-                    let db = data_dir.join("meta.sqlite");
-                    if !db.is_file() {
-                        anyhow::bail!(
-                            "{}: not an MCP data directory (no meta.sqlite); give the server's --data-dir",
-                            data_dir.display()
-                        );
-                    }
-                    format!("sqlite://{}", db.display())
-                }
-            };
-            let blobs = match (a.blob_url, a.blob_dir) {
-                (Some(url), _) => config::blob_location_from_url(&url)?,
-                (None, dir) => BlobLocation::Dir(dir.unwrap_or_else(|| data_dir.join("blobs"))),
-            };
+            let (store_url, blobs) = a.storage.resolve()?;
             let action = match a.action {
                 QuarantineAction::List {
                     tenant,
@@ -283,6 +320,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let mut out = std::io::stdout();
             quarantine::run(&store_url, &blobs, action, &mut out).await?;
         }
+        Command::Gc(a) => {
+            let (store_url, blobs) = a.storage.resolve()?;
+            let (meta, blobs) = mcp_dataplane::server::open_storage(&store_url, &blobs).await?;
+            let report = mcp_dataplane::store::gc::collect(
+                &meta,
+                &blobs,
+                std::time::Duration::from_secs(a.min_age_secs),
+            )
+            .await;
+            meta.close().await;
+            println!("{}", serde_json::to_string(&report?)?);
+        }
         Command::Standalone(a) => {
             let settings = Settings {
                 resources: Some(a.resources),
@@ -297,6 +346,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 tls_cert: a.tls_cert,
                 tls_key: a.tls_key,
                 idle_keepalive_secs: a.idle_keepalive_secs,
+                gc_interval_secs: a.gc_interval_secs,
+                gc_min_age_secs: a.gc_min_age_secs,
             };
             let config = Config::from_settings(&settings)?;
             standalone::run(config).await?;

@@ -288,6 +288,8 @@ pub struct Imap {
     pub pipeline_source: Option<Source>,
     /// The connections to external plugins (their state, metrics, and the reloads).
     pub plugins: Arc<PluginHost>,
+    /// When orphaned bodies are collected ([`crate::store::gc::run`]).
+    pub orphan_gc: crate::store::gc::Schedule,
 }
 
 /// A mode's extra server: its name (`admin`) and the future that serves until the shutdown
@@ -311,6 +313,12 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::with_plugins(imap.plugins.metrics()));
     let pipeline_metrics = Arc::clone(metrics.pipeline());
     pipeline_metrics.reload(true);
+    let gc = crate::store::gc::run(
+        imap.store.clone(),
+        imap.blobs.clone(),
+        imap.orphan_gc,
+        shutdown.clone(),
+    );
     let ingest = Ingest::new(
         imap.store.clone(),
         imap.blobs.clone(),
@@ -393,6 +401,10 @@ pub async fn serve(
             ("pipelines", Ok(()))
         });
     }
+    tasks.spawn(async move {
+        gc.await;
+        ("orphan-gc", Ok(()))
+    });
     for (name, server) in extra {
         tasks.spawn(async move { (name, server.await) });
     }

@@ -141,6 +141,7 @@ pub async fn run_until(
         blobs,
         acceptor,
         idle_keepalive_secs: crate::imap::Limits::default().idle_keepalive_secs,
+        orphan_gc: crate::store::gc::Schedule::default(),
         pipelines,
         pipeline_source,
         plugins: std::sync::Arc::clone(&plugins),

@@ -6,8 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::store::{BlobLocation, S3Settings};
+use crate::store::{BlobLocation, S3Settings, gc};
 use crate::tls::TlsSource;
 
 /// Default directory of the YAML resources.
@@ -61,6 +62,12 @@ pub struct Settings {
     /// Interval of `* OK Still here` keepalives during IDLE, seconds (1..=300). Default
     /// [`crate::imap::Limits`]'s 120. Mostly for tests.
     pub idle_keepalive_secs: Option<u64>,
+    /// Mean seconds between two collections of orphaned bodies; 0 turns collection off.
+    /// Default 3600 ([`gc::Schedule`]).
+    pub gc_interval_secs: Option<u64>,
+    /// Grace period of orphan collection, seconds (at least 60: a younger body may belong
+    /// to a write about to commit). Default 3600.
+    pub gc_min_age_secs: Option<u64>,
 }
 
 /// A validated configuration.
@@ -86,6 +93,8 @@ pub struct Config {
     pub tls: TlsSource,
     /// Interval of IDLE keepalives, seconds (1..=300).
     pub idle_keepalive_secs: u64,
+    /// When orphaned bodies are collected.
+    pub orphan_gc: gc::Schedule,
 }
 
 /// A setting that cannot be used.
@@ -280,6 +289,25 @@ impl Config {
             }
         };
 
+        let defaults = gc::Schedule::default();
+        let orphan_gc = gc::Schedule {
+            every: settings
+                .gc_interval_secs
+                .map_or(defaults.every, Duration::from_secs),
+            min_age: match settings.gc_min_age_secs {
+                None => defaults.min_age,
+                Some(secs @ 60..) => Duration::from_secs(secs),
+                Some(secs) => {
+                    return Err(err(
+                        "--gc-min-age-secs",
+                        format!(
+                            "{secs} is under 60 seconds: a younger body may belong to a write about to commit"
+                        ),
+                    ));
+                }
+            },
+        };
+
         Ok(Config {
             resources,
             data_dir,
@@ -291,6 +319,7 @@ impl Config {
             blobs,
             tls,
             idle_keepalive_secs,
+            orphan_gc,
         })
     }
 }
@@ -426,6 +455,13 @@ mod tests {
                     ..base(p)
                 },
                 "--idle-keepalive-secs",
+            ),
+            (
+                Settings {
+                    gc_min_age_secs: Some(59),
+                    ..base(p)
+                },
+                "--gc-min-age-secs",
             ),
             (
                 Settings {

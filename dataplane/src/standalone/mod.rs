@@ -140,6 +140,7 @@ pub async fn run_until(
         blobs,
         acceptor,
         idle_keepalive_secs: config.idle_keepalive_secs,
+        orphan_gc: config.orphan_gc,
         pipelines: Pipelines::new(pipelines),
         pipeline_source: Some(pipeline_source),
         plugins: std::sync::Arc::clone(&plugins),

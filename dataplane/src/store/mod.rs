@@ -11,10 +11,13 @@
 //!   commits, so an acknowledged message survives `kill -9`.
 //! - A quarantined message ([`quarantine`]) keeps its blob referenced until it is released
 //!   (same blob, now referenced by the message) or deleted.
+//! - A body that nothing refers to (its writer was killed before the metadata commit, or
+//!   the write was refused) is deleted by [`gc`] once older than a grace period.
 //! - After each committed change the mailbox id is published on the [`ChangeBus`], so that
 //!   other sessions (IDLE, NOOP) learn about it.
 
 pub mod blob;
+pub mod gc;
 pub mod metadata;
 pub mod notify;
 pub mod quarantine;
