@@ -148,6 +148,8 @@ class Dataplane:
         self.proc: subprocess.Popen | None = None
         self.config_overrides: dict = {}
         self.extra_args: list[str] = []
+        #: Environment of the process over this one's (the container's `env`, for example).
+        self.env: dict[str, str] = {}
 
     @property
     def namespace(self) -> str:
@@ -229,7 +231,9 @@ class Dataplane:
             *self.extra_args,
         ]
         self.log = open(self.workdir / "dataplane.log", "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        )
         wait_port(p["admin"])
         wait_port(p["imap"])
         return self
