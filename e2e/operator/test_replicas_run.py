@@ -64,22 +64,10 @@ def test_a_postgres_and_s3_tenant_runs_as_two_replicas_from_what_was_rendered(
     admin, operator, dataplanes, database, tmp_path
 ):
     prefix = f"scale-{uuid.uuid4().hex[:8]}/"
-    admin.run("create", "namespace", NS, check=False)
+    # The Tenant first: the operator creates (and owns) its namespace; the Secrets it
+    # references by name go there.
     admin.apply(
         [
-            {
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": "pg", "namespace": NS},
-                "stringData": {"uri": database},
-            },
-            {
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": "s3", "namespace": NS},
-                "stringData": {
-                    "accessKeyId": os.environ["AWS_ACCESS_KEY_ID"],
-                    "secretAccessKey": os.environ["AWS_SECRET_ACCESS_KEY"],
-                },
-            },
             {
                 "apiVersion": "mcp.dev/v1alpha1", "kind": "Tenant",
                 "metadata": {"name": "e2e-scale"},
@@ -99,6 +87,24 @@ def test_a_postgres_and_s3_tenant_runs_as_two_replicas_from_what_was_rendered(
                             },
                         },
                     },
+                },
+            },
+        ]
+    )
+    wait_for("the namespace", lambda: admin.get("namespace", NS), timeout=TIMEOUT)
+    admin.apply(
+        [
+            {
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "pg", "namespace": NS},
+                "stringData": {"uri": database},
+            },
+            {
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "s3", "namespace": NS},
+                "stringData": {
+                    "accessKeyId": os.environ["AWS_ACCESS_KEY_ID"],
+                    "secretAccessKey": os.environ["AWS_SECRET_ACCESS_KEY"],
                 },
             },
         ]
