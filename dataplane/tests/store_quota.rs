@@ -8,118 +8,12 @@ use std::path::Path;
 
 use chrono::{DateTime, FixedOffset};
 use mcp_dataplane::store::*;
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 
-// ---------------------------------------------------------------------------------------
-// Harness (the same shape as tests/store.rs)
+#[macro_use]
+mod common;
 
-struct Db {
-    url: String,
-    store: MetadataStore,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-/// A fresh, empty database URL: a temp SQLite file, or a new database on the test server.
-async fn fresh_url(
-    postgres: bool,
-) -> Option<(String, Option<tempfile::TempDir>, Option<(String, String)>)> {
-    if !postgres {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-        return Some((url, Some(dir), None));
-    }
-    let Ok(server) = std::env::var("MCP_TEST_POSTGRES_URL") else {
-        if std::env::var("MCP_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-            panic!("MCP_REQUIRE_POSTGRES=1 but MCP_TEST_POSTGRES_URL is not set");
-        }
-        eprintln!("postgres tests skipped: set MCP_TEST_POSTGRES_URL");
-        return None;
-    };
-    let name = format!("q_{:016x}", rand::random::<u64>());
-    let mut admin = PgConnection::connect(&server)
-        .await
-        .expect("connect server");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    admin.close().await.expect("close");
-    let (base, query) = match server.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (server.as_str(), String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    let url = format!("{host}/{name}{query}");
-    Some((url, None, Some((server.clone(), name))))
-}
-
-impl Db {
-    async fn open(postgres: bool) -> Option<Db> {
-        let (url, dir, pg) = fresh_url(postgres).await?;
-        let store = MetadataStore::connect(&url).await.expect("connect");
-        Some(Db {
-            url,
-            store,
-            _dir: dir,
-            pg,
-        })
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        drop_pg(self.pg).await;
-    }
-}
-
-async fn drop_pg(pg: Option<(String, String)>) {
-    if let Some((server, name)) = pg {
-        let mut admin = PgConnection::connect(&server).await.expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE {name} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await
-        .expect("drop database");
-    }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let db = super::Db::open(false).await.expect("sqlite");
-                    super::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-            #[tokio::test]
-            async fn migration_backfills_usage() {
-                super::migration_backfills_usage(false).await;
-            }
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let Some(db) = super::Db::open(true).await else { return };
-                    super::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-            #[tokio::test]
-            async fn migration_backfills_usage() {
-                super::migration_backfills_usage(true).await;
-            }
-        }
-    };
-}
+use common::{Db, Fresh};
 
 both_backends!(
     counters_follow_every_write,
@@ -129,6 +23,16 @@ both_backends!(
     tenant_storage_limit_spans_its_accounts,
     concurrent_writers_on_two_pools_never_exceed_the_limit,
 );
+
+#[tokio::test]
+async fn sqlite_migration_backfills_usage() {
+    migration_backfills_usage(false).await;
+}
+
+#[tokio::test]
+async fn postgres_migration_backfills_usage() {
+    migration_backfills_usage(true).await;
+}
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -446,9 +350,10 @@ async fn concurrent_writers_on_two_pools_never_exceed_the_limit(db: &Db) {
 
 /// Messages stored before migration 0005 are counted by its backfill.
 async fn migration_backfills_usage(postgres: bool) {
-    let Some((url, _dir, pg)) = fresh_url(postgres).await else {
+    let Some(fresh) = Fresh::new(postgres).await else {
         return;
     };
+    let url = fresh.url.clone();
     sqlx::any::install_default_drivers();
     let dialect = if postgres { "postgres" } else { "sqlite" };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -498,5 +403,5 @@ async fn migration_backfills_usage(postgres: bool) {
     let q = store.quota(AccountId(1)).await.expect("quota");
     assert_eq!((q.messages, q.storage), (3, 123));
     store.close().await;
-    drop_pg(pg).await;
+    fresh.finish().await;
 }
