@@ -600,6 +600,11 @@ impl S3BlobStore {
         if !self.exists(id).await? {
             return Err(BlobError::NotFound(id.0.clone()));
         }
+        self.delete_object(id).await
+    }
+
+    /// DeleteObject of `id`'s key, unconditionally (S3 answers success for a missing key).
+    async fn delete_object(&self, id: &BlobId) -> Result<(), BlobError> {
         let key = self.key(id);
         self.client
             .delete_object()
@@ -663,14 +668,7 @@ impl S3BlobStore {
                 Some(secs) if old(secs) => {}
                 _ => continue,
             }
-            let key = self.key(&id);
-            self.client
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| s3_error("DeleteObject", &self.bucket, &key, &e))?;
+            self.delete_object(&id).await?;
             deleted += 1;
         }
         self.abort_stale_uploads(&old).await?;
