@@ -6,14 +6,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset};
 use mcp_dataplane::store::*;
 use sqlx::{Connection, PgConnection};
 
 #[macro_use]
 mod common;
 
-use common::{Db, with_database};
+use common::{Db, account_with, date, mailbox, with_database};
 
 both_backends!(
     account_upsert_is_idempotent,
@@ -52,29 +51,7 @@ both_backends!(
 // Helpers
 
 async fn account(s: &MetadataStore) -> AccountRecord {
-    s.upsert_account(&AccountUpsert {
-        tenant: "acme".into(),
-        address: "User@Example.COM".into(),
-        password_hash: "$argon2id$x".into(),
-        active: true,
-        spec_digest: "d1".into(),
-        quota_storage: None,
-        quota_messages: None,
-        ..Default::default()
-    })
-    .await
-    .expect("upsert")
-}
-
-async fn mailbox(s: &MetadataStore, a: &AccountRecord, name: &str) -> MailboxRecord {
-    s.mailbox(a.id, name)
-        .await
-        .expect("mailbox")
-        .expect("exists")
-}
-
-fn date() -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339("2024-01-02T03:04:05+02:00").expect("date")
+    account_with(s, "User@Example.COM", None, None).await
 }
 
 fn msg(flags: &[&str], body: &str) -> NewMessage {

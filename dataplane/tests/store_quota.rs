@@ -6,14 +6,13 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use chrono::{DateTime, FixedOffset};
 use mcp_dataplane::store::*;
 use sqlx::Connection;
 
 #[macro_use]
 mod common;
 
-use common::{Db, Fresh};
+use common::{Db, Fresh, account_with as account, date, mailbox};
 
 both_backends!(
     counters_follow_every_write,
@@ -36,37 +35,6 @@ async fn postgres_migration_backfills_usage() {
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-async fn account(
-    s: &MetadataStore,
-    address: &str,
-    storage: Option<u64>,
-    messages: Option<u64>,
-) -> AccountRecord {
-    s.upsert_account(&AccountUpsert {
-        tenant: "acme".into(),
-        address: address.into(),
-        password_hash: "$argon2id$x".into(),
-        active: true,
-        spec_digest: "d1".into(),
-        quota_storage: storage,
-        quota_messages: messages,
-        ..Default::default()
-    })
-    .await
-    .expect("upsert")
-}
-
-async fn mailbox(s: &MetadataStore, a: &AccountRecord, name: &str) -> MailboxRecord {
-    s.mailbox(a.id, name)
-        .await
-        .expect("mailbox")
-        .expect("exists")
-}
-
-fn date() -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339("2024-01-02T03:04:05+02:00").expect("date")
-}
 
 /// A message of exactly `size` octets (body text `tag` padded).
 fn msg(tag: &str, size: usize) -> NewMessage {

@@ -6,7 +6,8 @@
 
 #![allow(dead_code)] // each test crate uses its own part of it
 
-use mcp_dataplane::store::MetadataStore;
+use chrono::{DateTime, FixedOffset};
+use mcp_dataplane::store::{AccountRecord, AccountUpsert, MailboxRecord, MetadataStore};
 use sqlx::{Connection, PgConnection};
 
 /// An empty database: its URL, and what to clean up afterwards.
@@ -109,6 +110,40 @@ pub fn with_database(server: &str, name: &str) -> String {
         None => base,
     };
     format!("{host_part}/{name}{query}")
+}
+
+/// Creates or updates the account `address` of tenant `acme` with the given quota.
+pub async fn account_with(
+    s: &MetadataStore,
+    address: &str,
+    storage: Option<u64>,
+    messages: Option<u64>,
+) -> AccountRecord {
+    s.upsert_account(&AccountUpsert {
+        tenant: "acme".into(),
+        address: address.into(),
+        password_hash: "$argon2id$x".into(),
+        active: true,
+        spec_digest: "d1".into(),
+        quota_storage: storage,
+        quota_messages: messages,
+        ..Default::default()
+    })
+    .await
+    .expect("upsert")
+}
+
+/// The account's mailbox `name`, which must exist.
+pub async fn mailbox(s: &MetadataStore, a: &AccountRecord, name: &str) -> MailboxRecord {
+    s.mailbox(a.id, name)
+        .await
+        .expect("mailbox")
+        .expect("exists")
+}
+
+/// A fixed INTERNALDATE.
+pub fn date() -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339("2024-01-02T03:04:05+02:00").expect("date")
 }
 
 /// Generates `sqlite::NAME` and `postgres::NAME` for every `async fn NAME(&Db)`.

@@ -65,24 +65,40 @@ pub(crate) fn flags_fetch(
 /// like `5:*` also names expunged UIDs above the current largest one (RFC 7162 §3.2.6
 /// VANISHED). `saved` is the SEARCHRES result [`SAVED_RESULT_SENTINEL`] stands for.
 pub(crate) fn uid_in_set(set: &SequenceSet, uid: Uid, saved: Option<&[Uid]>) -> bool {
-    set.0.as_ref().iter().any(|seq| {
-        let (a, b) = match seq {
-            Sequence::Single(v) => (v, v),
-            Sequence::Range(a, b) => (a, b),
-        };
-        if let (Some(saved), SeqOrUid::Value(v)) = (saved, a)
-            && v.get() == SAVED_RESULT_SENTINEL
-            && a == b
-        {
-            return saved.contains(&uid);
-        }
-        let val = |x: &SeqOrUid| match x {
-            SeqOrUid::Value(v) => v.get(),
-            SeqOrUid::Asterisk => u32::MAX,
-        };
-        let (lo, hi) = (val(a).min(val(b)), val(a).max(val(b)));
-        (lo..=hi).contains(&uid.0)
-    })
+    set.0
+        .as_ref()
+        .iter()
+        .any(|seq| match element(seq, saved, u32::MAX) {
+            Element::Saved(saved) => saved.contains(&uid),
+            Element::Range(lo, hi) => (lo..=hi).contains(&uid.0),
+        })
+}
+
+/// One element of a sequence set, resolved.
+enum Element<'a> {
+    /// The SEARCHRES marker ([`SAVED_RESULT_SENTINEL`]): the saved result it stands for.
+    Saved(&'a [Uid]),
+    /// Its bounds in ascending order, `*` read as the value given to [`element`].
+    Range(u32, u32),
+}
+
+/// Resolves `seq` against the saved result `saved` and the value of `*`.
+fn element<'a>(seq: &Sequence, saved: Option<&'a [Uid]>, asterisk: u32) -> Element<'a> {
+    let (a, b) = match seq {
+        Sequence::Single(v) => (v, v),
+        Sequence::Range(a, b) => (a, b),
+    };
+    if let (Some(saved), SeqOrUid::Value(v)) = (saved, a)
+        && v.get() == SAVED_RESULT_SENTINEL
+        && a == b
+    {
+        return Element::Saved(saved);
+    }
+    let val = |x: &SeqOrUid| match x {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => asterisk,
+    };
+    Element::Range(val(a).min(val(b)), val(a).max(val(b)))
 }
 
 /// Space-separated flags in parentheses, e.g. `(\Seen $Forwarded)`.
@@ -247,39 +263,27 @@ impl Selected {
         saved: Option<&[Uid]>,
     ) -> Result<Vec<usize>, String> {
         let mut out = Vec::new();
+        let asterisk = if uid {
+            self.messages.last().map_or(0, |m| m.uid.0)
+        } else {
+            u32::try_from(self.messages.len()).unwrap_or(u32::MAX)
+        };
         for seq in set.0.as_ref() {
-            let (a, b) = match seq {
-                Sequence::Single(v) => (v, v),
-                Sequence::Range(a, b) => (a, b),
-            };
-            if let (Some(saved), SeqOrUid::Value(v)) = (saved, a)
-                && v.get() == SAVED_RESULT_SENTINEL
-                && a == b
-            {
-                out.extend(saved.iter().filter_map(|u| self.seq_of(*u).map(|s| s - 1)));
-                continue;
-            }
-            if uid {
-                let max = self.messages.last().map_or(0, |m| m.uid.0);
-                let val = |x: &SeqOrUid| match x {
-                    SeqOrUid::Value(v) => v.get(),
-                    SeqOrUid::Asterisk => max,
-                };
-                let (lo, hi) = (val(a).min(val(b)), val(a).max(val(b)));
-                let start = self.messages.partition_point(|m| m.uid.0 < lo);
-                let end = self.messages.partition_point(|m| m.uid.0 <= hi);
-                out.extend(start..end);
-            } else {
-                let max = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
-                let val = |x: &SeqOrUid| match x {
-                    SeqOrUid::Value(v) => v.get(),
-                    SeqOrUid::Asterisk => max,
-                };
-                let (lo, hi) = (val(a).min(val(b)), val(a).max(val(b)));
-                if hi > max || lo == 0 {
-                    return Err("Invalid messageset".into());
+            match element(seq, saved, asterisk) {
+                Element::Saved(saved) => {
+                    out.extend(saved.iter().filter_map(|u| self.seq_of(*u).map(|s| s - 1)));
                 }
-                out.extend((lo as usize - 1)..(hi as usize));
+                Element::Range(lo, hi) if uid => {
+                    let start = self.messages.partition_point(|m| m.uid.0 < lo);
+                    let end = self.messages.partition_point(|m| m.uid.0 <= hi);
+                    out.extend(start..end);
+                }
+                Element::Range(lo, hi) => {
+                    if hi > asterisk || lo == 0 {
+                        return Err("Invalid messageset".into());
+                    }
+                    out.extend((lo as usize - 1)..(hi as usize));
+                }
             }
         }
         out.sort_unstable();
