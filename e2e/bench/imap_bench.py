@@ -1,19 +1,33 @@
 #!/usr/bin/env python3
 """IMAP load benchmark: MCP against Dovecot on the same machine (not a test; not in CI).
 
-Two measurements, each for both servers:
+Targets (`--targets`, any subset, measured in the same run):
+
+- `sqlite`:  one `mcp standalone` on SQLite and the local filesystem (the embedded default);
+- `pg1`:     one `mcp standalone` on PostgreSQL with message bodies in S3;
+- `pg2`:     two `mcp standalone` replicas on one PostgreSQL database and one S3 prefix,
+             the clients split between them (client i talks to replica i mod 2);
+- `dovecot`: Dovecot 2.3 (maildir) through e2e/services/dovecot.sh.
+
+PostgreSQL (e2e/services/postgres.sh, default durability settings) and the S3 server
+(moto, e2e/services/s3.sh) are started privately in the work directory; `pg1` and `pg2`
+each get a database and an S3 prefix of their own.
+
+Two measurements, each for every target:
 
 1. Mixed workload: N concurrent clients (asyncio, one TCP connection each) run a weighted
    mix of LOGIN (reconnect + login), SELECT, FETCH headers, FETCH full bodies, STORE
    flags, APPEND and EXPUNGE against their own folder (seeded with the e2e/corpus
-   messages). The servers are measured alternately (MCP, Dovecot, MCP, ...) for
-   `--rounds` rounds of `--duration` seconds. Prints ops/s and p50/p99 latency per op
-   type and overall, for each server, and the MCP/Dovecot ratios.
+   messages). The targets are measured alternately (sqlite, pg1, pg2, dovecot, sqlite,
+   ...) for `--rounds` rounds of `--duration` seconds. Prints ops/s and p50/p99 latency
+   per op type and overall for each target, and the ratios of each MCP target to Dovecot
+   and of `pg2` to `pg1`.
 2. Idle memory: `--idle` connections log in, SELECT INBOX and enter IDLE. The resident
-   memory (sum of VmRSS over the server's processes: MCP is one process; Dovecot is its
-   master and every descendant -- one imap process per connection, imap-login, auth,
-   anvil, log, config, stats) is read before and after; the difference divided by the
-   number of connections is the memory per idle connection.
+   memory (sum of VmRSS over the server's processes: MCP is one process per replica;
+   Dovecot is its master and every descendant -- one imap process per connection,
+   imap-login, auth, anvil, log, config, stats) is read before and after; the difference
+   divided by the number of connections is the memory per idle connection. PostgreSQL
+   and the S3 server are not counted.
 
 All traffic goes to 127.0.0.1. Stdlib only. See e2e/bench/README.md for how to run it.
 """
@@ -111,39 +125,100 @@ class Client:
 
 
 class Mcp:
-    name = "mcp"
+    """`replicas` `mcp standalone` processes on one storage: the default SQLite file and
+    blob directory in their data dir (`storage_args` empty, one replica), or the
+    `--store-url`/`--blob-url` of a shared PostgreSQL database and S3 prefix."""
 
-    def __init__(self, binary: str, workdir: str) -> None:
-        self.port = free_port()
+    def __init__(self, name: str, binary: str, workdir: str, storage_args: list[str] = (),
+                 replicas: int = 1, env: dict | None = None) -> None:
+        self.name = name
         self.user = ("alice@example.com", "alice-demo")
-        data = os.path.join(workdir, "mcp-data")
-        self.data = data
-        self.log = open(os.path.join(workdir, "mcp.log"), "ab")
-        self.proc = subprocess.Popen(
-            [binary, "standalone", "--resources", os.path.join(ROOT, "config", "samples", "standalone"),
-             "--data-dir", data, "--imap", f"127.0.0.1:{self.port}",
-             "--imaps", f"127.0.0.1:{free_port()}", "--lmtp", "127.0.0.1:0",
-             "--metrics", f"127.0.0.1:{free_port()}"],
-            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, RUST_LOG="warn"),
-        )
-        wait_port(self.port, self.proc)
+        self.ports: list[int] = []
+        self.procs: list[subprocess.Popen] = []
+        self.data = os.path.join(workdir, f"{name}-data")
+        self.log = open(os.path.join(workdir, f"{name}.log"), "ab")
+        for i in range(replicas):
+            port = free_port()
+            proc = subprocess.Popen(
+                [binary, "standalone", "--resources", os.path.join(ROOT, "config", "samples", "standalone"),
+                 "--data-dir", f"{self.data}/{i}", "--imap", f"127.0.0.1:{port}",
+                 "--imaps", f"127.0.0.1:{free_port()}", "--lmtp", "127.0.0.1:0",
+                 "--metrics", f"127.0.0.1:{free_port()}", *storage_args],
+                stdout=self.log, stderr=subprocess.STDOUT,
+                env=dict(os.environ, RUST_LOG="warn", **(env or {})),
+            )
+            self.ports.append(port)
+            self.procs.append(proc)
+            # One at a time: the first replica applies the schema migrations.
+            wait_port(port, proc)
+
+    @property
+    def meta_sqlite(self) -> str:
+        return os.path.join(self.data, "0", "meta.sqlite")
 
     def pids(self) -> list[int]:
-        return [self.proc.pid]
+        return [p.pid for p in self.procs]
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
-def mcp_passwd_file(mcp_data: str, workdir: str) -> str:
+class Backing:
+    """A private PostgreSQL cluster and S3 server (moto) in `workdir`/backing, for the
+    `pg1` and `pg2` targets; each target gets its own database and S3 prefix."""
+
+    def __init__(self, workdir: str) -> None:
+        self.env = dict(os.environ, MCP_SERVICES_DIR=os.path.join(workdir, "backing"),
+                        MCP_PG_PORT=str(free_port()))
+        self.pg = self._service("postgres.sh")["MCP_TEST_POSTGRES_URL"]
+        self.s3 = self._service("s3.sh")
+
+    def _service(self, script: str) -> dict:
+        out = subprocess.run(["bash", os.path.join(ROOT, "e2e", "services", script), "start"],
+                             env=self.env, check=True, capture_output=True, text=True).stdout
+        return dict(m.groups() for m in re.finditer(r"^export (\w+)='?([^'\n]*)'?$", out, re.M))
+
+    def storage_args(self, name: str) -> list[str]:
+        subprocess.run(["psql", "-q", self.pg, "-c", f"CREATE DATABASE bench_{name}"], check=True,
+                       stdout=subprocess.DEVNULL)
+        db = self.pg.rsplit("/", 1)[0] + f"/bench_{name}"
+        s3 = self.s3
+        blob = (f"s3://{s3['MCP_TEST_S3_BUCKET']}/bench-{name}/?endpoint={s3['MCP_TEST_S3_ENDPOINT']}"
+                f"&region={s3['AWS_REGION']}&path_style=true")
+        return ["--store-url", db, "--blob-url", blob]
+
+    def credentials(self) -> dict:
+        return {k: self.s3[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+
+    def pids(self) -> list[int]:
+        """PostgreSQL (postmaster and backends) and moto: reported for reference."""
+        base = self.env["MCP_SERVICES_DIR"]
+        out = []
+        for f in (os.path.join(base, "postgres", "postmaster.pid"), os.path.join(base, "s3", "moto.pid")):
+            try:
+                pid = int(open(f).readline())
+                out += [pid] + descendants(pid)
+            except (OSError, ValueError):
+                pass
+        return out
+
+    def stop(self) -> None:
+        for script in ("s3.sh", "postgres.sh"):
+            subprocess.run(["bash", os.path.join(ROOT, "e2e", "services", script), "stop"],
+                           env=self.env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def mcp_passwd_file(meta_sqlite: str, workdir: str) -> str:
     """A Dovecot passwd-file holding the argon2id hashes MCP stored for the same users, so
     both servers pay the same password-hashing cost per LOGIN (a `{PLAIN}` Dovecot would
     get every LOGIN nearly for free)."""
-    db = sqlite3.connect(os.path.join(mcp_data, "meta.sqlite"))
+    db = sqlite3.connect(meta_sqlite)
     rows = db.execute("SELECT address, password_hash FROM accounts").fetchall()
     db.close()
     path = os.path.join(workdir, "dovecot-passwd")
@@ -159,6 +234,7 @@ class Dovecot:
 
     def __init__(self, workdir: str, passwd: str) -> None:
         self.port = free_port()
+        self.ports = [self.port]
         self.base = os.path.join(workdir, "svc")
         self.env = dict(os.environ, MCP_SERVICES_DIR=self.base, MCP_DOVECOT_PORT=str(self.port),
                         MCP_DOVECOT_PASSWD=passwd)
@@ -230,6 +306,20 @@ def rss_kib(pids: list[int]) -> int:
     return mem_kib(pids, "Rss")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes, including their reaped children (cutime,
+    cstime): Dovecot's finished `imap` processes and PostgreSQL's finished backends count
+    through their parent."""
+    ticks = 0
+    for p in pids:
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------------------------------
 # Workload
 # ---------------------------------------------------------------------------------------
@@ -295,13 +385,14 @@ async def run_load(server, clients: int, duration: float, seed_done: set) -> tup
     folders = [f"bench{i}" for i in range(clients)]
     missing = [f for f in folders if (server.name, f) not in seed_done]
     if missing:
-        await seed(server.port, server.user, missing)
+        await seed(server.ports[0], server.user, missing)
         seed_done.update((server.name, f) for f in missing)
     lat: dict = {}
     start = time.monotonic()
     deadline = start + duration
     await asyncio.gather(*[
-        worker(server.port, server.user, folders[i], deadline, lat, random.Random(i)) for i in range(clients)
+        worker(server.ports[i % len(server.ports)], server.user, folders[i], deadline, lat, random.Random(i))
+        for i in range(clients)
     ])
     return lat, time.monotonic() - start
 
@@ -312,9 +403,9 @@ async def idle_rss(server, n: int) -> dict:
     conns = []
     sem = asyncio.Semaphore(50)
 
-    async def one():
+    async def one(i: int):
         async with sem:
-            c = await Client.connect(server.port)
+            c = await Client.connect(server.ports[i % len(server.ports)])
             await c.cmd(b'LOGIN "%s" "%s"' % (server.user[0].encode(), server.user[1].encode()))
             await c.cmd(b"SELECT INBOX")
             c.w.write(b"i IDLE\r\n")
@@ -324,7 +415,7 @@ async def idle_rss(server, n: int) -> dict:
                 raise RuntimeError(f"IDLE refused: {line!r}")
             conns.append(c)
 
-    await asyncio.gather(*[one() for _ in range(n)])
+    await asyncio.gather(*[one(i) for i in range(n)])
     await asyncio.sleep(3)  # let the servers settle
     pids = server.pids()
     after = rss_kib(pids)
@@ -337,10 +428,12 @@ async def idle_rss(server, n: int) -> dict:
             "per_conn_kib": (after - before) / n, "per_conn_pss_kib": (after_pss - before_pss) / n}
 
 
-def report(name: str, lat: dict, elapsed: float) -> dict:
+def report(name: str, lat: dict, elapsed: float, cpu: float) -> dict:
     out = {}
     total = sum(len(v) for v in lat.values())
-    print(f"\n{name}: {total} ops in {elapsed:.1f}s")
+    out["cpu_ms_per_op"] = cpu * 1000 / total if total else float("nan")
+    print(f"\n{name}: {total} ops in {elapsed:.1f}s; server CPU {cpu:.1f}s,"
+          f" {out['cpu_ms_per_op']:.2f} ms per op")
     print(f"  {'op':<11} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for op in OPS + ["overall"]:
         xs = [x for v in lat.values() for x in v] if op == "overall" else lat.get(op, [])
@@ -350,29 +443,55 @@ def report(name: str, lat: dict, elapsed: float) -> dict:
     return out
 
 
+TARGETS = ["sqlite", "pg1", "pg2", "dovecot"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, nargs="+", default=[16, 32])
-    ap.add_argument("--duration", type=float, default=15.0, help="seconds per server per round")
-    ap.add_argument("--rounds", type=int, default=2, help="alternations MCP/Dovecot")
+    ap.add_argument("--duration", type=float, default=15.0, help="seconds per target per round")
+    ap.add_argument("--rounds", type=int, default=2, help="alternations over the targets")
     ap.add_argument("--idle", type=int, default=1000, help="connections for the memory test (0: skip)")
+    ap.add_argument("--targets", nargs="+", choices=TARGETS, default=TARGETS,
+                    help="what to measure (default: all four)")
     ap.add_argument("--mcp-bin", default=os.path.join(ROOT, "target", "release", "mcp"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
+    targets = [t for t in TARGETS if t in args.targets]
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 4 * args.idle + 1024))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # inherited by both servers
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # inherited by every server
     if not os.path.exists(args.mcp_bin):
         sys.exit(f"{args.mcp_bin} missing: run `cargo build --release -p mcp-dataplane` first")
 
     work = tempfile.mkdtemp(prefix="mcp-bench-")
-    os.chmod(work, 0o755)  # Dovecot's auth and mail processes (dovecot/nobody) must read it
-    mcp = Mcp(args.mcp_bin, work)
-    servers = [mcp, Dovecot(work, mcp_passwd_file(mcp.data, work))]
-    print(f"work dir {work}; RLIMIT_NOFILE {want}; cpus {os.cpu_count()}")
+    os.chmod(work, 0o755)  # Dovecot's and PostgreSQL's processes must read it
+    servers: list = []
+    backing = None
     try:
-        # Idle memory first, while both servers are fresh: afterwards their heaps carry
+        # Dovecot checks passwords against the argon2 hashes of an SQLite MCP; start one
+        # (even when `sqlite` is not measured) to read them.
+        sqlite = Mcp("sqlite", args.mcp_bin, work)
+        servers.append(sqlite)
+        if "pg1" in targets or "pg2" in targets:
+            backing = Backing(work)
+            for t, n in (("pg1", 1), ("pg2", 2)):
+                if t in targets:
+                    servers.append(Mcp(t, args.mcp_bin, work, backing.storage_args(t), n, backing.credentials()))
+        if "dovecot" in targets:
+            servers.append(Dovecot(work, mcp_passwd_file(sqlite.meta_sqlite, work)))
+        if "sqlite" not in targets:
+            sqlite.stop()
+            servers.remove(sqlite)
+        print(f"work dir {work}; RLIMIT_NOFILE {want}; cpus {os.cpu_count()}; targets {' '.join(targets)}")
+
+        def cost_pids(s) -> list[int]:
+            """The processes whose CPU a target's load costs: its own, plus PostgreSQL and
+            S3 for the `pg` targets."""
+            return s.pids() + (backing.pids() if backing and s.name.startswith("pg") else [])
+
+        # Idle memory first, while the servers are fresh: afterwards their heaps carry
         # whatever the load phase left behind.
         if args.idle:
             print(f"\n===== {args.idle} idle connections (LOGIN, SELECT INBOX, IDLE) =====")
@@ -383,29 +502,43 @@ def main() -> None:
                 print(f"  {s.name:<8} processes {r['processes']:>5}  RSS before {r['before_kib'] / 1024:8.1f} MiB"
                       f"  after {r['after_kib'] / 1024:8.1f} MiB  per connection {r['per_conn_kib']:8.1f} KiB RSS,"
                       f" {r['per_conn_pss_kib']:8.1f} KiB PSS")
-            if res["dovecot"]["per_conn_kib"] and res["dovecot"]["per_conn_pss_kib"]:
-                print(f"  ratio MCP/Dovecot per connection: RSS {res['mcp']['per_conn_kib'] / res['dovecot']['per_conn_kib']:.3f},"
-                      f" PSS {res['mcp']['per_conn_pss_kib'] / res['dovecot']['per_conn_pss_kib']:.3f}")
+            if "dovecot" in res and res["dovecot"]["per_conn_kib"] and res["dovecot"]["per_conn_pss_kib"]:
+                for name, r in res.items():
+                    if name != "dovecot":
+                        print(f"  ratio {name}/dovecot per connection: RSS {r['per_conn_kib'] / res['dovecot']['per_conn_kib']:.3f},"
+                              f" PSS {r['per_conn_pss_kib'] / res['dovecot']['per_conn_pss_kib']:.3f}")
         seeded: set = set()
         for clients in args.clients:
             lats = {s.name: {} for s in servers}
             times = {s.name: 0.0 for s in servers}
+            cpus = {s.name: 0.0 for s in servers}
             for _ in range(args.rounds):
                 for s in servers:
+                    c0 = cpu_seconds(cost_pids(s))
                     lat, el = asyncio.run(run_load(s, clients, args.duration, seeded))
+                    cpus[s.name] += cpu_seconds(cost_pids(s)) - c0
                     for op, xs in lat.items():
                         lats[s.name].setdefault(op, []).extend(xs)
                     times[s.name] += el
-            print(f"\n===== {clients} clients, {args.rounds} x {args.duration:.0f}s per server =====")
-            rows = {s.name: report(s.name, lats[s.name], times[s.name]) for s in servers}
-            print(f"\n  MCP/Dovecot  {'ops/s':>9} {'p50':>8} {'p99':>8}")
-            for op in OPS + ["overall"]:
-                m, d = rows["mcp"][op], rows["dovecot"][op]
-                r = [m[k] / d[k] if d[k] else float("nan") for k in range(3)]
-                print(f"  {op:<11} {r[0]:>9.2f} {r[1]:>8.2f} {r[2]:>8.2f}")
+            print(f"\n===== {clients} clients, {args.rounds} x {args.duration:.0f}s per target =====")
+            rows = {s.name: report(s.name, lats[s.name], times[s.name], cpus[s.name]) for s in servers}
+            pairs = [(n, "dovecot") for n in rows if n != "dovecot" and "dovecot" in rows]
+            if "pg1" in rows and "pg2" in rows:
+                pairs.append(("pg2", "pg1"))
+            if "sqlite" in rows:
+                pairs += [(n, "sqlite") for n in ("pg1", "pg2") if n in rows]
+            for a, b in pairs:
+                print(f"\n  {a}/{b:<8} {'ops/s':>7} {'p50':>8} {'p99':>8}"
+                      f"    CPU per op {rows[a]['cpu_ms_per_op'] / rows[b]['cpu_ms_per_op']:.2f}")
+                for op in OPS + ["overall"]:
+                    m, d = rows[a][op], rows[b][op]
+                    r = [m[k] / d[k] if d[k] else float("nan") for k in range(3)]
+                    print(f"  {op:<16} {r[0]:>7.2f} {r[1]:>8.2f} {r[2]:>8.2f}")
     finally:
         for s in servers:
             s.stop()
+        if backing:
+            backing.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
