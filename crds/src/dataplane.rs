@@ -148,6 +148,10 @@ pub struct S3Config {
     pub access_key_id_env: String,
     /// Name of the environment variable holding the secret access key.
     pub secret_access_key_env: String,
+    /// Capacity of each dataplane process's in-memory cache of message bodies, in MiB
+    /// (0 turns it off); absent means 64.
+    #[serde(default, rename = "cacheMiB", skip_serializing_if = "Option::is_none")]
+    pub cache_mib: Option<u32>,
 }
 
 /// Body of `PUT {ADMIN_PATH}/{address}`: create or update one account.

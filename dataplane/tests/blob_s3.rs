@@ -28,6 +28,7 @@ fn settings() -> Option<S3Settings> {
         force_path_style: true,
         access_key_id: var("AWS_ACCESS_KEY_ID"),
         secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+        cache_bytes: mcp_dataplane::store::DEFAULT_CACHE_BYTES,
     })
 }
 
@@ -105,6 +106,52 @@ async fn put_get_range_exists_delete() {
             .expect("range")
             .is_empty()
     );
+}
+
+/// The body cache: what was written or read is served from memory (proved by deleting
+/// the object behind the store's back), ranged reads included; a body deleted through the
+/// store is forgotten; `cache_bytes: 0` reads S3 every time.
+#[tokio::test]
+async fn bodies_are_served_from_the_cache_unless_it_is_off() {
+    let Some(good) = settings() else { return };
+    for cache_bytes in [mcp_dataplane::store::DEFAULT_CACHE_BYTES, 0] {
+        let s = S3Settings {
+            cache_bytes,
+            ..good.clone()
+        };
+        let store = S3BlobStore::connect(&s).await.expect("connect");
+        let written = body(10_000, 7);
+        let id = store.put(&written).await.expect("put");
+        let raw = store.client().clone();
+        let drop_object = || {
+            raw.delete_object()
+                .bucket(store.bucket())
+                .key(store.key(&id))
+                .send()
+        };
+        drop_object().await.expect("delete behind the store's back");
+        let whole = store.get(&id).await;
+        let part = store.get_range(&id, 100, 50).await;
+        if cache_bytes > 0 {
+            assert_eq!(whole.expect("cached").as_ref(), &written[..]);
+            assert_eq!(part.expect("cached").as_ref(), &written[100..150]);
+        } else {
+            assert!(matches!(whole, Err(BlobError::NotFound(_))), "{whole:?}");
+            assert!(matches!(part, Err(BlobError::NotFound(_))), "{part:?}");
+        }
+        // Read-through: a body found in S3 is cached by the read.
+        let read = body(5_000, 9);
+        let other = S3BlobStore::connect(&s).await.expect("connect");
+        let rid = other.put(&read).await.expect("put");
+        assert_eq!(store.get(&rid).await.expect("get").as_ref(), &read[..]);
+        other.delete(&rid).await.expect("delete");
+        let again = store.get(&rid).await;
+        assert_eq!(again.is_ok(), cache_bytes > 0, "{again:?}");
+        // Deleting through the store forgets the body.
+        let id2 = store.put(&body(300, 3)).await.expect("put");
+        store.delete(&id2).await.expect("delete");
+        assert!(matches!(store.get(&id2).await, Err(BlobError::NotFound(_))));
+    }
 }
 
 #[tokio::test]

@@ -428,12 +428,16 @@ async def idle_rss(server, n: int) -> dict:
             "per_conn_kib": (after - before) / n, "per_conn_pss_kib": (after_pss - before_pss) / n}
 
 
-def report(name: str, lat: dict, elapsed: float, cpu: float) -> dict:
+def report(name: str, lat: dict, elapsed: float, cpu: float, backing_cpu: float) -> dict:
+    """Prints and returns ops/s, p50 and p99 per op type; `cpu` is the server's CPU
+    seconds, `backing_cpu` those of PostgreSQL and S3 during its runs (0 for the others)."""
     out = {}
     total = sum(len(v) for v in lat.values())
-    out["cpu_ms_per_op"] = cpu * 1000 / total if total else float("nan")
-    print(f"\n{name}: {total} ops in {elapsed:.1f}s; server CPU {cpu:.1f}s,"
-          f" {out['cpu_ms_per_op']:.2f} ms per op")
+    out["cpu_ms_per_op"] = (cpu + backing_cpu) * 1000 / total if total else float("nan")
+    split = (f" (MCP {cpu * 1000 / total:.2f}, PostgreSQL + S3 {backing_cpu * 1000 / total:.2f})"
+             if backing_cpu and total else "")
+    print(f"\n{name}: {total} ops in {elapsed:.1f}s; CPU {cpu + backing_cpu:.1f}s,"
+          f" {out['cpu_ms_per_op']:.2f} ms per op{split}")
     print(f"  {'op':<11} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for op in OPS + ["overall"]:
         xs = [x for v in lat.values() for x in v] if op == "overall" else lat.get(op, [])
@@ -486,10 +490,9 @@ def main() -> None:
             servers.remove(sqlite)
         print(f"work dir {work}; RLIMIT_NOFILE {want}; cpus {os.cpu_count()}; targets {' '.join(targets)}")
 
-        def cost_pids(s) -> list[int]:
-            """The processes whose CPU a target's load costs: its own, plus PostgreSQL and
-            S3 for the `pg` targets."""
-            return s.pids() + (backing.pids() if backing and s.name.startswith("pg") else [])
+        def backing_pids(s) -> list[int]:
+            """PostgreSQL and S3, whose CPU the load of a `pg` target costs too."""
+            return backing.pids() if backing and s.name.startswith("pg") else []
 
         # Idle memory first, while the servers are fresh: afterwards their heaps carry
         # whatever the load phase left behind.
@@ -512,16 +515,19 @@ def main() -> None:
             lats = {s.name: {} for s in servers}
             times = {s.name: 0.0 for s in servers}
             cpus = {s.name: 0.0 for s in servers}
+            backing_cpus = {s.name: 0.0 for s in servers}
             for _ in range(args.rounds):
                 for s in servers:
-                    c0 = cpu_seconds(cost_pids(s))
+                    c0, b0 = cpu_seconds(s.pids()), cpu_seconds(backing_pids(s))
                     lat, el = asyncio.run(run_load(s, clients, args.duration, seeded))
-                    cpus[s.name] += cpu_seconds(cost_pids(s)) - c0
+                    cpus[s.name] += cpu_seconds(s.pids()) - c0
+                    backing_cpus[s.name] += cpu_seconds(backing_pids(s)) - b0
                     for op, xs in lat.items():
                         lats[s.name].setdefault(op, []).extend(xs)
                     times[s.name] += el
             print(f"\n===== {clients} clients, {args.rounds} x {args.duration:.0f}s per target =====")
-            rows = {s.name: report(s.name, lats[s.name], times[s.name], cpus[s.name]) for s in servers}
+            rows = {s.name: report(s.name, lats[s.name], times[s.name], cpus[s.name], backing_cpus[s.name])
+                    for s in servers}
             pairs = [(n, "dovecot") for n in rows if n != "dovecot" and "dovecot" in rows]
             if "pg1" in rows and "pg2" in rows:
                 pairs.append(("pg2", "pg1"))

@@ -21,7 +21,7 @@ use mcp_crds::dataplane::DataplaneConfig;
 use crate::admin::token::{AdminToken, TokenError};
 use crate::server::Listen;
 use crate::standalone::apply::valid_domain;
-use crate::store::{BlobLocation, S3Settings};
+use crate::store::{BlobLocation, DEFAULT_CACHE_BYTES, S3Settings};
 use crate::tls::TlsSource;
 
 /// Command-line values that replace the file's (`None`: keep the file's).
@@ -537,6 +537,9 @@ fn s3_settings(
         force_path_style: s3.force_path_style,
         access_key_id: credential("s3.accessKeyIdEnv", &s3.access_key_id_env)?,
         secret_access_key: credential("s3.secretAccessKeyEnv", &s3.secret_access_key_env)?,
+        cache_bytes: s3
+            .cache_mib
+            .map_or(DEFAULT_CACHE_BYTES, |mib| u64::from(mib) * 1024 * 1024),
     };
     settings.validate().map_err(|e| {
         let field = match e.field.as_str() {

@@ -23,7 +23,9 @@ pub mod notify;
 pub mod quarantine;
 pub mod types;
 
-pub use blob::{BlobError, BlobId, BlobLocation, BlobStore, S3Settings, S3SettingsError};
+pub use blob::{
+    BlobError, BlobId, BlobLocation, BlobStore, DEFAULT_CACHE_BYTES, S3Settings, S3SettingsError,
+};
 pub use metadata::MetadataStore;
 pub use notify::{Change, ChangeBus};
 pub use quarantine::{

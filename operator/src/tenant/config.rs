@@ -107,6 +107,7 @@ pub fn dataplane_config(tenant: &Tenant) -> Result<DataplaneConfig, BuildError> 
                 force_path_style: s3.force_path_style,
                 access_key_id_env: S3_ACCESS_KEY_ID_ENV.to_owned(),
                 secret_access_key_env: S3_SECRET_ACCESS_KEY_ENV.to_owned(),
+                cache_mib: None,
             });
         }
     }

@@ -13,6 +13,7 @@
 //!   [`BlobStore::collect_orphans`], but only once older than a grace period, so that a blob
 //!   whose metadata transaction is still in flight is never taken.
 
+pub mod cache;
 mod local;
 mod s3;
 
@@ -23,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+pub use cache::DEFAULT_CACHE_BYTES;
 pub use local::LocalBlobStore;
 pub use s3::{MULTIPART_THRESHOLD, PART_SIZE, S3BlobStore, S3Settings, S3SettingsError};
 

@@ -14,6 +14,7 @@
 //! read from the environment by the configuration) and never appear in errors or logs.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::Client;
@@ -26,6 +27,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
 
+use super::cache::{BodyCache, DEFAULT_CACHE_BYTES};
 use super::{BlobError, BlobId};
 
 /// Bodies larger than this (octets) are uploaded as multipart uploads: 8 MiB.
@@ -33,6 +35,8 @@ pub const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
 /// Part size of multipart uploads (octets; the last part may be smaller): 8 MiB, above
 /// S3's 5 MiB minimum.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Largest `cache_mib` of a blob URL: 64 GiB.
+const MAX_CACHE_MIB: u64 = 65536;
 /// How long to wait for a TCP (and TLS) connection to the endpoint.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -54,6 +58,9 @@ pub struct S3Settings {
     pub access_key_id: String,
     /// Secret access key. Never logged.
     pub secret_access_key: String,
+    /// Capacity of this process's in-memory cache of bodies, in octets (0: no cache);
+    /// [`DEFAULT_CACHE_BYTES`] unless configured. See [`super::cache`].
+    pub cache_bytes: u64,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -66,6 +73,7 @@ impl std::fmt::Debug for S3Settings {
             .field("force_path_style", &self.force_path_style)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
+            .field("cache_bytes", &self.cache_bytes)
             .finish()
     }
 }
@@ -139,10 +147,12 @@ impl S3Settings {
         Ok(())
     }
 
-    /// Parses a blob URL `s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=BOOL`
+    /// Parses a blob URL
+    /// `s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=BOOL&cache_mib=N`
     /// (`mcp standalone --blob-url`). The prefix is the path without its leading `/`
     /// (percent-decoded; keep its trailing `/`); the query values are percent-decoded;
-    /// `region` defaults to `us-east-1`, `path_style` to `false`, `endpoint` to AWS.
+    /// `region` defaults to `us-east-1`, `path_style` to `false`, `endpoint` to AWS,
+    /// `cache_mib` (the body cache in MiB, 0 to 65536; 0 turns it off) to 64.
     /// Credentials come from the caller (the environment), never from the URL.
     ///
     /// # Errors
@@ -184,6 +194,7 @@ impl S3Settings {
             force_path_style: false,
             access_key_id,
             secret_access_key,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         };
         let mut seen = HashSet::new();
         for (k, v) in parsed.query_pairs() {
@@ -205,10 +216,21 @@ impl S3Settings {
                         }
                     }
                 }
+                "cache_mib" => {
+                    settings.cache_bytes = match v.parse::<u64>() {
+                        Ok(mib) if mib <= MAX_CACHE_MIB => mib * 1024 * 1024,
+                        _ => {
+                            return Err(setting_error(
+                                "cache_mib",
+                                format!("{v:?} is not a number of MiB from 0 to {MAX_CACHE_MIB}"),
+                            ));
+                        }
+                    }
+                }
                 other => {
                     return Err(setting_error(
                         other,
-                        "unknown parameter (expected endpoint, region, path_style)",
+                        "unknown parameter (expected endpoint, region, path_style, cache_mib)",
                     ));
                 }
             }
@@ -249,6 +271,8 @@ pub struct S3BlobStore {
     client: Client,
     bucket: String,
     prefix: String,
+    /// Bodies read or written lately ([`super::cache`]); `None` when turned off.
+    cache: Option<Arc<BodyCache>>,
 }
 
 /// Converts an SDK error into [`BlobError::S3`], keeping the status, S3 code and message.
@@ -351,6 +375,7 @@ impl S3BlobStore {
             client: Client::from_conf(config.build()),
             bucket: settings.bucket.clone(),
             prefix: settings.prefix.clone(),
+            cache: BodyCache::new(settings.cache_bytes).map(Arc::new),
         })
     }
 
@@ -384,12 +409,15 @@ impl S3BlobStore {
                 .bucket(&self.bucket)
                 .key(&key)
                 .content_length(i64::try_from(data.len()).unwrap_or(i64::MAX))
-                .body(ByteStream::from(data))
+                .body(ByteStream::from(data.clone()))
                 .send()
                 .await
                 .map_err(|e| s3_error("PutObject", &self.bucket, &key, &e))?;
         } else {
-            self.put_multipart(&key, data).await?;
+            self.put_multipart(&key, data.clone()).await?;
+        }
+        if let Some(cache) = &self.cache {
+            cache.insert(&id, &data);
         }
         Ok(id)
     }
@@ -462,13 +490,16 @@ impl S3BlobStore {
         Ok(())
     }
 
-    /// Reads a whole body.
+    /// Reads a whole body: from the cache, or with a GET (and then caches it).
     ///
     /// # Errors
     /// [`BlobError::NotFound`] for a missing or malformed id; [`BlobError::S3`].
     pub async fn get(&self, id: &BlobId) -> Result<Bytes, BlobError> {
         if !id.is_valid() {
             return Err(BlobError::NotFound(id.0.clone()));
+        }
+        if let Some(body) = self.cache.as_ref().and_then(|c| c.get(id)) {
+            return Ok(body);
         }
         let key = self.key(id);
         let out = match self
@@ -485,7 +516,11 @@ impl S3BlobStore {
             }
             Err(e) => return Err(s3_error("GetObject", &self.bucket, &key, &e)),
         };
-        self.read_body("GetObject", &key, out.body).await
+        let body = self.read_body("GetObject", &key, out.body).await?;
+        if let Some(cache) = &self.cache {
+            cache.insert(id, &body);
+        }
+        Ok(body)
     }
 
     async fn read_body(
@@ -507,15 +542,22 @@ impl S3BlobStore {
             })
     }
 
-    /// Reads at most `len` octets from octet `start` with a ranged GET: fewer when the body
-    /// ends first, none when `start` is at or past its end (S3's `InvalidRange`) or `len`
-    /// is 0.
+    /// Reads at most `len` octets from octet `start`: from a cached body, or with a ranged
+    /// GET (not cached). Fewer when the body ends first, none when `start` is at or past its
+    /// end (S3's `InvalidRange`) or `len` is 0.
     ///
     /// # Errors
     /// [`BlobError::NotFound`] for a missing or malformed id; [`BlobError::S3`].
     pub async fn get_range(&self, id: &BlobId, start: u64, len: u64) -> Result<Bytes, BlobError> {
         if !id.is_valid() {
             return Err(BlobError::NotFound(id.0.clone()));
+        }
+        if let Some(part) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get_range(id, start, len))
+        {
+            return Ok(part);
         }
         if len == 0 {
             return match self.exists(id).await? {
@@ -605,6 +647,9 @@ impl S3BlobStore {
 
     /// DeleteObject of `id`'s key, unconditionally (S3 answers success for a missing key).
     async fn delete_object(&self, id: &BlobId) -> Result<(), BlobError> {
+        if let Some(cache) = &self.cache {
+            cache.remove(id);
+        }
         let key = self.key(id);
         self.client
             .delete_object()
@@ -793,6 +838,11 @@ mod tests {
         let s = url("s3://bucket/a%20b/c/?endpoint=https%3A%2F%2Fs3.example%3A443").expect("valid");
         assert_eq!(s.prefix, "a b/c/");
         assert_eq!(s.endpoint.as_deref(), Some("https://s3.example:443"));
+        assert_eq!(s.cache_bytes, DEFAULT_CACHE_BYTES);
+        for (q, bytes) in [("0", 0), ("1", 1 << 20), ("65536", 65536 << 20)] {
+            let s = url(&format!("s3://bucket/?cache_mib={q}")).expect(q);
+            assert_eq!(s.cache_bytes, bytes, "{q}");
+        }
     }
 
     #[test]
@@ -811,6 +861,14 @@ mod tests {
             ("s3://bucket/p/?path_style=yes", "path_style"),
             ("s3://bucket/p/?acl=public", "acl"),
             ("s3://bucket/p/?region=a&region=b", "region"),
+            ("s3://bucket/p/?cache_mib=-1", "cache_mib"),
+            ("s3://bucket/p/?cache_mib=65537", "cache_mib"),
+            ("s3://bucket/p/?cache_mib=1.5", "cache_mib"),
+            ("s3://bucket/p/?cache_mib=", "cache_mib"),
+            (
+                "s3://bucket/p/?cache_mib=99999999999999999999999",
+                "cache_mib",
+            ),
         ];
         for (u, field) in cases {
             let e = url(u).expect_err(u);
