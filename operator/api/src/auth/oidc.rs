@@ -185,11 +185,38 @@ impl OidcError {
             _ => OidcErrorKind::Unauthenticated,
         }
     }
+
+    /// The `error` attribute of the `WWW-Authenticate: Bearer` challenge (RFC 6750 §3.1):
+    /// `invalid_token` for a 401, `insufficient_scope` for a 403; `None` for the startup
+    /// errors.
+    pub fn bearer_error(&self) -> Option<&'static str> {
+        match self.kind() {
+            OidcErrorKind::Unauthenticated => Some("invalid_token"),
+            OidcErrorKind::Forbidden => Some("insufficient_scope"),
+            OidcErrorKind::InvalidSettings | OidcErrorKind::IssuerUnavailable => None,
+        }
+    }
 }
 
 /// Verifies bearer tokens of one OIDC issuer. Cheap to clone (one shared JWKS cache).
 ///
 /// Dropping the last clone stops the background JWKS refresh (at its next tick).
+///
+/// # Example
+/// ```no_run
+/// # async fn run() -> Result<(), mcp_api::auth::oidc::OidcError> {
+/// use mcp_api::auth::oidc::{OidcConfig, OidcErrorKind, OidcVerifier};
+///
+/// let settings = OidcConfig::new("https://idp.example/realms/mcp", "mcp-api").validate()?;
+/// let verifier = OidcVerifier::discover(settings).await?;
+/// match verifier.verify("eyJhbGciOi...").await {
+///     Ok(principal) => println!("{} is {:?}", principal.subject, principal.role),
+///     Err(e) if e.kind() == OidcErrorKind::Forbidden => println!("403: {e}"),
+///     Err(e) => println!("401: {e}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct OidcVerifier {
     inner: Arc<Inner>,

@@ -75,7 +75,7 @@ impl Fetcher {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(describe)?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(format!("HTTP status {}", response.status()));
         }
@@ -86,11 +86,7 @@ impl Fetcher {
             return Err(format!("body over {MAX_BODY_BYTES} bytes"));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| e.without_url().to_string())?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(describe)? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(format!("body over {MAX_BODY_BYTES} bytes"));
             }
@@ -98,4 +94,18 @@ impl Fetcher {
         }
         Ok(body)
     }
+}
+
+/// `error` and its causes, `: `-separated (reqwest's own message alone is "error sending
+/// request"; the cause says refused, TLS, timeout…).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

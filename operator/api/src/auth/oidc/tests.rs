@@ -826,6 +826,12 @@ async fn hostile_tokens_are_refused_with_the_right_error() {
             OidcErrorKind::Unauthenticated
         };
         assert_eq!(error.kind(), kind, "{name}");
+        let challenge = if forbidden {
+            "insufficient_scope"
+        } else {
+            "invalid_token"
+        };
+        assert_eq!(error.bearer_error(), Some(challenge), "{name}");
         // No message repeats the token (or a telling piece of it).
         let message = format!("{error} {error:?}");
         for part in token.split('.').filter(|p| p.len() >= 8) {
@@ -1011,7 +1017,10 @@ async fn discovery_fails_without_usable_keys_or_document() {
     let error = OidcVerifier::discover(OidcConfig::new(closed, AUDIENCE).validate().unwrap())
         .await
         .unwrap_err();
-    assert!(matches!(error, OidcError::Discovery { .. }), "{error:?}");
+    assert!(
+        matches!(&error, OidcError::Discovery { reason, .. } if reason.to_lowercase().contains("refused")),
+        "the cause is shown: {error}"
+    );
 }
 
 #[test]
