@@ -1333,3 +1333,112 @@ fn custom_claim_names_and_pointers() {
         Role::TenantAdmin("acme".into())
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// A real OpenID Connect provider
+
+/// Against ORY Hydra (`eval "$(e2e/services/hydra.sh start)"` sets `MCP_TEST_OIDC_ISSUER` and
+/// `MCP_TEST_OIDC_CLIENT=<id>:<secret>`): RS256 access tokens of the client-credentials
+/// grant, roles from the `scp` claim. Without those variables the test passes with a notice,
+/// unless `MCP_REQUIRE_OIDC=1`.
+#[tokio::test]
+async fn tokens_of_a_real_provider_hydra() {
+    let (Ok(issuer), Ok(client)) = (
+        std::env::var("MCP_TEST_OIDC_ISSUER"),
+        std::env::var("MCP_TEST_OIDC_CLIENT"),
+    ) else {
+        assert_ne!(
+            std::env::var("MCP_REQUIRE_OIDC").as_deref(),
+            Ok("1"),
+            "MCP_REQUIRE_OIDC=1 but MCP_TEST_OIDC_ISSUER/MCP_TEST_OIDC_CLIENT are not set"
+        );
+        eprintln!("real OIDC provider test skipped: eval \"$(e2e/services/hydra.sh start)\"");
+        return;
+    };
+    let (id, secret) = client.split_once(':').unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let discovery: Value = http
+        .get(format!("{issuer}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token_endpoint = discovery["token_endpoint"].as_str().unwrap().to_owned();
+    let token = |scope: &'static str, audience: &'static str| {
+        let (http, token_endpoint) = (http.clone(), token_endpoint.clone());
+        async move {
+            let answer: Value = http
+                .post(token_endpoint)
+                .basic_auth(id, Some(secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "grant_type=client_credentials&scope={scope}&audience={audience}"
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["access_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no access token: {answer}"))
+                .to_owned()
+        }
+    };
+
+    let mut config = OidcConfig::new(issuer.clone(), AUDIENCE);
+    config.roles.groups_claim = Some("scp".into());
+    config.roles.groups.insert("mcp-admin".into(), Role::Admin);
+    config
+        .roles
+        .groups
+        .insert("mcp-viewer".into(), Role::Viewer);
+    let v = OidcVerifier::discover(config.validate().unwrap())
+        .await
+        .unwrap();
+
+    let admin = v.verify(&token("mcp-admin", AUDIENCE).await).await.unwrap();
+    assert_eq!(admin.role, Role::Admin);
+    assert_eq!(admin.subject, format!("oidc:{issuer}#{id}"));
+    let viewer = v
+        .verify(&token("mcp-viewer", AUDIENCE).await)
+        .await
+        .unwrap();
+    assert_eq!(viewer.role, Role::Viewer);
+    assert!(matches!(
+        v.verify(&token("other", AUDIENCE).await).await,
+        Err(OidcError::NoRole { .. })
+    ));
+    assert!(matches!(
+        v.verify(&token("mcp-admin", "someone-else").await).await,
+        Err(OidcError::WrongAudience)
+    ));
+    let good = token("mcp-viewer", AUDIENCE).await;
+    let parts: Vec<&str> = good.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["scp"] = json!(["mcp-admin"]);
+    let escalated = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims.to_string().as_bytes()),
+        parts[2]
+    );
+    assert!(matches!(
+        v.verify(&escalated).await,
+        Err(OidcError::BadSignature)
+    ));
+}
