@@ -3,6 +3,11 @@
 //! A request is authenticated by an `X-API-Key` header (a key of the `api_keys` table) or
 //! an `Authorization: Bearer` JWT from the configured OIDC issuer. Both end as a
 //! [`Principal`]; RBAC decisions only look at its [`Role`].
+//!
+//! - [`oidc`]: the bearer-token verifier (discovery, JWKS cache, claim checks, role
+//!   mapping).
+
+pub mod oidc;
 
 use serde::{Deserialize, Serialize};
 
