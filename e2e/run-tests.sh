@@ -83,6 +83,21 @@ else
     echo "note: e2e/services/k8s.sh not present; Kubernetes API server tests will not run"
 fi
 
+if [[ -f e2e/services/hydra.sh ]]; then
+    # ORY Hydra, a real OIDC provider for the REST facade's bearer-token tests; built once from
+    # e2e/hydra/go.mod (a few minutes) and cached like the control plane.
+    step "build and start ORY Hydra (e2e/services/hydra.sh start)"
+    bash e2e/services/hydra.sh build || fail "e2e/services/hydra.sh build"
+    started+=(hydra)
+    out=$(bash e2e/services/hydra.sh start) || fail "e2e/services/hydra.sh start"
+    eval "$(printf '%s\n' "$out" | grep -E '^export MCP_TEST_OIDC_[A-Z_]+=')"
+    [[ -n "${MCP_TEST_OIDC_ISSUER:-}" ]] || fail "e2e/services/hydra.sh start printed no MCP_TEST_OIDC_ISSUER"
+    export MCP_REQUIRE_OIDC=1
+    echo "MCP_TEST_OIDC_ISSUER=$MCP_TEST_OIDC_ISSUER exported; OIDC provider tests are required"
+else
+    echo "note: e2e/services/hydra.sh not present; OIDC provider tests will not run"
+fi
+
 # helm for the chart tests (e2e/chart/), built once from e2e/helm/go.mod and cached;
 # exported as MCP_HELM_BIN.
 if [[ -f e2e/services/helm.sh ]]; then
