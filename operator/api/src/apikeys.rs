@@ -161,10 +161,10 @@ impl From<&ApiKeyRecord> for ApiKeyView {
     }
 }
 
-fn field(pointer: &str, detail: impl Into<String>) -> FieldError {
+fn field(field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
-        pointer: pointer.to_owned(),
-        detail: detail.into(),
+        field: field.to_owned(),
+        message: message.into(),
     }
 }
 
@@ -172,7 +172,7 @@ fn field(pointer: &str, detail: impl Into<String>) -> FieldError {
 fn check_name(name: &str, errors: &mut Vec<FieldError>) {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         errors.push(field(
-            "/name",
+            "name",
             format!("must be 1 to {MAX_NAME_LEN} characters"),
         ));
     } else if !name
@@ -180,7 +180,7 @@ fn check_name(name: &str, errors: &mut Vec<FieldError>) {
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
     {
         errors.push(field(
-            "/name",
+            "name",
             "may hold only A-Z, a-z, 0-9, '.', '_' and '-'",
         ));
     }
@@ -198,12 +198,12 @@ pub fn is_tenant_name(t: &str) -> bool {
 }
 
 /// Parses an RFC 3339 time into Unix seconds.
-fn parse_time(pointer: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<i64> {
+fn parse_time(name: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<i64> {
     match chrono::DateTime::parse_from_rfc3339(text) {
         Ok(t) => Some(t.timestamp()),
         Err(_) => {
             errors.push(field(
-                pointer,
+                name,
                 "must be an RFC 3339 time, e.g. 2030-01-31T12:00:00Z",
             ));
             None
@@ -303,17 +303,17 @@ pub async fn create(
         (RoleName::TenantAdmin, Some(t)) if is_tenant_name(&t) => Some(Role::TenantAdmin(t)),
         (RoleName::TenantAdmin, Some(_)) => {
             errors.push(field(
-                "/tenant",
+                "tenant",
                 "must be a lower-case DNS label of at most 63 characters",
             ));
             None
         }
         (RoleName::TenantAdmin, None) => {
-            errors.push(field("/tenant", "is required for role tenant-admin"));
+            errors.push(field("tenant", "is required for role tenant-admin"));
             None
         }
         (_, Some(_)) => {
-            errors.push(field("/tenant", "is only allowed with role tenant-admin"));
+            errors.push(field("tenant", "is only allowed with role tenant-admin"));
             None
         }
         (RoleName::Admin, None) => Some(Role::Admin),
@@ -323,9 +323,9 @@ pub async fn create(
     let expires_at = body
         .expires_at
         .as_deref()
-        .and_then(|t| parse_time("/expiresAt", t, &mut errors));
+        .and_then(|t| parse_time("expiresAt", t, &mut errors));
     if expires_at.is_some_and(|e| e <= now) {
-        errors.push(field("/expiresAt", "must be in the future"));
+        errors.push(field("expiresAt", "must be in the future"));
     }
     let role = match role {
         Some(role) if errors.is_empty() => role,
@@ -412,7 +412,7 @@ pub async fn update(
     let expires_at = match &body.expires_at {
         None => None,
         Some(None) => Some(None),
-        Some(Some(t)) => Some(parse_time("/expiresAt", t, &mut errors)),
+        Some(Some(t)) => Some(parse_time("expiresAt", t, &mut errors)),
     };
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));

@@ -50,10 +50,10 @@ pub struct Problem {
 /// One invalid field of a request body (extension member `errors` of a problem document).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
-    /// JSON Pointer (RFC 6901) to the field in the request body, e.g. `/tenant`.
-    pub pointer: String,
+    /// The field in the request body, as a dotted path: `tenant`, `spec.address`.
+    pub field: String,
     /// What is wrong with it.
-    pub detail: String,
+    pub message: String,
 }
 
 /// An error answer: status, detail, optional field errors and headers
@@ -112,7 +112,7 @@ impl ApiError {
     pub fn invalid(errors: Vec<FieldError>) -> Self {
         let detail = errors
             .iter()
-            .map(|e| format!("{}: {}", e.pointer, e.detail))
+            .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
         Self {
