@@ -215,7 +215,13 @@ class McpServer:
         self.resources = resources
         self.storage = storage
         self.log_path = log
-        self.imap_port, self.imaps_port, self.lmtp_port, self.metrics_port = free_ports(4)
+        (
+            self.imap_port,
+            self.imaps_port,
+            self.lmtp_port,
+            self.metrics_port,
+            self.rest_port,
+        ) = free_ports(5)
         cmd = [
             str(binary),
             "--log-format",
@@ -233,19 +239,39 @@ class McpServer:
             f"{self.host}:{self.lmtp_port}",
             "--metrics",
             f"{self.host}:{self.metrics_port}",
+            "--rest",
+            f"{self.host}:{self.rest_port}",
         ]
         cmd += storage.args()
         cmd += list(extra_args)
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
         env.pop("RUST_BACKTRACE", None)
         self._log = open(log, "ab")
+        # stdout apart from the log: the only thing on it is the bootstrap admin key line.
+        self.stdout_path = Path(f"{log}.stdout")
+        self._stdout = open(self.stdout_path, "ab")
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO
+            cmd, stdout=self._stdout, stderr=self._log, env=env, cwd=REPO
         )
         self.returncode: int | None = None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST API (`http://127.0.0.1:PORT/api/v1`)."""
+        return f"http://{self.host}:{self.rest_port}/api/v1"
+
+    def bootstrap_key(self) -> str | None:
+        """The bootstrap admin API key this server (or an earlier one sharing its log)
+        printed on stdout, the last one; None if none was printed."""
+        keys = [
+            line.split(": ", 1)[1].strip()
+            for line in self.stdout_path.read_text(errors="replace").splitlines()
+            if line.startswith("MCP REST API bootstrap admin key")
+        ]
+        return keys[-1] if keys else None
 
     def log_events(self) -> list[dict]:
         """The JSON log lines of this server (and earlier ones sharing its log file)."""
@@ -291,6 +317,7 @@ class McpServer:
                 pytest.fail(f"mcp did not stop within {timeout}s of signal {sig}:\n" + self.log_text())
         self.returncode = self.proc.returncode
         self._log.close()
+        self._stdout.close()
         return self.returncode
 
     def kill(self) -> None:
@@ -298,6 +325,7 @@ class McpServer:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
+        self._stdout.close()
 
 
 @pytest.fixture

@@ -10,6 +10,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
+# One-shot builds gain nothing from incremental compilation, and its cache adds GiBs to
+# target/ (a debug build of the workspace with its tests is tens of GiB).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step() { printf '\n==> %s\n' "$*"; }
 fail() {

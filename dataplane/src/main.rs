@@ -31,9 +31,9 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run IMAP (STARTTLS), IMAPS, LMTP and metrics in one process from a local data directory,
-    /// with the accounts of the YAML resources in --resources.
-    Standalone(StandaloneArgs),
+    /// Run IMAP (STARTTLS), IMAPS, LMTP, metrics and the REST API in one process from a local
+    /// data directory, with the accounts of the YAML resources in --resources.
+    Standalone(Box<StandaloneArgs>),
     /// Run one Tenant's dataplane from the configuration file the operator renders
     /// (config.yaml), with the HTTPS admin API through which the operator provisions
     /// accounts.
@@ -199,10 +199,28 @@ struct StandaloneArgs {
     /// Metrics listen address (HTTP: /metrics, /healthz).
     #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_METRICS)]
     metrics: String,
+    /// REST API listen address (HTTP: /api/v1, OpenAPI at /api/v1/openapi.json).
+    #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_REST)]
+    rest: String,
     /// Metadata store URL: sqlite://PATH or postgres://USER:PASS@HOST:PORT/DB.
     /// [default: sqlite://DATA_DIR/meta.sqlite]
     #[arg(long, value_name = "URL", env = "MCP_STORE_URL")]
     store_url: Option<String>,
+    /// API key database of the REST API: sqlite://PATH or postgres://USER:PASS@HOST:PORT/DB
+    /// (its own database, not the metadata store's). [default: sqlite://DATA_DIR/api.sqlite]
+    #[arg(long, value_name = "URL", env = "MCP_API_STORE_URL")]
+    api_store_url: Option<String>,
+    /// File holding the bootstrap admin API key (mcp_<8>_<43>; not readable by other
+    /// users), added on first use. Without it a key is generated when no usable admin key
+    /// exists and printed once on stdout.
+    #[arg(long, value_name = "FILE")]
+    bootstrap_key_file: Option<PathBuf>,
+    /// REST requests per second per API key or token. [default: 20]
+    #[arg(long, value_name = "N")]
+    rest_rate: Option<u32>,
+    /// REST burst per API key or token. [default: 40]
+    #[arg(long, value_name = "N")]
+    rest_burst: Option<u32>,
     /// Blob directory. [default: DATA_DIR/blobs]
     #[arg(long, value_name = "DIR", conflicts_with = "blob_url")]
     blob_dir: Option<PathBuf>,
@@ -340,7 +358,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 imaps: Some(a.imaps),
                 lmtp: Some(a.lmtp),
                 metrics: Some(a.metrics),
+                rest: Some(a.rest),
                 store_url: a.store_url,
+                api_store_url: a.api_store_url,
+                bootstrap_key_file: a.bootstrap_key_file,
+                rest_rate: a.rest_rate,
+                rest_burst: a.rest_burst,
                 blob_dir: a.blob_dir,
                 blob_url: a.blob_url,
                 tls_cert: a.tls_cert,

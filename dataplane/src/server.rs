@@ -79,7 +79,7 @@ pub enum ServerError {
     /// A server stopped with an error.
     #[error("{name} server failed: {source}")]
     Serve {
-        /// `imap`, `imaps`, `lmtp`, `metrics` or `admin`.
+        /// `imap`, `imaps`, `lmtp`, `metrics`, `admin` or `rest`.
         name: &'static str,
         /// I/O error.
         source: std::io::Error,
@@ -108,6 +108,8 @@ pub struct BoundAddrs {
     pub metrics: SocketAddr,
     /// The admin API (HTTPS), in `mcp dataplane` only.
     pub admin: Option<SocketAddr>,
+    /// The REST API (`/api/v1`, HTTP), in `mcp standalone` only.
+    pub rest: Option<SocketAddr>,
 }
 
 /// Which mode is serving; only changes log lines.
@@ -204,7 +206,8 @@ pub struct Listeners {
     imaps: TcpListener,
     lmtp: TcpListener,
     metrics: TcpListener,
-    /// Where they listen (`admin` is `None`; a mode with an admin API fills it in).
+    /// Where they listen (`admin` and `rest` are `None`; a mode with an admin API or a
+    /// REST API fills it in).
     pub bound: BoundAddrs,
 }
 
@@ -229,6 +232,7 @@ impl Listeners {
             lmtp: bound_addr(lmtp.field, &lmtp_l, lmtp.addr)?,
             metrics: bound_addr(metrics.field, &metrics_l, metrics.addr)?,
             admin: None,
+            rest: None,
         };
         Ok(Self {
             imap: imap_l,
@@ -414,6 +418,7 @@ pub async fn serve(
             imaps = %bound.imaps,
             lmtp = %bound.lmtp,
             metrics = %bound.metrics,
+            rest = %bound.rest.map(|a| a.to_string()).unwrap_or_default(),
             "MCP standalone serving"
         ),
         Mode::Dataplane => tracing::info!(

@@ -143,7 +143,7 @@ class Mcp:
                 [binary, "standalone", "--resources", os.path.join(ROOT, "config", "samples", "standalone"),
                  "--data-dir", f"{self.data}/{i}", "--imap", f"127.0.0.1:{port}",
                  "--imaps", f"127.0.0.1:{free_port()}", "--lmtp", "127.0.0.1:0",
-                 "--metrics", f"127.0.0.1:{free_port()}", *storage_args],
+                 "--metrics", f"127.0.0.1:{free_port()}", "--rest", "127.0.0.1:0", *storage_args],
                 stdout=self.log, stderr=subprocess.STDOUT,
                 env=dict(os.environ, RUST_LOG="warn", **(env or {})),
             )

@@ -78,7 +78,8 @@ class Server:
         self.proc = subprocess.Popen(
             [str(binary), "standalone", "--resources", str(resources), "--data-dir", str(work / "data"),
              "--imap", f"127.0.0.1:{self.imap}", "--imaps", f"127.0.0.1:{self.imaps}",
-             "--metrics", f"127.0.0.1:{self.metrics}", "--lmtp", f"127.0.0.1:{self.lmtp}"],
+             "--metrics", f"127.0.0.1:{self.metrics}", "--lmtp", f"127.0.0.1:{self.lmtp}",
+             "--rest", "127.0.0.1:0"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60

@@ -102,7 +102,8 @@ def test_second_process_on_the_same_data_dir_is_refused_and_changes_nothing(mcp,
     of the running server's accounts and then failed on the port)."""
     out = subprocess.run(
         [str(mcp_binary), "standalone", "--resources", str(mcp.resources), "--data-dir", str(mcp.data_dir),
-         "--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
+         "--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+         "--rest", "127.0.0.1:0"],
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 1, out
@@ -119,7 +120,7 @@ def test_ctrl_c_stops_the_server_even_when_its_stderr_is_closed(mcp_binary, tmp_
     proc = subprocess.Popen(
         [str(mcp_binary), "standalone", "--resources", str(SAMPLES), "--data-dir", str(tmp_path / "d"),
          "--imap", f"127.0.0.1:{imap}", "--imaps", f"127.0.0.1:{imaps}", "--lmtp", "127.0.0.1:0",
-         "--metrics", f"127.0.0.1:{metrics}"],
+         "--metrics", f"127.0.0.1:{metrics}", "--rest", "127.0.0.1:0"],
         stdout=writer_w, stderr=writer_w,
     )
     os.close(writer_w)

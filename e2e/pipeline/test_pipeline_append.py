@@ -64,7 +64,7 @@ def test_an_invalid_pipeline_stops_the_start_naming_file_step_and_field(mcp_bina
     p.write_text(p.read_text().replace("kind: paymentCard", "kind: creditCard"))
     out = subprocess.run(
         [str(mcp_binary), "standalone", "--resources", str(resources_copy), "--data-dir", str(tmp_path / "d"),
-         "--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
+         "--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--rest", "127.0.0.1:0"],
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode != 0

@@ -351,6 +351,7 @@ def test_a_plugin_deployment_reading_a_secret_is_refused_at_start_up(
             "--data-dir", str(tmp_path / "data"),
             "--imap", f"127.0.0.1:{imap}", "--imaps", f"127.0.0.1:{imaps}",
             "--lmtp", f"127.0.0.1:{lmtp}", "--metrics", f"127.0.0.1:{metrics_port}",
+            "--rest", "127.0.0.1:0",
         ],
         capture_output=True,
         timeout=60,

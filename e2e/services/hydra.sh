@@ -10,8 +10,9 @@
 # hydra is built from e2e/hydra/go.mod (github.com/ory/hydra/v2 at the pinned version, with
 # SQLite for its in-memory database, so cgo and a C compiler are needed) into
 # ${MCP_HYDRA_CACHE:-/var/cache/mcp-e2e}/hydra-<version>/. It serves on 127.0.0.1 only: the
-# public port ${MCP_HYDRA_PORT:-54444} (issuer http://127.0.0.1:<port>, discovery, JWKS,
-# token endpoint) and the admin port (public + 1). Its state is in memory and lives in
+# public port (issuer http://127.0.0.1:<port>, discovery, JWKS, token endpoint) and the admin
+# port, ${MCP_HYDRA_PORT} and ${MCP_HYDRA_ADMIN_PORT} or free ones picked at start (a fixed
+# port in the ephemeral range can be taken by any client socket). Its state is in memory and lives in
 # ${MCP_SERVICES_DIR:-/tmp/mcp-services}/hydra (config, log, pid). Access tokens are JWTs
 # (RS256) with `aud`, `sub` (the client ID) and `scp` (the granted scopes).
 set -euo pipefail
@@ -19,9 +20,6 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MODDIR="$(cd "$HERE/../hydra" && pwd)"
 DIR="${MCP_SERVICES_DIR:-/tmp/mcp-services}/hydra"
-PORT="${MCP_HYDRA_PORT:-54444}"
-ADMIN_PORT=$((PORT + 1))
-ISSUER="http://127.0.0.1:$PORT"
 # The client the tests obtain tokens with (client credentials grant).
 CLIENT_ID=mcp-e2e
 CLIENT_SECRET=mcp-e2e-client-secret
@@ -70,11 +68,15 @@ running_pid() {
     echo "$pid"
 }
 
-start() {
-    build
-    mkdir -p "$DIR"
-    if ! running_pid >/dev/null; then
-        cat >"$DIR/hydra.yml" <<YAML
+# A free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts hydra on PORT and ADMIN_PORT; returns 2 when a port was taken, 1 on other failures.
+serve() {
+    ISSUER="http://127.0.0.1:$PORT"
+    cat >"$DIR/hydra.yml" <<YAML
 serve:
   public: {host: 127.0.0.1, port: $PORT}
   admin: {host: 127.0.0.1, port: $ADMIN_PORT}
@@ -88,17 +90,43 @@ secrets:
 log:
   level: warn
 YAML
-        DSN=memory setsid "$BIN/hydra" serve all --dev --sqa-opt-out --config "$DIR/hydra.yml" \
-            >"$DIR/hydra.log" 2>&1 </dev/null &
-        echo $! >"$DIR/hydra.pid"
-        local i
-        for i in $(seq 1 100); do
-            curl -fsS "$ISSUER/.well-known/openid-configuration" >/dev/null 2>&1 && break
-            running_pid >/dev/null || die "hydra exited; see $DIR/hydra.log"
-            [ "$i" -lt 100 ] || die "hydra did not answer in 20 s; see $DIR/hydra.log"
-            sleep 0.2
+    DSN=memory setsid "$BIN/hydra" serve all --dev --sqa-opt-out --config "$DIR/hydra.yml" \
+        >"$DIR/hydra.log" 2>&1 </dev/null &
+    echo $! >"$DIR/hydra.pid"
+    local i
+    for i in $(seq 1 100); do
+        curl -fsS "$ISSUER/.well-known/openid-configuration" >/dev/null 2>&1 && break
+        if ! running_pid >/dev/null; then
+            grep -q 'address already in use' "$DIR/hydra.log" && return 2
+            return 1
+        fi
+        [ "$i" -lt 100 ] || die "hydra did not answer in 20 s; see $DIR/hydra.log"
+        sleep 0.2
+    done
+    printf 'PORT=%s\nADMIN_PORT=%s\n' "$PORT" "$ADMIN_PORT" >"$DIR/ports"
+    log "hydra $VERSION listening on $ISSUER (admin 127.0.0.1:$ADMIN_PORT)"
+}
+
+start() {
+    build
+    mkdir -p "$DIR"
+    if running_pid >/dev/null && [ -f "$DIR/ports" ]; then
+        # shellcheck source=/dev/null
+        . "$DIR/ports"
+        ISSUER="http://127.0.0.1:$PORT"
+    else
+        local attempt rc
+        for attempt in 1 2 3; do
+            PORT="${MCP_HYDRA_PORT:-$(free_port)}"
+            ADMIN_PORT="${MCP_HYDRA_ADMIN_PORT:-$(free_port)}"
+            [ "$PORT" != "$ADMIN_PORT" ] || ADMIN_PORT="$(free_port)"
+            rc=0
+            serve || rc=$?
+            [ "$rc" = 0 ] && break
+            [ "$rc" = 2 ] && [ -z "${MCP_HYDRA_PORT:-}${MCP_HYDRA_ADMIN_PORT:-}" ] && [ "$attempt" -lt 3 ] ||
+                die "hydra exited; see $DIR/hydra.log"
+            log "a port was taken meanwhile; trying others"
         done
-        log "hydra $VERSION listening on $ISSUER (admin 127.0.0.1:$ADMIN_PORT)"
     fi
     # The test client (409 when it already exists).
     local status
@@ -118,7 +146,7 @@ stop() {
         kill "$pid"
         log "stopped hydra ($pid)"
     fi
-    rm -f "$DIR/hydra.pid"
+    rm -f "$DIR/hydra.pid" "$DIR/ports"
 }
 
 case "${1:-}" in

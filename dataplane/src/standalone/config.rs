@@ -23,6 +23,10 @@ pub const DEFAULT_IMAPS: &str = "127.0.0.1:1993";
 pub const DEFAULT_LMTP: &str = "127.0.0.1:2424";
 /// Default metrics (HTTP) listen address.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9090";
+/// Default REST API (`/api/v1`, HTTP) listen address.
+pub const DEFAULT_REST: &str = "127.0.0.1:8080";
+/// File name of the API key database inside the data directory.
+pub const API_STORE_FILE: &str = "api.sqlite";
 /// Environment variable holding the S3 access key id of `--blob-url s3://...`.
 pub const ACCESS_KEY_ID_ENV: &str = "AWS_ACCESS_KEY_ID";
 /// Environment variable holding the S3 secret access key of `--blob-url s3://...`.
@@ -44,9 +48,21 @@ pub struct Settings {
     pub lmtp: Option<String>,
     /// Metrics listen address, `IP:PORT`. Default [`DEFAULT_METRICS`].
     pub metrics: Option<String>,
+    /// REST API listen address, `IP:PORT`. Default [`DEFAULT_REST`].
+    pub rest: Option<String>,
     /// Metadata store URL, `sqlite://PATH` or `postgres://...`. Default
     /// `sqlite://DATA/meta.sqlite`.
     pub store_url: Option<String>,
+    /// API key database URL, `sqlite://PATH` or `postgres://...`. Default
+    /// `sqlite://DATA/api.sqlite` ([`API_STORE_FILE`]).
+    pub api_store_url: Option<String>,
+    /// File holding the bootstrap admin API key (mode without access for other users).
+    /// Default: none, a key is generated when no usable admin key exists.
+    pub bootstrap_key_file: Option<PathBuf>,
+    /// REST requests per second per credential (at least 1). Default 20.
+    pub rest_rate: Option<u32>,
+    /// REST burst per credential (at least 1). Default 40.
+    pub rest_burst: Option<u32>,
     /// Blob directory. Default `DATA/blobs`. Not with `blob_url`.
     pub blob_dir: Option<PathBuf>,
     /// Blob store URL instead of a directory:
@@ -85,8 +101,16 @@ pub struct Config {
     pub lmtp: SocketAddr,
     /// Metrics (HTTP) listen address.
     pub metrics: SocketAddr,
+    /// REST API (HTTP) listen address.
+    pub rest: SocketAddr,
     /// Metadata store URL (`sqlite://` or `postgres://`/`postgresql://`).
     pub store_url: String,
+    /// API key database URL (`sqlite://` or `postgres://`/`postgresql://`).
+    pub api_store_url: String,
+    /// The bootstrap admin key's file, absolute; exists.
+    pub bootstrap_key_file: Option<PathBuf>,
+    /// Per-credential rate limit of the REST API.
+    pub rest_rate_limit: mcp_api::auth::RateLimit,
     /// Where the blobs live: a directory (absolute) or an S3 bucket.
     pub blobs: BlobLocation,
     /// Source of the TLS certificate.
@@ -130,6 +154,18 @@ fn absolute(field: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
         return Err(err(field, "must not be empty"));
     }
     std::path::absolute(path).map_err(|e| err(field, format!("{}: {e}", path.display())))
+}
+
+fn database_url(field: &'static str, url: &str) -> Result<String, ConfigError> {
+    let supported = ["sqlite:", "postgres://", "postgresql://"];
+    if supported.iter().any(|s| url.starts_with(s)) {
+        Ok(url.to_owned())
+    } else {
+        Err(err(
+            field,
+            "must start with sqlite:, postgres:// or postgresql://",
+        ))
+    }
 }
 
 fn existing_file(field: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
@@ -179,10 +215,11 @@ impl Config {
     /// Validates `settings` and fills in defaults; S3 credentials come from the process
     /// environment.
     ///
-    /// Checks: the listen addresses parse and do not share a port; the resource directory
-    /// exists; TLS certificate and key are given together and exist; the store URL has a
-    /// supported scheme; the blob URL parses and its credentials are set. Does not touch the
-    /// network or create anything.
+    /// Checks: the listen addresses (`--rest` included) parse and do not share a port; the
+    /// resource directory exists; TLS certificate and key are given together and exist; the
+    /// store URLs have a supported scheme; the bootstrap key file holds one key and other
+    /// users cannot read or write it; the REST rate limits are at least 1; the blob URL
+    /// parses and its credentials are set. Does not touch the network or create anything.
     ///
     /// # Errors
     /// The first [`ConfigError`], naming the setting.
@@ -227,11 +264,13 @@ impl Config {
         let imaps = addr("--imaps", settings.imaps.as_deref(), DEFAULT_IMAPS)?;
         let lmtp = addr("--lmtp", settings.lmtp.as_deref(), DEFAULT_LMTP)?;
         let metrics = addr("--metrics", settings.metrics.as_deref(), DEFAULT_METRICS)?;
+        let rest = addr("--rest", settings.rest.as_deref(), DEFAULT_REST)?;
         let named = [
             ("--imap", imap),
             ("--imaps", imaps),
             ("--lmtp", lmtp),
             ("--metrics", metrics),
+            ("--rest", rest),
         ];
         for (i, (field, a)) in named.iter().enumerate() {
             for (other, b) in &named[..i] {
@@ -245,17 +284,34 @@ impl Config {
         }
 
         let store_url = match &settings.store_url {
-            Some(url) => {
-                let supported = ["sqlite:", "postgres://", "postgresql://"];
-                if !supported.iter().any(|s| url.starts_with(s)) {
-                    return Err(err(
-                        "--store-url",
-                        "must start with sqlite:, postgres:// or postgresql://",
-                    ));
-                }
-                url.clone()
-            }
+            Some(url) => database_url("--store-url", url)?,
             None => format!("sqlite://{}", data_dir.join("meta.sqlite").display()),
+        };
+        let api_store_url = match &settings.api_store_url {
+            Some(url) => database_url("--api-store-url", url)?,
+            None => format!("sqlite://{}", data_dir.join(API_STORE_FILE).display()),
+        };
+        let bootstrap_key_file = settings
+            .bootstrap_key_file
+            .as_deref()
+            .map(|f| existing_file("--bootstrap-key-file", f))
+            .transpose()?;
+        if let Some(file) = &bootstrap_key_file {
+            // Permissions and format now, before anything is locked or written.
+            mcp_api::bootstrap::read_key_file(file)
+                .map_err(|e| err("--bootstrap-key-file", e.to_string()))?;
+        }
+        let rate =
+            |field: &'static str, value: Option<u32>, default: std::num::NonZeroU32| match value {
+                None => Ok(default),
+                Some(v) => {
+                    std::num::NonZeroU32::new(v).ok_or_else(|| err(field, "must be at least 1"))
+                }
+            };
+        let defaults = mcp_api::auth::RateLimit::default();
+        let rest_rate_limit = mcp_api::auth::RateLimit {
+            per_second: rate("--rest-rate", settings.rest_rate, defaults.per_second)?,
+            burst: rate("--rest-burst", settings.rest_burst, defaults.burst)?,
         };
         let blobs = match (&settings.blob_dir, &settings.blob_url) {
             (Some(_), Some(_)) => {
@@ -315,7 +371,11 @@ impl Config {
             imaps,
             lmtp,
             metrics,
+            rest,
             store_url,
+            api_store_url,
+            bootstrap_key_file,
+            rest_rate_limit,
             blobs,
             tls,
             idle_keepalive_secs,
@@ -345,10 +405,17 @@ mod tests {
         assert_eq!(c.imaps, "127.0.0.1:1993".parse().expect("addr"));
         assert_eq!(c.lmtp, "127.0.0.1:2424".parse().expect("addr"));
         assert_eq!(c.metrics, "127.0.0.1:9090".parse().expect("addr"));
+        assert_eq!(c.rest, "127.0.0.1:8080".parse().expect("addr"));
         assert_eq!(
             c.store_url,
             format!("sqlite://{}/meta.sqlite", data.display())
         );
+        assert_eq!(
+            c.api_store_url,
+            format!("sqlite://{}/api.sqlite", data.display())
+        );
+        assert_eq!(c.bootstrap_key_file, None);
+        assert_eq!(c.rest_rate_limit, mcp_api::auth::RateLimit::default());
         assert_eq!(c.blobs, BlobLocation::Dir(data.join("blobs")));
         assert_eq!(
             c.tls,
@@ -462,6 +529,63 @@ mod tests {
                     ..base(p)
                 },
                 "--gc-min-age-secs",
+            ),
+            (
+                Settings {
+                    rest: Some("localhost:8080".into()),
+                    ..base(p)
+                },
+                "--rest",
+            ),
+            (
+                Settings {
+                    rest: Some("127.0.0.1:9090".into()),
+                    ..base(p)
+                },
+                "--rest",
+            ),
+            (
+                Settings {
+                    imap: Some("0.0.0.0:8080".into()),
+                    ..base(p)
+                },
+                "--rest",
+            ),
+            (
+                Settings {
+                    api_store_url: Some("mysql://x".into()),
+                    ..base(p)
+                },
+                "--api-store-url",
+            ),
+            (
+                Settings {
+                    bootstrap_key_file: Some(p.join("nope")),
+                    ..base(p)
+                },
+                "--bootstrap-key-file",
+            ),
+            (
+                // "x": not a key (and readable by others with the usual umask).
+                Settings {
+                    bootstrap_key_file: Some(file.clone()),
+                    ..base(p)
+                },
+                "--bootstrap-key-file",
+            ),
+            (
+                Settings {
+                    rest_rate: Some(0),
+                    ..base(p)
+                },
+                "--rest-rate",
+            ),
+            (
+                Settings {
+                    rest_burst: Some(0),
+                    ..base(p)
+                },
+                "--rest-burst",
             ),
             (
                 Settings {

@@ -2,8 +2,10 @@
 //! by the YAML resources of a directory (DESIGN.md §1, "Standalone").
 //!
 //! [`run`] does, in order: validate the resources, lock the data directory, bind the IMAP
-//! (STARTTLS), IMAPS, LMTP and metrics listeners, open the store and blob directory, apply the
-//! resources ([`apply`]), build the TLS acceptor, and serve until Ctrl-C (SIGINT) or
+//! (STARTTLS), IMAPS, LMTP, metrics and REST listeners, open the store and blob directory,
+//! apply the resources ([`apply`]), open the API key database and make sure an admin key
+//! exists ([`mcp_api::bootstrap`]; a generated one is printed once on stdout), build the
+//! TLS acceptor, and serve (the REST API [`mcp_api`] among the rest) until Ctrl-C (SIGINT) or
 //! SIGTERM; then it stops accepting, lets open sessions end (the IMAP server sends `* BYE`)
 //! and returns. Every step except reading and applying the resources is the server assembly
 //! that `mcp dataplane` shares ([`crate::server`]).
@@ -12,6 +14,7 @@
 //! ```text
 //! DATA/
 //!   meta.sqlite     metadata store (unless --store-url points elsewhere)
+//!   api.sqlite      API keys of the REST API (unless --api-store-url points elsewhere)
 //!   blobs/          message bodies, content-addressed (unless --blob-dir or --blob-url)
 //!   tls/cert.pem    self-signed certificate for localhost (unless --tls-cert/--tls-key)
 //!   tls/key.pem     its private key, mode 0600
@@ -57,6 +60,41 @@ pub enum StandaloneError {
     /// The data directory, a listener, the store, TLS or a server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The API key database could not be opened.
+    #[error("API key store: {0}")]
+    ApiStore(#[from] mcp_api::store::StoreError),
+    /// The bootstrap admin key could not be set up (`--bootstrap-key-file`, the database).
+    #[error("bootstrap admin key: {0}")]
+    Bootstrap(#[from] mcp_api::bootstrap::BootstrapError),
+}
+
+/// Makes sure the API key database has an admin key ([`mcp_api::bootstrap::ensure_admin`]);
+/// prints a generated key once on stdout (never to the log). If stdout is gone (a closed
+/// pipe), the key is deleted again and the server goes on without it, like it does with a
+/// failing log write: the next start generates another.
+async fn bootstrap_admin(
+    keys: &mcp_api::store::ApiKeyStore,
+    key_file: Option<&std::path::Path>,
+) -> Result<(), StandaloneError> {
+    use mcp_api::bootstrap::{Bootstrap, bootstrap_line, ensure_admin};
+    if let Bootstrap::Generated(key) = ensure_admin(keys, key_file).await? {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let printed = writeln!(out, "{}", bootstrap_line(&key)).and_then(|()| out.flush());
+        drop(out);
+        if let Err(e) = printed {
+            tracing::warn!(
+                error = %e,
+                key = %format!("apikey:{}", key.prefix()),
+                "REST: cannot print the bootstrap admin key on stdout; it is deleted, the next \
+                 start generates another (or use --bootstrap-key-file)"
+            );
+            if let Some(record) = keys.by_prefix(key.prefix()).await? {
+                keys.delete(record.id).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs the standalone server until Ctrl-C or SIGTERM, then shuts down cleanly.
@@ -115,6 +153,9 @@ pub async fn run_until(
         },
     )
     .await?;
+    let rest_listener = server::bind("--rest", config.rest).await?;
+    let mut bound = listeners.bound;
+    bound.rest = Some(server::bound_addr("--rest", &rest_listener, config.rest)?);
 
     let key = apply::DigestKey::load_or_create(&config.data_dir.join(DIGEST_KEY_FILE))?;
     let accounts = apply::desired_accounts(&set, &key)?;
@@ -130,10 +171,26 @@ pub async fn run_until(
         "resources applied"
     );
 
+    let api_keys = mcp_api::store::ApiKeyStore::connect(&config.api_store_url).await?;
+    bootstrap_admin(&api_keys, config.bootstrap_key_file.as_deref()).await?;
+    let rest_router = mcp_api::Api::new(mcp_api::auth::Authenticator::new(
+        api_keys.clone(),
+        config.rest_rate_limit,
+    ))
+    .router();
+    let rest_shutdown = shutdown.clone();
+    let extra: Vec<server::Extra> = vec![(
+        "rest",
+        Box::pin(async move {
+            axum::serve(rest_listener, rest_router)
+                .with_graceful_shutdown(async move { rest_shutdown.cancelled_owned().await })
+                .await
+        }),
+    )];
+
     let acceptor = server::tls_acceptor(config.tls.clone()).await?;
     // Plugin processes start once nothing can fail any more before serving.
     plugins.commit(plan);
-    let bound = listeners.bound;
     let imap = Imap {
         listeners,
         store,
@@ -145,8 +202,9 @@ pub async fn run_until(
         pipeline_source: Some(pipeline_source),
         plugins: std::sync::Arc::clone(&plugins),
     };
-    let served = server::serve(Mode::Standalone, imap, Vec::new(), bound, shutdown, ready).await;
+    let served = server::serve(Mode::Standalone, imap, extra, bound, shutdown, ready).await;
     plugins.shutdown().await;
+    api_keys.close().await;
     served?;
     Ok(())
 }

@@ -8,6 +8,131 @@
 //! store, applied through the same code as the YAML directory.
 //!
 //! Layout (one job per module):
-//! - [`auth`]: who is calling ([`auth::Principal`]) and with which [`auth::Role`].
+//! - [`auth`]: who is calling ([`auth::Principal`]) and with which [`auth::Role`]; API keys
+//!   ([`auth::key`]), the OIDC hook ([`auth::BearerVerifier`]), per-key rate limits.
+//! - [`rbac`]: the table of what each role may do.
+//! - [`store`]: the `api_keys` table (SQLite or PostgreSQL); [`bootstrap`]: the first admin
+//!   key.
+//! - [`problem`]: RFC 9457 problem documents for every error.
+//! - [`health`], [`apikeys`]: the endpoints so far; [`backend`]: the seam the resource
+//!   endpoints will use.
+//! - [`openapi`]: the OpenAPI 3.1 document (`/api/v1/openapi.json`) and Swagger UI
+//!   (`/api/v1/docs/`).
+//!
+//! [`Api::router`] assembles it all; [`openapi_document`] is the document alone
+//! (`cargo run -p mcp-api --example openapi` prints it).
 
+pub mod apikeys;
 pub mod auth;
+pub mod backend;
+pub mod bootstrap;
+pub mod health;
+pub mod openapi;
+pub mod problem;
+pub mod rbac;
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Authenticator;
+use crate::backend::Backend;
+
+/// Prefix of every path of the facade.
+pub const BASE_PATH: &str = "/api/v1";
+/// Largest request body accepted, octets (413 above).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Routes without authentication: health.
+fn public_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+}
+
+/// Routes that need a [`auth::Principal`] (the caller adds the authentication layer).
+fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(apikeys::list, apikeys::create))
+        .routes(routes!(apikeys::get, apikeys::update, apikeys::delete))
+}
+
+/// The complete OpenAPI 3.1 document, as served at `/api/v1/openapi.json` (no state
+/// needed: for tools, docs and tests).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut document = OpenApiRouter::with_openapi(openapi::base())
+        .merge(public_routes())
+        .merge(protected_routes())
+        .into_openapi();
+    openapi::complete(&mut document);
+    document
+}
+
+/// What the handlers share.
+pub struct AppState {
+    /// Authentication, the API key store and rate limits.
+    pub auth: Arc<Authenticator>,
+    /// Where resources live; `None` until the resource endpoints exist.
+    pub backend: Option<Arc<dyn Backend>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("auth", &self.auth)
+            .field("backend", &self.backend.is_some())
+            .finish()
+    }
+}
+
+/// The facade, ready to be turned into a router.
+#[derive(Debug)]
+pub struct Api {
+    state: Arc<AppState>,
+}
+
+impl Api {
+    /// A facade authenticating with `auth`, without a resource backend.
+    pub fn new(auth: Authenticator) -> Self {
+        Self {
+            state: Arc::new(AppState {
+                auth: Arc::new(auth),
+                backend: None,
+            }),
+        }
+    }
+
+    /// Serves resources from `backend` (the next step of issue 7).
+    pub fn backend(self, backend: Arc<dyn Backend>) -> Self {
+        Self {
+            state: Arc::new(AppState {
+                auth: Arc::clone(&self.state.auth),
+                backend: Some(backend),
+            }),
+        }
+    }
+
+    /// The facade's router: every route under [`BASE_PATH`], the OpenAPI document, the
+    /// Swagger UI, problem documents for every error, bodies up to [`MAX_BODY`].
+    pub fn router(self) -> Router {
+        let protected = protected_routes().route_layer(middleware::from_fn_with_state(
+            Arc::clone(&self.state.auth),
+            auth::require_principal,
+        ));
+        let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
+            .merge(public_routes())
+            .merge(protected)
+            .with_state(Arc::clone(&self.state))
+            .split_for_parts();
+        openapi::complete(&mut document);
+        router
+            .merge(openapi::docs_router(document))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(middleware::from_fn(problem::problem_layer))
+    }
+}
