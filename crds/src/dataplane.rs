@@ -264,6 +264,10 @@ pub struct LoadedPipeline {
     pub name: String,
     /// Its [`crate::pipeline::PipelineSpec::revision`].
     pub revision: String,
+    /// The steps this dataplane skips because the PluginDeployment they call is suspended
+    /// (`spec.suspend`), in step order; omitted when none is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_steps: Vec<String>,
 }
 
 /// The answer to `GET {PLUGINS_PATH}`: the dataplane's connection to each PluginDeployment
@@ -316,6 +320,9 @@ pub enum PluginPhase {
     NotServing,
     /// Too many consecutive failures: calls fail at once until the breaker's next probe.
     CircuitOpen,
+    /// `spec.suspend` is `true`: not connected (standalone: its process is not running), and
+    /// the steps that call it are skipped.
+    Suspended,
 }
 
 /// A message the pipeline held in quarantine, as `GET {QUARANTINE_PATH}` lists it.

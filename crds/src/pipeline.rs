@@ -30,6 +30,7 @@ use crate::reference::LocalObjectRef;
     printcolumn = r#"{"name":"Scope","type":"string","jsonPath":".spec.scope.type"}"#,
     printcolumn = r#"{"name":"Stages","type":"string","jsonPath":".spec.stages"}"#,
     printcolumn = r#"{"name":"Dry-Run","type":"boolean","jsonPath":".spec.dryRun"}"#,
+    printcolumn = r#"{"name":"Skipped","type":"string","jsonPath":".status.suspendedSteps"}"#,
     printcolumn = r#"{"name":"Revision","type":"string","priority":1,"jsonPath":".status.compiledRevision"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -261,8 +262,16 @@ pub struct PipelineStatus {
     /// effective steps or configs change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compiled_revision: Option<String>,
+    /// Names of the steps skipped because the PluginDeployment they call is suspended
+    /// (`spec.suspend`), in step order; empty when none is. A skipped step is passed over as
+    /// if absent (no call, no `onError`); the condition `StepsSkipped` says the same in
+    /// words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub suspended_steps: Vec<String>,
     /// Conditions, a list-map keyed on `type`; `Ready` first. `Ready` is `True` when the
-    /// pipeline is validated and every dataplane runs `compiledRevision`.
+    /// pipeline is validated and every dataplane runs `compiledRevision` (with the same
+    /// steps skipped as `suspendedSteps` says).
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -26,6 +26,7 @@ use crate::reference::SecretRef;
     derive = "PartialEq",
     doc = "An external mail-processing plugin (gRPC mcp.plugin.v1.MailProcessor): image, supported protocol versions, declared stages and capabilities, body mode, default config, and how it runs (sidecar or Service) and is sandboxed.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Suspended","type":"boolean","jsonPath":".spec.suspend"}"#,
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
     printcolumn = r#"{"name":"Protocol","type":"integer","jsonPath":".status.negotiatedVersion"}"#,
     printcolumn = r#"{"name":"Endpoints","type":"integer","jsonPath":".status.readyEndpoints"}"#,
@@ -119,6 +120,19 @@ pub struct PluginDeploymentSpec {
     /// Resource limits and security context of the plugin container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<Sandbox>,
+    /// Stops the plugin without deleting it (default `false`; as `suspend` of a CronJob).
+    /// While `true` the plugin does not run: in Kubernetes no sidecar is rendered (the
+    /// dataplane pods roll) and a `service` plugin's Deployment is scaled to 0 replicas
+    /// (its Service and certificates stay, the dataplane pods do not roll); in standalone
+    /// mode the dataplane stops its process, or stops connecting to it. Every Pipeline step
+    /// that calls it is skipped as if absent: the message goes on to the next step without
+    /// the step's effect, and without its `onError` (a skip is not a failure). Skips are
+    /// counted (`mcp_pipeline_step_skipped_total`), listed in the Pipelines' status
+    /// (`suspendedSteps`) and in each message's `pipeline.skipped` metadata. Setting it back
+    /// to `false` starts the plugin again and its steps run once it serves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
+    pub suspend: bool,
 }
 
 fn default_port() -> i32 {
@@ -265,7 +279,8 @@ pub struct PluginDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negotiated_version: Option<i32>,
     /// Conditions, a list-map keyed on `type`; `Ready` first. `Ready` is `True` when at
-    /// least one endpoint is ready and a protocol version was agreed.
+    /// least one endpoint is ready and a protocol version was agreed, and `False` with
+    /// reason `Suspended` while `spec.suspend` is `true`.
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

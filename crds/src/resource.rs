@@ -52,14 +52,17 @@ pub enum ResourceError {
         /// Parser error.
         source: yaml_serde::Error,
     },
-    /// Valid YAML but not a valid resource of its kind (unknown field, wrong type...).
-    #[error("document {index} ({kind}): {source}")]
+    /// Valid YAML but not a valid resource of its kind (missing field, wrong type...).
+    #[error("document {index} ({kind}): {}{source}", at(.field))]
     Invalid {
         /// Zero-based position of the document in the stream.
         index: usize,
         /// The document's `kind`.
         kind: String,
-        /// Schema error naming the field.
+        /// Path of the offending field (`spec.suspend`, `spec.steps[0].timeout`); empty
+        /// when the error is about the document as a whole.
+        field: String,
+        /// Schema error.
         source: serde_json::Error,
     },
     /// An `apiVersion`/`kind` pair MCP does not read.
@@ -123,29 +126,30 @@ impl Resource {
         };
         let api_version = text("apiVersion");
         let kind = text("kind");
-        let invalid = |source| ResourceError::Invalid {
+        let invalid = |(field, source)| ResourceError::Invalid {
             index,
             kind: kind.clone(),
+            field,
             source,
         };
         match (api_version.as_str(), kind.as_str()) {
-            ("mcp.dev/v1alpha1", "Tenant") => Ok(Resource::Tenant(Box::new(
-                serde_json::from_value(value).map_err(invalid)?,
-            ))),
-            ("mcp.dev/v1alpha1", "Mailbox") => Ok(Resource::Mailbox(Box::new(
-                serde_json::from_value(value).map_err(invalid)?,
-            ))),
-            ("mcp.dev/v1alpha1", "Pipeline") => Ok(Resource::Pipeline(Box::new(
-                serde_json::from_value(value).map_err(invalid)?,
-            ))),
+            ("mcp.dev/v1alpha1", "Tenant") => {
+                Ok(Resource::Tenant(Box::new(typed(value).map_err(invalid)?)))
+            }
+            ("mcp.dev/v1alpha1", "Mailbox") => {
+                Ok(Resource::Mailbox(Box::new(typed(value).map_err(invalid)?)))
+            }
+            ("mcp.dev/v1alpha1", "Pipeline") => {
+                Ok(Resource::Pipeline(Box::new(typed(value).map_err(invalid)?)))
+            }
             ("mcp.dev/v1alpha1", "PluginDeployment") => Ok(Resource::PluginDeployment(Box::new(
-                serde_json::from_value(value).map_err(invalid)?,
+                typed(value).map_err(invalid)?,
             ))),
             ("mcp.dev/v1alpha1", "MigrationJob") => Ok(Resource::MigrationJob(Box::new(
-                serde_json::from_value(value).map_err(invalid)?,
+                typed(value).map_err(invalid)?,
             ))),
             ("v1", "Secret") => {
-                let raw: RawSecret = serde_json::from_value(value).map_err(invalid)?;
+                let raw: RawSecret = typed(value).map_err(invalid)?;
                 let mut data = BTreeMap::new();
                 for (key, b64) in raw.data {
                     let bytes = base64::Engine::decode(
@@ -176,6 +180,27 @@ impl Resource {
             }),
         }
     }
+}
+
+/// `field: ` for a non-empty field path, nothing for the document itself.
+fn at(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
+}
+
+/// Deserialises `value`, keeping the path of the field an error is about (`spec.suspend`
+/// for `suspend: "yes"`), which serde_json's own message lacks.
+fn typed<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, (String, serde_json::Error)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        (field, e.into_inner())
+    })
 }
 
 #[derive(Deserialize)]

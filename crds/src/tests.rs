@@ -448,3 +448,49 @@ fn defaults_fill_in_what_the_manual_promises() {
         "failClosed"
     );
 }
+
+/// `spec.suspend` is a boolean, `false` by default, in the schema and in the Rust types;
+/// anything else (YAML 1.1's `yes`, a quoted `"true"`, a number) is refused with an error
+/// naming the field, as the API server's schema refuses it.
+#[test]
+fn plugin_suspend_is_a_strict_boolean() {
+    let schema = schema_of(&crd_for("PluginDeployment"));
+    let suspend = node(&schema, "spec.suspend");
+    assert_eq!(suspend["type"], "boolean");
+    assert_eq!(suspend["default"], false);
+    let doc = |value: &str| {
+        let line = if value.is_empty() {
+            String::new()
+        } else {
+            format!("\n  suspend: {value}")
+        };
+        format!(
+            "apiVersion: mcp.dev/v1alpha1\nkind: PluginDeployment\nmetadata: {{name: p, namespace: n}}\n\
+             spec:\n  image: reg/p:1\n  protocol: {{min: 1, max: 1}}\n  stages: [deliver]{line}\n"
+        )
+    };
+    let accepted = [("", false), ("false", false), ("true", true)];
+    for (value, want) in accepted {
+        let Resource::PluginDeployment(p) = Resource::parse_stream(&doc(value))
+            .unwrap_or_else(|e| panic!("suspend: {value:?}: {e}"))
+            .remove(0)
+        else {
+            panic!("not a PluginDeployment");
+        };
+        assert_eq!(p.spec.suspend, want, "suspend: {value:?}");
+    }
+    let refused = [
+        "yes", "\"yes\"", "\"true\"", "on", "1", "0", "[true]", "{a: b}", "null",
+    ];
+    for value in refused {
+        let err = Resource::parse_stream(&doc(value))
+            .err()
+            .unwrap_or_else(|| panic!("suspend: {value} accepted"))
+            .to_string();
+        assert!(
+            err.contains("document 0 (PluginDeployment): spec.suspend: invalid type")
+                && err.contains("expected a boolean"),
+            "suspend: {value}: {err}"
+        );
+    }
+}

@@ -38,6 +38,7 @@ fn step(name: &str, plugin: Arc<FaultPlugin>, on_error: OnError) -> CompiledStep
         timeout: Duration::from_millis(200),
         on_error,
         retry: None,
+        suspended: false,
     }
 }
 

@@ -58,6 +58,10 @@ pub struct CompiledStep {
     pub on_error: OnError,
     /// With `onError: retry`.
     pub retry: Option<Retry>,
+    /// The step calls a suspended PluginDeployment (`spec.suspend`): the engine passes over
+    /// it as if it were absent (no call, no `onError`) and counts the skip; `plugin` is a
+    /// stand-in that is never called.
+    pub suspended: bool,
 }
 
 impl std::fmt::Debug for CompiledStep {
@@ -67,6 +71,7 @@ impl std::fmt::Debug for CompiledStep {
             .field("plugin", &self.plugin_name)
             .field("timeout", &self.timeout)
             .field("on_error", &self.on_error)
+            .field("suspended", &self.suspended)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +115,25 @@ impl CompiledPipeline {
     pub fn label(&self) -> String {
         format!("{}/{}@{}", self.namespace, self.name, self.revision)
     }
+
+    /// The names of the steps skipped because their PluginDeployment is suspended, in
+    /// step order.
+    pub fn skipped_steps(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|s| s.suspended)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    fn loaded(&self) -> LoadedPipeline {
+        LoadedPipeline {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            revision: self.revision.clone(),
+            skipped_steps: self.skipped_steps(),
+        }
+    }
 }
 
 /// Every compiled pipeline of a dataplane; immutable, swapped whole on reload.
@@ -151,11 +175,7 @@ impl PipelineSet {
     pub fn from_compiled(pipelines: Vec<CompiledPipeline>) -> Self {
         let mut set = PipelineSet::default();
         for p in pipelines {
-            set.loaded.push(LoadedPipeline {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                revision: p.revision.clone(),
-            });
+            set.loaded.push(p.loaded());
             let p = Arc::new(p);
             match (&p.scope, &p.tenant) {
                 (Scope::Global, _) => set.global.push(p),
@@ -248,16 +268,41 @@ pub struct ExternalError {
     pub message: String,
 }
 
+/// What a step naming a PluginDeployment compiles to.
+#[derive(Clone)]
+pub enum Resolved {
+    /// The plugin to call.
+    Plugin(Arc<dyn Plugin>),
+    /// The PluginDeployment is unknown, and that is not an error (managed mode: the
+    /// operator reports the reference): its calls fail as unavailable and `onError`
+    /// applies.
+    Unknown,
+    /// The PluginDeployment is suspended (`spec.suspend`): the step is skipped as if
+    /// absent. Its stages and config were checked all the same, so that resuming the
+    /// plugin cannot make the Pipeline invalid.
+    Suspended,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Resolved::Plugin(_) => "Plugin",
+            Resolved::Unknown => "Unknown",
+            Resolved::Suspended => "Suspended",
+        })
+    }
+}
+
 /// Where the compiler gets the plugin of a step that names a PluginDeployment: the plugin
 /// host's [`Plan`](crate::plugin_host::Plan).
 pub trait ExternalPlugins {
-    /// The plugin for `step`; `Ok(None)` when the PluginDeployment is unknown but that is
-    /// not an error (its calls then fail as unavailable and `onError` applies).
+    /// What `step` calls (see [`Resolved`]).
     ///
     /// # Errors
     /// [`ExternalError`] for an unknown PluginDeployment where that is an error, one that
-    /// does not declare a stage of the Pipeline, or a config that cannot be merged.
-    fn plugin(&self, step: &ExternalStep<'_>) -> Result<Option<Arc<dyn Plugin>>, ExternalError>;
+    /// does not declare a stage of the Pipeline, or a config that cannot be merged (also
+    /// for a suspended one).
+    fn plugin(&self, step: &ExternalStep<'_>) -> Result<Resolved, ExternalError>;
 }
 
 /// No plugin host: every external step fails as unavailable.
@@ -265,8 +310,8 @@ pub trait ExternalPlugins {
 pub struct NoExternalPlugins;
 
 impl ExternalPlugins for NoExternalPlugins {
-    fn plugin(&self, _step: &ExternalStep<'_>) -> Result<Option<Arc<dyn Plugin>>, ExternalError> {
-        Ok(None)
+    fn plugin(&self, _step: &ExternalStep<'_>) -> Result<Resolved, ExternalError> {
+        Ok(Resolved::Unknown)
     }
 }
 
@@ -332,11 +377,7 @@ pub fn compile(
                 defaults.insert(key, compiled.name.clone());
             }
         }
-        set.loaded.push(LoadedPipeline {
-            namespace: compiled.namespace.clone(),
-            name: compiled.name.clone(),
-            revision: compiled.revision.clone(),
-        });
+        set.loaded.push(compiled.loaded());
         let compiled = Arc::new(compiled);
         match (&compiled.scope, &compiled.tenant) {
             (Scope::Global, _) if compiled.namespace != PLATFORM_NAMESPACE => {
@@ -480,12 +521,13 @@ fn compile_one(
             }),
             _ => None,
         };
-        let (plugin_name, plugin): (String, Arc<dyn Plugin>) =
+        let (plugin_name, plugin, suspended): (String, Arc<dyn Plugin>, bool) =
             match (&s.plugin.builtin, &s.plugin.name) {
                 (Some(b), None) => (
                     mcp_plugins_builtin::name(*b).to_owned(),
                     mcp_plugins_builtin::instantiate(*b, s.config.as_ref())
                         .map_err(|e| err(field(".config"), e.to_string()))?,
+                    false,
                 ),
                 (None, Some(d)) => {
                     let step = ExternalStep {
@@ -497,15 +539,23 @@ fn compile_one(
                         config: s.config.as_ref(),
                         timeout,
                     };
-                    let plugin = external
+                    let resolved = external
                         .plugin(&step)
-                        .map_err(|e| err(field(e.field), e.message))?
-                        .unwrap_or_else(|| {
+                        .map_err(|e| err(field(e.field), e.message))?;
+                    let (plugin, suspended): (Arc<dyn Plugin>, bool) = match resolved {
+                        Resolved::Plugin(p) => (p, false),
+                        Resolved::Unknown => (
                             Arc::new(Unreachable(format!(
                                 "PluginDeployment {d:?} is not known to this dataplane"
-                            )))
-                        });
-                    (format!("deployment/{d}"), plugin)
+                            ))),
+                            false,
+                        ),
+                        Resolved::Suspended => (
+                            Arc::new(Unreachable(format!("PluginDeployment {d:?} is suspended"))),
+                            true,
+                        ),
+                    };
+                    (format!("deployment/{d}"), plugin, suspended)
                 }
                 _ => {
                     return Err(err(
@@ -522,6 +572,7 @@ fn compile_one(
             timeout,
             on_error: s.on_error,
             retry,
+            suspended,
         });
     }
     Ok(CompiledPipeline {

@@ -17,6 +17,11 @@
 //! later steps of that pipeline do not run. A dry-run pipeline runs every step on the
 //! message as it came, records what it would have done ([`Outcome::dry_run`]) and changes
 //! nothing.
+//!
+//! A step whose PluginDeployment is suspended ([`CompiledStep::suspended`]) is passed over
+//! as if absent, in dry-run pipelines too: no call, no verdict, no `onError`. Each skip is
+//! counted (`mcp_pipeline_step_skipped_total{reason="suspended"}`) and the message keeps a
+//! record of it ([`SKIPPED_KEY`]).
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -124,8 +129,10 @@ pub struct Outcome {
     /// Flags and keywords to store it with.
     pub flags: Vec<String>,
     /// Metadata to keep with it: `SetMetadata` results, plus `pipeline.revisions` (the
-    /// pipelines that ran, `namespace/name@revision`, comma-separated) and, for each dry-run
-    /// pipeline, `pipeline.dry-run.<name>` (what it would have done).
+    /// pipelines that ran, `namespace/name@revision`, comma-separated), `pipeline.skipped`
+    /// (the steps passed over because their plugin is suspended, `namespace/name/step`,
+    /// comma-separated; absent when none was) and, for each dry-run pipeline,
+    /// `pipeline.dry-run.<name>` (what it would have done).
     pub metadata: BTreeMap<String, String>,
     /// What dry-run pipelines would have done, one line per action.
     pub dry_run: Vec<String>,
@@ -133,6 +140,29 @@ pub struct Outcome {
 
 /// Metadata key listing the pipelines that processed a message.
 pub const REVISIONS_KEY: &str = "pipeline.revisions";
+
+/// Metadata key listing the steps skipped on a message because their PluginDeployment is
+/// suspended: `namespace/pipeline/step`, comma-separated.
+pub const SKIPPED_KEY: &str = "pipeline.skipped";
+
+/// Reason label of a step skipped because its PluginDeployment is suspended.
+pub const SKIP_SUSPENDED: &str = "suspended";
+
+/// Counts and records a skipped step; `true` when `step` is one (the caller passes over it).
+fn skipped(
+    p: &CompiledPipeline,
+    step: &CompiledStep,
+    stage: &'static str,
+    metrics: &PipelineMetrics,
+    record: &mut Vec<String>,
+) -> bool {
+    if !step.suspended {
+        return false;
+    }
+    metrics.skipped(stage, &step.plugin_name, SKIP_SUSPENDED);
+    record.push(format!("{}/{}/{}", p.namespace, p.name, step.name));
+    true
+}
 
 /// Why a call did not produce a usable reply.
 #[derive(Debug)]
@@ -357,12 +387,13 @@ pub async fn run(
     };
     let mut dry_run_lines = Vec::new();
     let mut revisions = Vec::new();
+    let mut skips = Vec::new();
     let mut disposition = Disposition::Store;
     'pipelines: for p in pipelines {
         revisions.push(p.label());
         let deadline = Instant::now() + p.deadline;
         if p.dry_run {
-            let lines = dry_run(p, &ctx, deadline, metrics).await;
+            let lines = dry_run(p, &ctx, deadline, metrics, &mut skips).await;
             if !lines.is_empty() {
                 let value = printable_long(&lines.join("; "));
                 ctx.metadata
@@ -372,6 +403,9 @@ pub async fn run(
             continue;
         }
         for step in &p.steps {
+            if skipped(p, step, stage, metrics, &mut skips) {
+                continue;
+            }
             let by = || StepRef {
                 pipeline: format!("{}/{}", p.namespace, p.name),
                 revision: p.revision.clone(),
@@ -437,6 +471,10 @@ pub async fn run(
             printable_long(&revisions.join(",")),
         );
     }
+    if !skips.is_empty() {
+        ctx.metadata
+            .insert(SKIPPED_KEY.to_owned(), printable_long(&skips.join(",")));
+    }
     metrics.run(stage, disposition.name());
     Outcome {
         disposition,
@@ -463,10 +501,14 @@ async fn dry_run(
     ctx: &MessageContext,
     deadline: Instant,
     metrics: &PipelineMetrics,
+    skips: &mut Vec<String>,
 ) -> Vec<String> {
     let stage = stage_name(ctx.stage);
     let mut lines = Vec::new();
     for step in &p.steps {
+        if skipped(p, step, stage, metrics, skips) {
+            continue;
+        }
         let (verdict, mutations) = match run_step(step, ctx, deadline, metrics).await {
             Ok(out) => (out.verdict, out.mutations),
             Err(f) => {

@@ -8,6 +8,9 @@
 //!   (`error`, `unavailable`, `timeout`, `panic`, `undeclared_mutation`, `invalid_reply`,
 //!   `deadline`).
 //! - `mcp_pipeline_step_duration_seconds{stage,plugin}`: time of one call, histogram.
+//! - `mcp_pipeline_step_skipped_total{stage,plugin,reason}`: steps passed over without a
+//!   call, by reason: `suspended` (the PluginDeployment's `spec.suspend`). Dry-run
+//!   pipelines count too.
 //! - `mcp_pipeline_runs_total{stage,outcome}`: messages through the pipelines (`store`,
 //!   `reject`, `tempfail`, `discard`, `quarantine`).
 //! - `mcp_pipeline_dry_run_actions_total{stage,plugin,action}`: what dry-run pipelines would
@@ -41,6 +44,13 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SkipLabels {
+    stage: &'static str,
+    plugin: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActionLabels {
     stage: &'static str,
     plugin: String,
@@ -65,6 +75,7 @@ pub struct PipelineMetrics {
     verdicts: Family<VerdictLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     durations: Family<StagePlugin, Histogram, fn() -> Histogram>,
+    skipped: Family<SkipLabels, Counter>,
     runs: Family<RunLabels, Counter>,
     dry_run: Family<ActionLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
@@ -83,6 +94,7 @@ impl PipelineMetrics {
             verdicts: Family::default(),
             errors: Family::default(),
             durations: Family::new_with_constructor(step_histogram),
+            skipped: Family::default(),
             runs: Family::default(),
             dry_run: Family::default(),
             reloads: Family::default(),
@@ -106,6 +118,11 @@ impl PipelineMetrics {
             "mcp_pipeline_step_duration_seconds",
             "Time of one plugin call, seconds",
             m.durations.clone(),
+        );
+        registry.register(
+            "mcp_pipeline_step_skipped",
+            "Pipeline steps passed over without a call, by reason",
+            m.skipped.clone(),
         );
         registry.register(
             "mcp_pipeline_runs",
@@ -150,6 +167,16 @@ impl PipelineMetrics {
                 stage,
                 plugin: plugin.to_owned(),
                 error,
+            })
+            .inc();
+    }
+
+    pub(crate) fn skipped(&self, stage: &'static str, plugin: &str, reason: &'static str) {
+        self.skipped
+            .get_or_create(&SkipLabels {
+                stage,
+                plugin: plugin.to_owned(),
+                reason,
             })
             .inc();
     }

@@ -17,8 +17,8 @@ pub mod reload;
 pub mod testing;
 
 pub use compile::{
-    CompileError, CompiledPipeline, CompiledStep, MailboxScope, PipelineSet, Retry, Scope, compile,
-    stage_name,
+    CompileError, CompiledPipeline, CompiledStep, MailboxScope, PipelineSet, Resolved, Retry,
+    Scope, compile, stage_name,
 };
 pub use engine::{Disposition, Input, Outcome, StepRef};
 pub use metrics::PipelineMetrics;

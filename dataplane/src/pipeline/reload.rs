@@ -144,6 +144,20 @@ impl Source {
     /// [`LoadError`] naming the file and, for a resource that cannot be used, the resource
     /// and field.
     pub fn load(&self, host: &PluginHost) -> Result<(PipelineSet, Plan), LoadError> {
+        let loaded = self.load_inner(host)?;
+        for p in loaded.0.loaded() {
+            if !p.skipped_steps.is_empty() {
+                tracing::warn!(
+                    pipeline = %format!("{}/{}@{}", p.namespace, p.name, p.revision),
+                    steps = %p.skipped_steps.join(","),
+                    "pipeline steps skipped: the PluginDeployment they call is suspended"
+                );
+            }
+        }
+        Ok(loaded)
+    }
+
+    fn load_inner(&self, host: &PluginHost) -> Result<(PipelineSet, Plan), LoadError> {
         match self {
             Source::File { path, tenant } => load_file(path, tenant, host),
             Source::Dir(dir) => {

@@ -29,6 +29,7 @@ fn step(name: &str, plugin: Arc<Fake>, on_error: OnError) -> CompiledStep {
             attempts: 2,
             backoff: Duration::from_millis(100),
         }),
+        suspended: false,
     }
 }
 
@@ -584,5 +585,196 @@ fn the_sample_pipelines_compile_with_the_builtin_plugins() {
         let set = compile(&parse(&text), &tenant_of, &NoExternalPlugins)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(!set.is_empty(), "{file}");
+    }
+}
+
+/// What [`Table`] answers for a PluginDeployment.
+#[derive(Clone)]
+enum Deployment {
+    Serving(Arc<Fake>),
+    Suspended,
+    Unknown,
+}
+
+/// External plugins by PluginDeployment name, as a plugin host's plan resolves them.
+struct Table(BTreeMap<&'static str, Deployment>);
+
+impl compile::ExternalPlugins for Table {
+    fn plugin(&self, step: &compile::ExternalStep<'_>) -> Result<Resolved, compile::ExternalError> {
+        Ok(match self.0.get(step.deployment) {
+            Some(Deployment::Serving(p)) => Resolved::Plugin(Arc::clone(p) as Arc<dyn Plugin>),
+            Some(Deployment::Suspended) => Resolved::Suspended,
+            Some(Deployment::Unknown) | None => Resolved::Unknown,
+        })
+    }
+}
+
+fn metric_text(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).expect("encode");
+    out
+}
+
+/// A step whose PluginDeployment is suspended is passed over as if it were absent: the
+/// message goes on to the next step (built-in taggers before and after it run), whatever
+/// the step's `onError` or the plugin's verdict would have been; the skip is counted,
+/// recorded on the message and in the compiled pipeline, and no failure is counted.
+#[tokio::test(start_paused = true)]
+async fn a_step_of_a_suspended_plugin_is_skipped_as_if_absent() {
+    let yaml = |on_error: &str, dry_run: bool| {
+        format!(
+            "apiVersion: mcp.dev/v1alpha1\nkind: Pipeline\nmetadata: {{name: p, namespace: mcp-example}}\n\
+             spec:\n  scope: {{type: TenantDefault}}\n  stages: [deliver]\n  dryRun: {dry_run}\n  steps:\n\
+             \x20   - {{name: before, plugin: {{builtin: header-tagger}}, config: {{headers: [{{name: X-Before, value: b, action: add}}]}}}}\n\
+             \x20   - {{name: scan, plugin: {{name: scanner}}, onError: {on_error}}}\n\
+             \x20   - {{name: after, plugin: {{builtin: header-tagger}}, config: {{headers: [{{name: X-After, value: a, action: add}}]}}}}\n"
+        )
+    };
+    let reject = || {
+        Fake::new(
+            Behaviour::Reply(StepOutput::verdict(Verdict::Reject {
+                status: mcp_plugin_api::EnhancedStatus::new(5, 7, 1),
+                text: "no".into(),
+            })),
+            &[],
+        )
+    };
+    struct Case {
+        name: &'static str,
+        deployment: Deployment,
+        on_error: &'static str,
+        dry_run: bool,
+        disposition: &'static str,
+        skipped: bool,
+        both_tags: bool,
+    }
+    let cases = [
+        Case {
+            name: "serving plugin rejects",
+            deployment: Deployment::Serving(reject()),
+            on_error: "failClosed",
+            dry_run: false,
+            disposition: "reject",
+            skipped: false,
+            both_tags: false,
+        },
+        Case {
+            name: "suspended plugin that would reject",
+            deployment: Deployment::Suspended,
+            on_error: "failClosed",
+            dry_run: false,
+            disposition: "store",
+            skipped: true,
+            both_tags: true,
+        },
+        Case {
+            name: "suspended, onError quarantine is not applied",
+            deployment: Deployment::Suspended,
+            on_error: "quarantine",
+            dry_run: false,
+            disposition: "store",
+            skipped: true,
+            both_tags: true,
+        },
+        Case {
+            name: "suspended, onError retry is not applied",
+            deployment: Deployment::Suspended,
+            on_error: "retry",
+            dry_run: false,
+            disposition: "store",
+            skipped: true,
+            both_tags: true,
+        },
+        Case {
+            name: "unknown plugin is a failure, not a skip",
+            deployment: Deployment::Unknown,
+            on_error: "failClosed",
+            dry_run: false,
+            disposition: "tempfail",
+            skipped: false,
+            both_tags: false,
+        },
+        Case {
+            name: "suspended in a dry-run pipeline",
+            deployment: Deployment::Suspended,
+            on_error: "failClosed",
+            dry_run: true,
+            disposition: "store",
+            skipped: true,
+            both_tags: false,
+        },
+    ];
+    for case in cases {
+        let what = case.name;
+        let table = Table(BTreeMap::from([("scanner", case.deployment.clone())]));
+        let set = compile(
+            &parse(&yaml(case.on_error, case.dry_run)),
+            &|_| Some("example".into()),
+            &table,
+        )
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let want_skipped: Vec<String> = if case.skipped {
+            vec!["scan".into()]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(set.loaded()[0].skipped_steps, want_skipped, "{what}");
+        let chosen = set.select(
+            Stage::Deliver,
+            MailboxScope {
+                tenant: "example",
+                labels: &BTreeMap::new(),
+                pipeline_ref: None,
+            },
+        );
+        assert_eq!(chosen[0].skipped_steps(), want_skipped, "{what}");
+        let mut registry = Registry::default();
+        let metrics = PipelineMetrics::register(&mut registry);
+        let out = engine::run(&chosen, input(), &metrics).await;
+        assert_eq!(out.disposition.name(), case.disposition, "{what}");
+        let text = String::from_utf8_lossy(&out.message).into_owned();
+        assert_eq!(
+            text.contains("X-Before: b") && text.contains("X-After: a"),
+            case.both_tags,
+            "{what}: {text}"
+        );
+        if case.dry_run {
+            assert_eq!(
+                out.dry_run.len(),
+                2,
+                "{what}: the steps around the skipped one still run: {:?}",
+                out.dry_run
+            );
+        }
+        let exposed = metric_text(&registry);
+        let skip_line = "mcp_pipeline_step_skipped_total{stage=\"deliver\",plugin=\"deployment/scanner\",reason=\"suspended\"} 1";
+        assert_eq!(
+            exposed.contains(skip_line),
+            case.skipped,
+            "{what}: {exposed}"
+        );
+        assert_eq!(
+            out.metadata.get(engine::SKIPPED_KEY).map(String::as_str),
+            case.skipped.then_some("mcp-example/p/scan"),
+            "{what}"
+        );
+        if case.skipped {
+            assert!(
+                !exposed.contains("mcp_pipeline_step_errors_total{"),
+                "{what}: a skip is no failure: {exposed}"
+            );
+            assert!(
+                !exposed.contains("plugin=\"deployment/scanner\",verdict"),
+                "{what}: nothing was called: {exposed}"
+            );
+            assert!(
+                !out.dry_run.iter().any(|l| l.contains(": scan")),
+                "{what}: a skip is no dry-run action: {:?}",
+                out.dry_run
+            );
+        }
+        if let Deployment::Serving(p) = &case.deployment {
+            assert_eq!(p.calls.load(Ordering::SeqCst), 1, "{what}");
+        }
     }
 }

@@ -250,6 +250,7 @@ mod tests {
             replicas: None,
             tls: None,
             sandbox: None,
+            suspend: false,
         }
     }
 

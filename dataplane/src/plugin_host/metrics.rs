@@ -66,6 +66,7 @@ pub fn phase_name(phase: PluginPhase) -> &'static str {
         PluginPhase::Serving => "serving",
         PluginPhase::NotServing => "notServing",
         PluginPhase::CircuitOpen => "circuitOpen",
+        PluginPhase::Suspended => "suspended",
     }
 }
 

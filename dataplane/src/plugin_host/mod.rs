@@ -21,6 +21,12 @@
 //! compiled does [`PluginHost::commit`] start the new connections (and processes), update
 //! the step configs of the kept ones, and retire the removed or changed ones (`Shutdown`
 //! RPC, then the process is stopped).
+//!
+//! A suspended PluginDeployment (`spec.suspend`) is checked like any other (fields, port,
+//! the stages and configs of the steps that call it) but gets no connection and no process:
+//! suspending a running one retires it as a removed one is, and the compiler marks its
+//! steps skipped ([`Resolved::Suspended`]). [`PluginHost::state`] lists it with phase
+//! `suspended`. Resuming it starts a new connection (and process) as for a new one.
 
 pub mod backoff;
 pub mod breaker;
@@ -37,12 +43,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use mcp_crds::PluginDeployment;
-use mcp_crds::dataplane::{PluginState, PluginsState};
+use mcp_crds::dataplane::{PluginPhase, PluginState, PluginsState};
 use mcp_crds::plugin::{BodyMode, PluginDeploymentSpec};
-use mcp_plugin_api::Plugin;
 use mcp_plugin_proto::v1;
 
-use crate::pipeline::compile::{ExternalError, ExternalPlugins, ExternalStep, stage_name};
+use crate::pipeline::compile::{
+    ExternalError, ExternalPlugins, ExternalStep, Resolved, stage_name,
+};
 
 pub use connection::Connection;
 pub use endpoint::{Endpoint, HostMode};
@@ -128,6 +135,8 @@ pub struct PluginHost {
     settings: Arc<HostSettings>,
     metrics: PluginMetrics,
     entries: Mutex<BTreeMap<Key, Entry>>,
+    /// The suspended PluginDeployments in force, with their endpoint (for [`Self::state`]).
+    suspended: Mutex<BTreeMap<Key, Endpoint>>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -148,6 +157,9 @@ struct Planned {
 /// pipeline compiler asks it for each external step ([`ExternalPlugins`]).
 pub struct Plan {
     planned: BTreeMap<Key, Planned>,
+    /// Suspended PluginDeployments: their spec (to check the steps that call them) and
+    /// endpoint.
+    suspended: BTreeMap<Key, (PluginDeploymentSpec, Endpoint)>,
     strict: bool,
 }
 
@@ -155,6 +167,7 @@ impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plan")
             .field("deployments", &self.planned.keys().collect::<Vec<_>>())
+            .field("suspended", &self.suspended.keys().collect::<Vec<_>>())
             .field("strict", &self.strict)
             .finish()
     }
@@ -165,6 +178,7 @@ impl Plan {
     pub fn empty(strict: bool) -> Self {
         Self {
             planned: BTreeMap::new(),
+            suspended: BTreeMap::new(),
             strict,
         }
     }
@@ -177,9 +191,40 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// Checks that `spec` declares every stage of `step`'s Pipeline, and merges the step's
+/// config over its default.
+fn step_config(
+    spec: &PluginDeploymentSpec,
+    step: &ExternalStep<'_>,
+) -> Result<config::StepConfig, ExternalError> {
+    if let Some(stage) = step.stages.iter().find(|s| !spec.stages.contains(s)) {
+        return Err(ExternalError {
+            field: ".plugin.name",
+            message: format!(
+                "PluginDeployment {:?} does not declare stage {} (spec.stages: {})",
+                step.deployment,
+                stage_name(*stage),
+                spec.stages
+                    .iter()
+                    .map(|s| stage_name(*s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    config::merged(spec.default_config.as_ref(), step.config).map_err(|message| ExternalError {
+        field: ".config",
+        message,
+    })
+}
+
 impl ExternalPlugins for Plan {
-    fn plugin(&self, step: &ExternalStep<'_>) -> Result<Option<Arc<dyn Plugin>>, ExternalError> {
+    fn plugin(&self, step: &ExternalStep<'_>) -> Result<Resolved, ExternalError> {
         let key = (step.namespace.to_owned(), step.deployment.to_owned());
+        if let Some((spec, _)) = self.suspended.get(&key) {
+            step_config(spec, step)?;
+            return Ok(Resolved::Suspended);
+        }
         let Some(p) = self.planned.get(&key) else {
             if self.strict {
                 return Err(ExternalError {
@@ -190,31 +235,9 @@ impl ExternalPlugins for Plan {
                     ),
                 });
             }
-            return Ok(None);
+            return Ok(Resolved::Unknown);
         };
-        let spec = p.conn.spec();
-        if let Some(stage) = step.stages.iter().find(|s| !spec.stages.contains(s)) {
-            return Err(ExternalError {
-                field: ".plugin.name",
-                message: format!(
-                    "PluginDeployment {:?} does not declare stage {} (spec.stages: {})",
-                    step.deployment,
-                    stage_name(*stage),
-                    spec.stages
-                        .iter()
-                        .map(|s| stage_name(*s))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
-        }
-        let config =
-            config::merged(spec.default_config.as_ref(), step.config).map_err(|message| {
-                ExternalError {
-                    field: ".config",
-                    message,
-                }
-            })?;
+        let config = step_config(p.conn.spec(), step)?;
         let pipeline = format!("{}/{}", step.namespace, step.pipeline);
         lock(&p.steps).push(v1::StepConfig {
             pipeline: pipeline.clone(),
@@ -222,7 +245,7 @@ impl ExternalPlugins for Plan {
             config_id: config.id.clone(),
             config_json: config.json.clone(),
         });
-        Ok(Some(Arc::new(ExternalPlugin::new(
+        Ok(Resolved::Plugin(Arc::new(ExternalPlugin::new(
             Arc::clone(&p.conn),
             pipeline,
             step.step.to_owned(),
@@ -275,6 +298,7 @@ impl PluginHost {
             settings: Arc::new(settings),
             metrics: PluginMetrics::default(),
             entries: Mutex::new(BTreeMap::new()),
+            suspended: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -299,6 +323,7 @@ impl PluginHost {
     pub fn plan(&self, deployments: &[PluginDeployment], strict: bool) -> Result<Plan, PlanError> {
         let entries = lock(&self.entries);
         let mut planned = BTreeMap::new();
+        let mut suspended = BTreeMap::new();
         // Loopback ports already taken by a planned sidecar: two plugins cannot listen on
         // one port, and the host would reach the same process for both.
         let mut ports: BTreeMap<std::net::SocketAddr, (String, String)> = BTreeMap::new();
@@ -314,7 +339,7 @@ impl PluginHost {
                 return Err(err("metadata: name and namespace are required".into()));
             }
             let key = (namespace.clone(), name.clone());
-            if planned.contains_key(&key) {
+            if planned.contains_key(&key) || suspended.contains_key(&key) {
                 return Err(err("metadata.name: defined twice".into()));
             }
             validate(&self.mode, &d.spec).map_err(err)?;
@@ -327,7 +352,12 @@ impl PluginHost {
                         addr.port()
                     )));
                 }
+                // A suspended sidecar keeps its port: resuming it must not take another's.
                 ports.insert(*addr, (namespace.clone(), name.clone()));
+            }
+            if d.spec.suspend {
+                suspended.insert(key, (d.spec.clone(), endpoint));
+                continue;
             }
             let kept = entries
                 .get(&key)
@@ -356,7 +386,11 @@ impl PluginHost {
                 },
             );
         }
-        Ok(Plan { planned, strict })
+        Ok(Plan {
+            planned,
+            suspended,
+            strict,
+        })
     }
 
     /// Puts `plan` in force: starts the new connections (and, standalone, the processes of
@@ -366,6 +400,11 @@ impl PluginHost {
     pub fn commit(&self, plan: Plan) {
         let supervise = matches!(self.mode, HostMode::Standalone { .. });
         let mut entries = lock(&self.entries);
+        *lock(&self.suspended) = plan
+            .suspended
+            .into_iter()
+            .map(|(key, (_, endpoint))| (key, endpoint))
+            .collect();
         let mut old = std::mem::take(&mut *entries);
         for (key, planned) in plan.planned {
             let steps = match planned.steps.into_inner() {
@@ -398,24 +437,38 @@ impl PluginHost {
 
     /// What `GET /internal/v1/plugins` answers.
     pub fn state(&self) -> PluginsState {
-        let entries = lock(&self.entries);
+        let mut plugins: BTreeMap<Key, PluginState> = lock(&self.entries)
+            .iter()
+            .map(|((namespace, name), e)| {
+                let s = e.conn.snapshot();
+                let state = PluginState {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    endpoint: e.conn.endpoint().to_string(),
+                    phase: s.phase,
+                    negotiated_version: s.version.and_then(|v| i32::try_from(v).ok()),
+                    plugin: s.plugin,
+                    last_error: s.last_error,
+                    restarts: s.restarts,
+                };
+                ((namespace.clone(), name.clone()), state)
+            })
+            .collect();
+        for ((namespace, name), endpoint) in lock(&self.suspended).iter() {
+            let state = PluginState {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                endpoint: endpoint.to_string(),
+                phase: PluginPhase::Suspended,
+                negotiated_version: None,
+                plugin: None,
+                last_error: None,
+                restarts: 0,
+            };
+            plugins.insert((namespace.clone(), name.clone()), state);
+        }
         PluginsState {
-            plugins: entries
-                .iter()
-                .map(|((namespace, name), e)| {
-                    let s = e.conn.snapshot();
-                    PluginState {
-                        namespace: namespace.clone(),
-                        name: name.clone(),
-                        endpoint: e.conn.endpoint().to_string(),
-                        phase: s.phase,
-                        negotiated_version: s.version.and_then(|v| i32::try_from(v).ok()),
-                        plugin: s.plugin,
-                        last_error: s.last_error,
-                        restarts: s.restarts,
-                    }
-                })
-                .collect(),
+            plugins: plugins.into_values().collect(),
         }
     }
 

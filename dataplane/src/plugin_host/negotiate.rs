@@ -217,6 +217,7 @@ mod tests {
             replicas: None,
             tls: None,
             sandbox: None,
+            suspend: false,
         }
     }
 

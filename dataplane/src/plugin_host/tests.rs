@@ -1378,3 +1378,96 @@ async fn the_managed_pipelines_file_carries_plugin_deployments_before_pipelines(
     );
     host.shutdown().await;
 }
+
+/// Suspending a serving PluginDeployment retires its connection (Shutdown once the previous
+/// pipeline set is done with it), lists it as `suspended`, and its step is skipped without
+/// a call; resuming it connects and initializes again and the step runs again. A suspended
+/// one is still checked: a step on a stage it does not declare does not compile.
+#[tokio::test]
+async fn suspending_a_plugin_retires_it_and_skips_its_steps_and_resuming_brings_it_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = Fake::new(Script::default());
+    let (_server, bound) = Server::start(&Listen::Tcp("127.0.0.1:0".parse().expect("addr")), &fake);
+    let d = deployment(&format!(
+        "  capabilities: [addHeader]\n  port: {}\n",
+        port_of(&bound)
+    ));
+    let mut rig = Rig::new(
+        standalone(dir.path()),
+        d.clone(),
+        pipeline("onError: failClosed"),
+    );
+    rig.wait_phase(PluginPhase::Serving).await;
+    assert!(
+        rig.run(message(10))
+            .await
+            .message
+            .starts_with(b"X-Scanned: yes\r\n")
+    );
+    let calls = || fake.seen.calls.lock().expect("lock").len();
+    assert_eq!(calls(), 1);
+
+    let tenant_of = |_: &str| Some("example".to_owned());
+    let mut suspended = d.clone();
+    suspended.spec.suspend = true;
+    let mut undeclared = suspended.clone();
+    undeclared.spec.stages = vec![Stage::Append];
+    let plan = rig.host.plan(&[undeclared], true).expect("plan");
+    let e = compile(&[pipeline("onError: failClosed")], &tenant_of, &plan)
+        .expect_err("a suspended plugin's steps are still checked");
+    assert!(e.message.contains("does not declare stage deliver"), "{e}");
+
+    let plan = rig
+        .host
+        .plan(std::slice::from_ref(&suspended), true)
+        .expect("plan");
+    let set = compile(&[pipeline("onError: failClosed")], &tenant_of, &plan).expect("compiles");
+    assert_eq!(set.loaded()[0].skipped_steps, ["scan"]);
+    rig.host.commit(plan);
+    rig.set = set;
+    for _ in 0..250 {
+        if fake.seen.shutdowns.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.seen.shutdowns.load(Ordering::SeqCst), 1, "retired");
+    let s = rig.state();
+    assert_eq!(s.phase, PluginPhase::Suspended);
+    assert_eq!(s.endpoint, format!("tcp://127.0.0.1:{}", port_of(&bound)));
+    assert_eq!(
+        (s.negotiated_version, s.last_error.as_deref()),
+        (None, None)
+    );
+    assert_eq!(
+        serde_json::to_value(&s).expect("json")["phase"],
+        "suspended"
+    );
+
+    let out = rig.run(message(10)).await;
+    assert_eq!(out.disposition, Disposition::Store);
+    assert!(out.message.starts_with(HEADER), "unchanged");
+    assert_eq!(
+        out.metadata.get(engine::SKIPPED_KEY).map(String::as_str),
+        Some("mcp-example/p/scan")
+    );
+    assert_eq!(calls(), 1, "no call");
+    let text = rig.metrics_text();
+    assert!(
+        text.contains(r#"mcp_pipeline_step_skipped_total{stage="deliver",plugin="deployment/scanner",reason="suspended"} 1"#),
+        "{text}"
+    );
+
+    let plan = rig.host.plan(std::slice::from_ref(&d), true).expect("plan");
+    let set = compile(&[pipeline("onError: failClosed")], &tenant_of, &plan).expect("compiles");
+    assert!(set.loaded()[0].skipped_steps.is_empty());
+    rig.host.commit(plan);
+    rig.set = set;
+    rig.wait_phase(PluginPhase::Serving).await;
+    assert_eq!(fake.seen.initializes.load(Ordering::SeqCst), 2);
+    let out = rig.run(message(10)).await;
+    assert!(out.message.starts_with(b"X-Scanned: yes\r\n"));
+    assert!(!out.metadata.contains_key(engine::SKIPPED_KEY));
+    assert_eq!(calls(), 2);
+    rig.host.shutdown().await;
+}

@@ -14,7 +14,12 @@
 //!    `PluginNotReady` (checked before the dataplane is asked). All three are checked again
 //!    with backoff from [`RECHECK`] to [`RECHECK_MAX`], at once when the Tenant's readiness
 //!    changes, and when a named PluginDeployment's readiness does.
-//! 4. Write status only when it differs from the stored one.
+//! 4. Steps whose PluginDeployment is suspended (`spec.suspend`) are skipped by the
+//!    dataplane: they are listed in `status.suspendedSteps` and the condition
+//!    [`STEPS_SKIPPED`], do not make the Pipeline `PluginNotReady`, and the tenant's
+//!    dataplane must skip exactly them for `Ready=True` (else `RolloutPending`: it has not
+//!    loaded the suspension, or the resumption, yet).
+//! 5. Write status only when it differs from the stored one.
 //!
 //! The rendering into the dataplane ConfigMap is the Tenant controller's
 //! ([`super::render_for`]): it runs on every change of a Pipeline's spec or labels.
@@ -58,6 +63,61 @@ pub const DATAPLANE_UNAVAILABLE: &str = "DataplaneUnavailable";
 /// `Ready=False`: a PluginDeployment a step names exists but is not `Ready` (the Pipeline
 /// stays `Validated`; the step's `onError` applies to every message until it is).
 pub const PLUGIN_NOT_READY: &str = "PluginNotReady";
+/// The condition type saying whether steps are skipped because their PluginDeployment is
+/// suspended: `True` with reason [`PLUGIN_SUSPENDED`] (the message names the steps and
+/// plugins), `False` with reason [`NO_STEP_SKIPPED`].
+pub const STEPS_SKIPPED: &str = "StepsSkipped";
+/// `StepsSkipped=True`: some step calls a suspended PluginDeployment.
+pub const PLUGIN_SUSPENDED: &str = "PluginSuspended";
+/// `StepsSkipped=False`: every step runs.
+pub const NO_STEP_SKIPPED: &str = "NoStepSkipped";
+
+/// The steps of `pipeline` that call a suspended PluginDeployment of its namespace, as
+/// (step, PluginDeployment) in step order.
+pub fn suspended_steps(
+    pipeline: &Pipeline,
+    plugins: &[Arc<mcp_crds::PluginDeployment>],
+) -> Vec<(String, String)> {
+    let namespace = pipeline.namespace();
+    pipeline
+        .spec
+        .steps
+        .iter()
+        .filter_map(|s| {
+            let name = s.plugin.name.as_deref()?;
+            plugins
+                .iter()
+                .any(|p| p.namespace() == namespace && p.name_any() == name && p.spec.suspend)
+                .then(|| (s.name.clone(), name.to_owned()))
+        })
+        .collect()
+}
+
+/// The `StepsSkipped` condition for `skipped` ([`suspended_steps`]).
+fn steps_skipped(skipped: &[(String, String)]) -> Observed<'static> {
+    if skipped.is_empty() {
+        return Observed {
+            type_: STEPS_SKIPPED,
+            status: ConditionStatus::False,
+            reason: NO_STEP_SKIPPED,
+            message: "no step calls a suspended PluginDeployment".to_owned(),
+        };
+    }
+    let list: Vec<String> = skipped
+        .iter()
+        .map(|(step, plugin)| format!("{step} (PluginDeployment {plugin})"))
+        .collect();
+    Observed {
+        type_: STEPS_SKIPPED,
+        status: ConditionStatus::True,
+        reason: PLUGIN_SUSPENDED,
+        message: format!(
+            "skipped because their PluginDeployment is suspended (spec.suspend): {}; messages \
+             go on to the next step without them, and their onError does not apply",
+            list.join(", ")
+        ),
+    }
+}
 
 /// The PluginDeployments `pipeline`'s steps name that are not `Ready`, as a message naming
 /// each with its reason; `None` when all are (or none is named). A missing one is
@@ -80,7 +140,9 @@ pub fn unready_plugins(
         .filter_map(|name| {
             let plugin = plugins
                 .iter()
-                .find(|p| p.namespace() == namespace && p.name_any() == name)?;
+                .find(|p| p.namespace() == namespace && p.name_any() == name)
+                // A suspended one is not Ready on purpose: its steps are skipped, not failed.
+                .filter(|p| !p.spec.suspend)?;
             crate::plugin::controller::readiness(plugin)
                 .err()
                 .map(|(reason, message)| {
@@ -109,15 +171,19 @@ fn status_with(
     pipeline: &Pipeline,
     valid: bool,
     revision: Option<String>,
+    skipped: &[(String, String)],
     observed: &[Observed<'_>],
 ) -> PipelineStatus {
     let previous = pipeline.status.clone().unwrap_or_default();
     let generation = pipeline.meta().generation;
+    let mut observed = observed.to_vec();
+    observed.push(steps_skipped(skipped));
     PipelineStatus {
         observed_generation: generation,
         validated: valid,
         compiled_revision: revision.or(previous.compiled_revision.clone()),
-        conditions: conditions::set(&previous.conditions, observed, generation),
+        suspended_steps: skipped.iter().map(|(step, _)| step.clone()).collect(),
+        conditions: conditions::set(&previous.conditions, &observed, generation),
     }
 }
 
@@ -167,12 +233,12 @@ async fn event_on_change(ctx: &Context, pipeline: &Pipeline, new: &PipelineStatu
     ctx.event(pipeline, type_, &reason, "Validate", note).await;
 }
 
-/// What a dataplane answers about one Pipeline: the revision it runs (`None`: none), and its
-/// last load error.
-type Running = (Option<String>, Option<String>);
+/// What a dataplane answers about one Pipeline: the revision it runs and the steps it skips
+/// (`None`: it runs none), and its last load error.
+type Running = (Option<(String, Vec<String>)>, Option<String>);
 
-/// The revision of `namespace/name` that `tenant`'s dataplane runs (`None`: it runs none),
-/// and the dataplane's last load error.
+/// The revision of `namespace/name` that `tenant`'s dataplane runs and the steps it skips
+/// (`None`: it runs none), and the dataplane's last load error.
 async fn running_revision(
     ctx: &Context,
     tenant: &Tenant,
@@ -185,7 +251,7 @@ async fn running_revision(
         .pipelines
         .into_iter()
         .find(|p| p.namespace == namespace && p.name == name)
-        .map(|p| p.revision);
+        .map(|p| (p.revision, p.skipped_steps));
     Ok((revision, state.last_error))
 }
 
@@ -218,13 +284,16 @@ fn some_of(names: &[String]) -> String {
 }
 
 /// Asks the dataplane of each of `targets` (a few at a time) which revision of
-/// `namespace/name` it runs. `global`: the message speaks of every tenant.
+/// `namespace/name` it runs and which steps it skips; `skipped`: the steps it must skip
+/// (checked for a tenant's own Pipeline only: a `Global` one's PluginDeployments are not
+/// rendered into the tenants' dataplanes). `global`: the message speaks of every tenant.
 async fn rollout(
     ctx: &Context,
     targets: &[Arc<Tenant>],
     namespace: &str,
     name: &str,
     revision: &str,
+    skipped: &[String],
     global: bool,
 ) -> Rollout {
     let mut answers: Vec<(String, Result<Running, Error>)> = Vec::with_capacity(targets.len());
@@ -241,11 +310,18 @@ async fn rollout(
     let mut detail: Option<String> = None;
     for (tenant, answer) in answers {
         match answer {
-            Ok((Some(running), _)) if running == revision => {}
+            Ok((Some((running, skips)), _))
+                if running == revision && (global || skips == skipped) => {}
             Ok((running, last_error)) => {
                 if detail.is_none() {
                     let mut d = match running {
-                        Some(r) => format!("still runs {r}"),
+                        Some((r, _)) if r != revision => format!("still runs {r}"),
+                        Some((_, skips)) => format!(
+                            "skips steps [{}], not [{}] (it has not loaded the latest \
+                             spec.suspend of their PluginDeployments yet)",
+                            skips.join(", "),
+                            skipped.join(", ")
+                        ),
                         None => "does not run it yet".to_owned(),
                     };
                     if let Some(e) = last_error {
@@ -312,12 +388,15 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, E
     } else {
         super::tenant_of_namespace(ctx, &namespace)
     };
+    let plugins = ctx.plugins.state();
     let verdict = validate::validate(
         pipeline,
         tenant.as_ref().map(|t| t.name_any()).as_deref(),
         &ctx.pipelines.state(),
-        &ctx.plugins.state(),
+        &plugins,
     );
+    let skipped = suspended_steps(pipeline, &plugins);
+    let skipped_names: Vec<String> = skipped.iter().map(|(step, _)| step.clone()).collect();
     // The dataplanes that must run it: every tenant's for a Global Pipeline, else its tenant's.
     let targets: Vec<Arc<Tenant>> = match (global, tenant, verdict) {
         (true, _, Ok(())) => ctx
@@ -337,6 +416,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, E
                 pipeline,
                 false,
                 None,
+                &skipped,
                 &[
                     ready(
                         ConditionStatus::False,
@@ -355,14 +435,31 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, E
     };
     let revision = pipeline.spec.revision();
     let key = ObjectRef::from_obj(pipeline);
-    let rollout = match unready_plugins(pipeline, &ctx.plugins.state()) {
+    let rollout = match unready_plugins(pipeline, &plugins) {
         // Woken when the plugin turns Ready (run.rs); checked again meanwhile.
         Some(message) => Rollout::PluginNotReady(message),
-        None => rollout(ctx, &targets, &namespace, &name, &revision, global).await,
+        None => {
+            rollout(
+                ctx,
+                &targets,
+                &namespace,
+                &name,
+                &revision,
+                &skipped_names,
+                global,
+            )
+            .await
+        }
     };
     let (observed, action) = match rollout {
-        Rollout::InForce(message) => {
+        Rollout::InForce(mut message) => {
             ctx.pipeline_recheck.succeeded(&key);
+            if !global && !skipped_names.is_empty() {
+                message.push_str(&format!(
+                    ", skipping steps [{}] (their PluginDeployment is suspended)",
+                    skipped_names.join(", ")
+                ));
+            }
             (
                 ready(ConditionStatus::True, IN_FORCE, message),
                 Action::requeue(RESYNC),
@@ -385,6 +482,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action, E
         pipeline,
         true,
         Some(revision),
+        &skipped,
         &[
             observed,
             validated(
@@ -456,6 +554,118 @@ mod tests {
             ))
             .expect("plugin"),
         )
+    }
+
+    fn suspended(name: &str, namespace: &str) -> Arc<mcp_crds::PluginDeployment> {
+        let mut p = Arc::unwrap_or_clone(plugin(name, Some(("False", SUSPENDED_REASON))));
+        p.spec.suspend = true;
+        p.metadata.namespace = Some(namespace.to_owned());
+        Arc::new(p)
+    }
+
+    const SUSPENDED_REASON: &str = crate::plugin::controller::SUSPENDED;
+
+    /// Steps calling a suspended PluginDeployment of the Pipeline's namespace are listed
+    /// (in step order, each step once), reported by `StepsSkipped`, and do not make the
+    /// Pipeline `PluginNotReady`.
+    #[test]
+    fn steps_of_suspended_plugins_are_skipped_not_unready() {
+        let p: Pipeline = yaml_serde::from_str(
+            "apiVersion: mcp.dev/v1alpha1\nkind: Pipeline\n\
+             metadata: {name: p, namespace: mcp-acme}\n\
+             spec: {scope: {type: TenantDefault}, stages: [deliver], steps: [\
+             {name: a, plugin: {name: scan}}, {name: t, plugin: {builtin: header-tagger}, \
+             config: {headers: [{name: X, value: v, action: add}]}}, \
+             {name: b, plugin: {name: other}}, {name: c, plugin: {name: scan}}]}",
+        )
+        .expect("pipeline");
+        type Case = (
+            &'static str,
+            Vec<Arc<mcp_crds::PluginDeployment>>,
+            Vec<(&'static str, &'static str)>,
+            bool,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "none suspended",
+                vec![
+                    plugin("scan", Some(("True", "Serving"))),
+                    plugin("other", Some(("True", "Serving"))),
+                ],
+                vec![],
+                false,
+            ),
+            (
+                "scan suspended",
+                vec![
+                    suspended("scan", "mcp-acme"),
+                    plugin("other", Some(("True", "Serving"))),
+                ],
+                vec![("a", "scan"), ("c", "scan")],
+                false,
+            ),
+            (
+                "scan suspended, other not ready",
+                vec![
+                    suspended("scan", "mcp-acme"),
+                    plugin("other", Some(("False", "Connecting"))),
+                ],
+                vec![("a", "scan"), ("c", "scan")],
+                true,
+            ),
+            (
+                "a namesake in another namespace is not ours",
+                vec![
+                    suspended("scan", "mcp-other"),
+                    plugin("scan", Some(("True", "Serving"))),
+                    plugin("other", Some(("True", "Serving"))),
+                ],
+                vec![],
+                false,
+            ),
+            (
+                "all suspended",
+                vec![
+                    suspended("scan", "mcp-acme"),
+                    suspended("other", "mcp-acme"),
+                ],
+                vec![("a", "scan"), ("b", "other"), ("c", "scan")],
+                false,
+            ),
+        ];
+        for (what, plugins, want, unready) in cases {
+            let got = suspended_steps(&p, &plugins);
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(s, d)| ((*s).to_owned(), (*d).to_owned()))
+                .collect();
+            assert_eq!(got, want, "{what}");
+            let c = steps_skipped(&got);
+            if want.is_empty() {
+                assert_eq!(
+                    (c.status, c.reason),
+                    (ConditionStatus::False, NO_STEP_SKIPPED)
+                );
+            } else {
+                assert_eq!(
+                    (c.status, c.reason),
+                    (ConditionStatus::True, PLUGIN_SUSPENDED)
+                );
+                for (step, plugin) in &want {
+                    assert!(
+                        c.message
+                            .contains(&format!("{step} (PluginDeployment {plugin})")),
+                        "{what}: {}",
+                        c.message
+                    );
+                }
+            }
+            let not_ready = unready_plugins(&p, &plugins);
+            assert_eq!(not_ready.is_some(), unready, "{what}: {not_ready:?}");
+            if let Some(m) = not_ready {
+                assert!(!m.contains("scan"), "{what}: {m}");
+            }
+        }
     }
 
     #[test]

@@ -7,18 +7,20 @@
 //! 1. The verdict ([`super::verdicts`], from the cache of the namespace's PluginDeployments):
 //!    a refused one (`InsecureSandbox`, `InvalidSpec`, `PortConflict`) is not rendered;
 //!    `Ready=False` with the reason, a Warning Event, and a wait for a change.
-//! 2. A namespace of no Tenant: `NoDataplane`, and a wait for a Tenant.
-//! 3. `service` mode: apply the Deployment, Service and NetworkPolicy ([`super::service`])
+//! 2. `spec.suspend`: `Suspended` (no sidecar is rendered; a `service` plugin's Deployment
+//!    is applied with 0 replicas in step 4), and a wait for a change.
+//! 3. A namespace of no Tenant: `NoDataplane`, and a wait for a Tenant.
+//! 4. `service` mode: apply the Deployment, Service and NetworkPolicy ([`super::service`])
 //!    with server-side apply (an unchanged one is a no-op on the server), and check that the
 //!    two certificate Secrets exist (`SecretNotFound`). When the spec changed and the plugin
 //!    is a sidecar now (or refused), delete the children it owned.
-//! 4. No Pipeline of the namespace names it: `Unused` (the dataplane connects to the plugins
+//! 5. No Pipeline of the namespace names it: `Unused` (the dataplane connects to the plugins
 //!    its Pipelines name only); wait for a Pipeline.
-//! 5. Ask the tenant's dataplane (`GET /internal/v1/plugins`): `Serving` is `Ready=True` with
+//! 6. Ask the tenant's dataplane (`GET /internal/v1/plugins`): `Serving` is `Ready=True` with
 //!    the negotiated protocol version, checked again after [`RESYNC`]; `Connecting`,
 //!    `NotServing` (also an open circuit breaker) and `NoDataplane` (no answer) are checked
 //!    again with backoff from [`RECHECK`] to [`RECHECK_MAX`].
-//! 6. Write status only when it differs from the stored one; an Event when `Ready`'s status
+//! 7. Write status only when it differs from the stored one; an Event when `Ready`'s status
 //!    or reason changes.
 
 use std::sync::Arc;
@@ -69,6 +71,9 @@ pub const NO_DATAPLANE: &str = "NoDataplane";
 pub const UNUSED: &str = "Unused";
 /// `Ready=False`: a `service` plugin's server or client certificate Secret does not exist.
 pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+/// `Ready=False`: `spec.suspend` is `true`. No sidecar is rendered, a `service` plugin's
+/// Deployment has 0 replicas, and the dataplane skips the steps that call it.
+pub const SUSPENDED: &str = "Suspended";
 
 /// The reasons that are a Warning Event.
 const WARNINGS: [&str; 5] = [
@@ -250,6 +255,14 @@ async fn ask_dataplane<'a>(
                 p.endpoint
             ),
         ),
+        // Resumed, but the dataplane has not loaded the new pipelines.yaml yet.
+        PluginPhase::Suspended => (
+            ConditionStatus::False,
+            CONNECTING,
+            "resumed; the dataplane still has it suspended (it loads the change once the \
+             kubelet has updated its pipelines.yaml)"
+                .to_owned(),
+        ),
     };
     Seen {
         observed: ready(status, reason, message),
@@ -303,6 +316,21 @@ async fn write_status(
     Ok(conditions::apply_status(&api, &plugin.name_any(), &apply_params(), &status).await?)
 }
 
+/// The `Ready` message of a suspended PluginDeployment: what stopped, and what it means.
+pub fn suspended_message(plugin: &PluginDeployment) -> String {
+    let stopped = match plugin.spec.mode {
+        PluginMode::Sidecar => "no sidecar is rendered in the dataplane pods".to_owned(),
+        PluginMode::Service => format!(
+            "Deployment {} is scaled to 0 replicas",
+            service_name(&plugin.name_any())
+        ),
+    };
+    format!(
+        "spec.suspend is true: {stopped}; the dataplane skips the Pipeline steps that call it \
+         (the message goes on to the next step); set spec.suspend to false to resume"
+    )
+}
+
 fn refused(r: &Refusal) -> Observed<'static> {
     ready(
         ConditionStatus::False,
@@ -352,6 +380,12 @@ async fn reconcile_inner(plugin: &PluginDeployment, ctx: &Context) -> Result<Act
     let seen = match (verdict, tenant) {
         (Err(r), _) => Seen {
             observed: refused(&r),
+            ready_endpoints: 0,
+            negotiated_version: None,
+            action: Action::await_change(),
+        },
+        (Ok(()), _) if plugin.spec.suspend => Seen {
+            observed: ready(ConditionStatus::False, SUSPENDED, suspended_message(plugin)),
             ready_endpoints: 0,
             negotiated_version: None,
             action: Action::await_change(),

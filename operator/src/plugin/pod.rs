@@ -1,7 +1,8 @@
 //! What a tenant's PluginDeployments add to its dataplane (applied by the Tenant controller
 //! over [`crate::tenant::build`]'s children, a pure function of both):
 //!
-//! - each accepted `sidecar` plugin ([`super::verdicts`]) becomes a **native sidecar**: an
+//! - each accepted `sidecar` plugin ([`super::verdicts`]) that is not suspended
+//!   (`spec.suspend`) becomes a **native sidecar**: an
 //!   init container `plugin-<name>` with `restartPolicy: Always`, started before the
 //!   dataplane container and stopped after it, with its own `/tmp` (an `emptyDir`);
 //! - when one of them uses `transport: unix`, an `emptyDir` [`SOCKETS_VOLUME`] is mounted at
@@ -13,8 +14,10 @@
 //! - the dataplane's NetworkPolicy gains egress to the tenant's plugin pods on the `service`
 //!   plugins' ports.
 //!
-//! All of it is in the pod template, so changing a sidecar rolls the pods; a status change of
-//! a PluginDeployment changes nothing here.
+//! All of it is in the pod template, so changing a sidecar rolls the pods (suspending or
+//! resuming a `sidecar` plugin too); a status change of a PluginDeployment changes nothing
+//! here. A suspended `service` plugin keeps its client certificate and egress rule, so
+//! suspending or resuming it does not roll the dataplane pods.
 
 use std::collections::BTreeSet;
 
@@ -157,7 +160,7 @@ pub fn inject(
     let sidecars: Vec<&PluginDeployment> = accepted
         .iter()
         .copied()
-        .filter(|p| p.spec.mode == PluginMode::Sidecar)
+        .filter(|p| p.spec.mode == PluginMode::Sidecar && !p.spec.suspend)
         .collect();
     let services: Vec<&PluginDeployment> = accepted
         .iter()

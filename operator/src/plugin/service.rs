@@ -2,10 +2,10 @@
 //! [`mcp_crds::plugin::service_name`] (`mcp-plugin-<name>`) in its namespace, each with a
 //! controller owner reference to it:
 //!
-//! - a Deployment of `spec.replicas` pods (default 1) running the plugin container, which
-//!   listens on `tcp://0.0.0.0:<port>` and serves with the server certificate
-//!   (`tls.serverSecretRef`, mounted at [`SERVER_TLS_DIR`], named by [`ENV_TLS_CERT`],
-//!   [`ENV_TLS_KEY`] and [`ENV_TLS_CLIENT_CA`]);
+//! - a Deployment of `spec.replicas` pods (default 1; 0 while `spec.suspend`) running the
+//!   plugin container, which listens on `tcp://0.0.0.0:<port>` and serves with the server
+//!   certificate (`tls.serverSecretRef`, mounted at [`SERVER_TLS_DIR`], named by
+//!   [`ENV_TLS_CERT`], [`ENV_TLS_KEY`] and [`ENV_TLS_CLIENT_CA`]);
 //! - a ClusterIP Service with the port `grpc`;
 //! - a NetworkPolicy admitting only the tenant's dataplane pods, on that port (egress is left
 //!   open: a scanner may have to fetch its signatures).
@@ -137,7 +137,11 @@ pub fn build(tenant: &Tenant, plugin: &PluginDeployment) -> Result<ServiceChildr
     let deployment = Deployment {
         metadata: meta.clone(),
         spec: Some(DeploymentSpec {
-            replicas: Some(spec.replicas.unwrap_or(1)),
+            replicas: Some(if spec.suspend {
+                0
+            } else {
+                spec.replicas.unwrap_or(1)
+            }),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 ..LabelSelector::default()

@@ -614,3 +614,81 @@ fn plugins_of_other_namespaces_are_ignored() {
     let all = [Arc::new(other)];
     assert!(of_namespace(&all, "mcp-acme").is_empty());
 }
+
+/// `spec.suspend`: a suspended sidecar is not rendered (a resumed one is, and an older
+/// suspended sidecar keeps its port), a suspended `service` plugin's Deployment has 0
+/// replicas while its Service, NetworkPolicy and the dataplane's client certificate and
+/// egress stay, so only a sidecar's suspension changes the dataplane's pod template.
+#[test]
+fn a_suspended_plugin_is_not_run_and_keeps_what_resuming_needs() {
+    let t = tenant::test_tenant();
+    let sidecar_names = |c: &Children| -> Vec<String> {
+        pod_spec(c)
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    // (what, spec of "scan", suspended, sidecars expected, Deployment replicas)
+    let cases = [
+        ("sidecar", "port: 7001", false, vec!["plugin-scan"], None),
+        ("suspended sidecar", "port: 7001", true, vec![], None),
+        (
+            "suspended unix sidecar",
+            "transport: unix",
+            true,
+            vec![],
+            None,
+        ),
+        ("service", SERVICE, false, vec![], Some(3)),
+        ("suspended service", SERVICE, true, vec![], Some(0)),
+    ];
+    for (what, spec, suspended, sidecars, replicas) in cases {
+        let p = plugin(
+            "scan",
+            0,
+            &format!("{spec}{}", if suspended { ", suspend: true" } else { "" }),
+        );
+        assert_eq!(p.spec.suspend, suspended, "{what}");
+        assert_eq!(check(&p), Ok(()), "{what}: suspension is no refusal");
+        let c = children(&[&p]);
+        assert_eq!(sidecar_names(&c), sidecars, "{what}");
+        assert!(
+            !mounts(dataplane(&c)).contains_key(SIDECAR_SOCKET_DIR),
+            "{what}: no socket directory without a unix sidecar"
+        );
+        if let Some(replicas) = replicas {
+            let ch = service::build(&t, &p).expect(what);
+            assert_eq!(
+                ch.deployment.spec.as_ref().and_then(|s| s.replicas),
+                Some(replicas),
+                "{what}"
+            );
+            let mut resumed = p.clone();
+            resumed.spec.suspend = false;
+            let other = service::build(&t, &resumed).expect(what);
+            assert_eq!(ch.service, other.service, "{what}: Service kept");
+            assert_eq!(ch.network_policy, other.network_policy, "{what}");
+            assert_eq!(
+                children(&[&p]).network_policy,
+                children(&[&resumed]).network_policy,
+                "{what}: the dataplane keeps its egress"
+            );
+            assert_eq!(
+                pod_spec(&children(&[&p])),
+                pod_spec(&children(&[&resumed])),
+                "{what}: the dataplane pods do not roll"
+            );
+        }
+    }
+
+    // The older sidecar keeps its port while suspended: resuming it cannot take the port of
+    // a sidecar created meanwhile.
+    let older = plugin("a", 0, "port: 7001, suspend: true");
+    let newer = plugin("b", 1, "port: 7001");
+    let v = verdicts(&[&older, &newer]);
+    assert_eq!(v["a"], Ok(()));
+    assert_eq!(v["b"].as_ref().map_err(|r| r.reason), Err(PORT_CONFLICT));
+    assert!(sidecar_names(&children(&[&older, &newer])).is_empty());
+}
