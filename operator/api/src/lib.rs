@@ -14,8 +14,9 @@
 //! - [`store`]: the `api_keys` table (SQLite or PostgreSQL); [`bootstrap`]: the first admin
 //!   key.
 //! - [`problem`]: RFC 9457 problem documents for every error.
-//! - [`health`], [`apikeys`]: the endpoints so far; [`backend`]: the seam the resource
-//!   endpoints will use.
+//! - [`health`], [`apikeys`]: health and API keys; [`resources`]: the resource endpoints
+//!   (tenants, mailboxes, ...), served from a [`backend::Backend`] (Kubernetes or the
+//!   standalone resource store).
 //! - [`openapi`]: the OpenAPI 3.1 document (`/api/v1/openapi.json`) and Swagger UI
 //!   (`/api/v1/docs/`).
 //!
@@ -30,6 +31,7 @@ pub mod health;
 pub mod openapi;
 pub mod problem;
 pub mod rbac;
+pub mod resources;
 pub mod store;
 
 use std::sync::Arc;
@@ -60,6 +62,24 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(apikeys::list, apikeys::create))
         .routes(routes!(apikeys::get, apikeys::update, apikeys::delete))
+        .routes(routes!(
+            resources::tenants::list,
+            resources::tenants::create
+        ))
+        .routes(routes!(
+            resources::tenants::get,
+            resources::tenants::apply,
+            resources::tenants::delete
+        ))
+        .routes(routes!(
+            resources::mailboxes::list,
+            resources::mailboxes::create
+        ))
+        .routes(routes!(
+            resources::mailboxes::get,
+            resources::mailboxes::apply,
+            resources::mailboxes::delete
+        ))
 }
 
 /// The complete OpenAPI 3.1 document, as served at `/api/v1/openapi.json` (no state
@@ -77,7 +97,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 pub struct AppState {
     /// Authentication, the API key store and rate limits.
     pub auth: Arc<Authenticator>,
-    /// Where resources live; `None` until the resource endpoints exist.
+    /// Where resources live; `None`: the resource endpoints answer 503.
     pub backend: Option<Arc<dyn Backend>>,
 }
 
@@ -107,7 +127,7 @@ impl Api {
         }
     }
 
-    /// Serves resources from `backend` (the next step of issue 7).
+    /// Serves the resource endpoints from `backend`.
     pub fn backend(self, backend: Arc<dyn Backend>) -> Self {
         Self {
             state: Arc::new(AppState {
