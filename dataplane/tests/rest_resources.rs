@@ -1010,3 +1010,178 @@ async fn lists_page_and_filter_by_label() {
     .await;
     assert_eq!(names(&d), Vec::<String>::new());
 }
+
+async fn import(f: &Fixture, query: &str, content_type: &str, body: Vec<u8>) -> Answer {
+    let r = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/api/v1/tenants/t1/mailboxes:import{query}"))
+        .header("x-api-key", f.key("t1"))
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .expect("request");
+    call(f, r).await
+}
+
+fn outcomes(a: &Answer) -> Vec<String> {
+    a.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            let mut s = r["outcome"].as_str().expect("outcome").to_owned();
+            if let Some(field) = r["errors"].get(0).and_then(|e| e["field"].as_str()) {
+                s = format!("{s}:{field}");
+            }
+            s
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn import_hostile_csv_table() {
+    let f = fixture().await;
+    let many: String = std::iter::once("address\n".to_owned())
+        .chain((0..10_001).map(|i| format!("u{i}@t1.example\n")))
+        .collect();
+    // (name, content type, body, status, outcomes or the whole-request error field)
+    type Case<'a> = (&'a str, &'a str, Vec<u8>, u16, Vec<&'a str>);
+    let cases: Vec<Case<'_>> = vec![
+        ("BOM and CRLF", "text/csv",
+         b"\xEF\xBB\xBFaddress,password\r\nbom1@t1.example,pw1\r\nbom2@t1.example,pw2\r\n".to_vec(),
+         200, vec!["created", "created"]),
+        ("password with commas, quoted", "text/csv; charset=utf-8",
+         b"address,password,displayName\ncomma@t1.example,\"p,a,s,s\",\"Comma, Carl\"\n".to_vec(),
+         200, vec!["created"]),
+        ("wrong header", "text/csv", b"mail,pass\nx@t1.example,pw\n".to_vec(), 422, vec!["header"]),
+        ("duplicate column", "text/csv", b"address,address\nx@t1.example,y\n".to_vec(), 422, vec!["header"]),
+        ("no address column", "text/csv", b"password\npw\n".to_vec(), 422, vec!["header"]),
+        ("empty body", "text/csv", b"".to_vec(), 422, vec!["header"]),
+        ("bad quoting", "text/csv",
+         b"address,password\nq1@t1.example,\"unterminated\nq2@t1.example,pw\n".to_vec(),
+         200, vec!["error:password"]),
+        ("stray quote inside a field", "text/csv",
+         b"address,password\nq3@t1.example,pw\"x\n".to_vec(), 200, vec!["created"]),
+        ("too many fields", "text/csv", b"address,password\nq4@t1.example,pw,extra\n".to_vec(), 200, vec!["error"]),
+        ("duplicate rows", "text/csv",
+         b"address,password\ndup@t1.example,pw\nDUP@t1.example,pw\n".to_vec(),
+         200, vec!["created", "error:spec.address"]),
+        ("invalid addresses", "text/csv",
+         b"address,password\nno-at-sign,pw\nx@other.example,pw\nok1@t1.example,pw\n".to_vec(),
+         200, vec!["error:spec.address", "error:spec.address", "created"]),
+        ("address of another Mailbox", "text/csv",
+         b"address,password,name\nbom1@t1.example,pw,other\n".to_vec(), 200, vec!["error:spec.address"]),
+        ("bad quota", "text/csv",
+         b"address,password,quotaMessages,quotaStorage\nqa@t1.example,pw,abc,\nqb@t1.example,pw,,lots\n".to_vec(),
+         200, vec!["error:quotaMessages", "error:spec.quota.storage"]),
+        ("no password for a new Mailbox", "text/csv", b"address\nnopw@t1.example\n".to_vec(),
+         200, vec!["error:spec.credentials"]),
+        ("aliases and state", "text/csv",
+         b"address,password,aliases,state\nal@t1.example,pw,a1@t1.example; a2@t1.example,Suspended\n".to_vec(),
+         200, vec!["created"]),
+        ("10,001 rows", "text/csv", many.into_bytes(), 422, vec!["body"]),
+        ("not CSV or JSON", "text/plain", b"address\nx@t1.example\n".to_vec(), 415, vec![]),
+        ("JSON with an unknown key", "application/json",
+         json!([{"spec": {"address": "j1@t1.example"}, "password": "pw"},
+                {"spec": {"address": "j2@t1.example"}, "pasword": "pw"}]).to_string().into_bytes(),
+         200, vec!["created", "error:pasword"]),
+        ("JSON not an array", "application/json", b"{\"spec\": {}}".to_vec(), 422, vec!["body"]),
+        ("JSON broken", "application/json", b"[{".to_vec(), 400, vec![]),
+    ];
+    for (what, ct, body, status, want) in cases {
+        let a = import(&f, "", ct, body).await;
+        assert_eq!(a.status.as_u16(), status, "{what}: {}", a.body);
+        if status == 200 {
+            assert_eq!(outcomes(&a), want, "{what}: {}", a.body);
+        } else if let Some(field) = want.first() {
+            assert_eq!(a.body["errors"][0]["field"], *field, "{what}: {}", a.body);
+        }
+    }
+    assert!(login_ok(&f.meta, "comma@t1.example", "p,a,s,s").await);
+    assert!(login_ok(&f.meta, "bom2@t1.example", "pw2").await);
+    assert!(
+        !login_ok(&f.meta, "al@t1.example", "pw").await,
+        "imported Suspended"
+    );
+    assert!(
+        f.meta
+            .account_by_address("u0@t1.example")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    let al = send(
+        &f,
+        "t1",
+        Method::GET,
+        "/api/v1/tenants/t1/mailboxes/al.t1.example",
+        None,
+    )
+    .await;
+    assert_eq!(
+        al.body["spec"]["aliases"],
+        json!(["a1@t1.example", "a2@t1.example"])
+    );
+
+    // Again: unchanged; with a change: updated (the name found by address); dry run writes nothing.
+    let a = import(
+        &f,
+        "",
+        "text/csv",
+        b"address,password\nbom1@t1.example,pw1\n".to_vec(),
+    )
+    .await;
+    assert_eq!(outcomes(&a), ["unchanged"]);
+    let a = import(
+        &f,
+        "",
+        "text/csv",
+        b"address,displayName\nbom1@t1.example,Bom\n".to_vec(),
+    )
+    .await;
+    assert_eq!(outcomes(&a), ["updated"], "{}", a.body);
+    assert!(
+        login_ok(&f.meta, "bom1@t1.example", "pw1").await,
+        "credentials kept"
+    );
+    let a = import(
+        &f,
+        "?dryRun=true",
+        "text/csv",
+        b"address,password\ndry@t1.example,pw\n".to_vec(),
+    )
+    .await;
+    assert_eq!(outcomes(&a), ["created"]);
+    assert_eq!(a.body["dryRun"], true);
+    let g = send(
+        &f,
+        "t1",
+        Method::GET,
+        "/api/v1/tenants/t1/mailboxes/dry.t1.example",
+        None,
+    )
+    .await;
+    assert_eq!(g.status, StatusCode::NOT_FOUND);
+
+    // Bodies: up to 10 MiB (over the 1 MiB of other endpoints), not more.
+    let big = format!(
+        "address,password,displayName\nbig@t1.example,pw,{}\n",
+        "x".repeat(2 << 20)
+    );
+    let a = import(&f, "?dryRun=true", "text/csv", big.into_bytes()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let huge = format!("address\n{}", "y".repeat(11 << 20));
+    let a = import(&f, "", "text/csv", huge.into_bytes()).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // RBAC: another tenant's admin and viewers may not import.
+    for who in ["t2", "viewer"] {
+        let r = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/tenants/t1/mailboxes:import")
+            .header("x-api-key", f.key(who))
+            .header("content-type", "text/csv")
+            .body(Body::from("address\nz@t1.example\n"))
+            .expect("request");
+        assert_eq!(call(&f, r).await.status, StatusCode::FORBIDDEN, "{who}");
+    }
+}

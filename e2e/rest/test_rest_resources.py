@@ -139,3 +139,34 @@ def test_restart_keeps_what_rest_wrote(mcp_factory):
     assert imap_login(again, "frank@keep.example", "frank-pw")
     status, _, tenants = call("GET", f"{again.rest_url}/tenants", key)
     assert [t["metadata"]["name"] for t in tenants["items"]] == ["example", "keep"]
+
+
+def post_raw(url: str, key: str, body: bytes, content_type: str):
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"X-API-Key": key, "Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_import_200_mailboxes_from_csv_then_log_in(mcp_factory):
+    server = mcp_factory()
+    key = server.bootstrap_key()
+    create_tenant(server, key, "bulk")
+    lines = ["address,password,displayName,quotaMessages"]
+    lines += [f'user{i}@bulk.example,"pw,{i}","User {i}",1000' for i in range(200)]
+    lines.append("bad-address,pw,Bad,1")
+    status, body = post_raw(f"{server.rest_url}/tenants/bulk/mailboxes:import", key,
+                            ("\n".join(lines) + "\n").encode(), "text/csv")
+    assert status == 200, body
+    assert body["summary"] == {"created": 200, "updated": 0, "unchanged": 0, "failed": 1}, body["summary"]
+    assert body["results"][200]["errors"][0]["field"] == "spec.address"
+    assert imap_login(server, "user137@bulk.example", "pw,137")
+    status, _, page = call("GET", f"{server.rest_url}/tenants/bulk/mailboxes?limit=1000", key)
+    assert status == 200 and len(page["items"]) == 200

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use mcp_api::backend::{
     Backend, BackendError, BuiltinPluginInfo, IfMatch, Kind, ListQuery, Outcome, Page, Versioned,
@@ -361,7 +362,7 @@ impl ResourceStore {
         entries: &BTreeMap<Key, Entry>,
         focus: &[Key],
         pipelines: bool,
-    ) -> Result<Vec<DesiredAccount>, BackendError> {
+    ) -> Result<Vec<DesiredAccount>, Failure> {
         let mut set = ResourceSet::default();
         let mut ordered: Vec<(&Key, &Entry)> = entries
             .iter()
@@ -406,7 +407,7 @@ impl ResourceStore {
         Ok(accounts)
     }
 
-    fn apply_error(&self, e: ApplyError, focus: &[Key]) -> BackendError {
+    fn apply_error(&self, e: ApplyError, focus: &[Key]) -> Failure {
         match e {
             ApplyError::Invalid {
                 path,
@@ -424,8 +425,14 @@ impl ResourceStore {
                 };
                 clash(focus, kind, &name, field, &message, Some(&path))
             }
-            e @ ApplyError::Unsupported { .. } => BackendError::invalid("kind", e.to_string()),
-            other => unavailable(other),
+            e @ ApplyError::Unsupported { .. } => Failure {
+                on: None,
+                error: BackendError::invalid("kind", e.to_string()),
+            },
+            other => Failure {
+                on: None,
+                error: unavailable(other),
+            },
         }
     }
 
@@ -522,16 +529,16 @@ impl ResourceStore {
         })
     }
 
-    async fn do_write(&self, w: Write) -> Result<Written, BackendError> {
+    /// Checks `w` against `state` (tenant, existence, read-only, precondition, immutable
+    /// fields) and builds its entries at `version`; `None` when it changes nothing.
+    fn prepare(&self, state: &State, w: &Write, version: u64) -> Result<Prepared, BackendError> {
         if w.kind == Kind::Secret {
             return Err(BackendError::invalid(
                 "kind",
                 "Secrets are written with their Mailbox",
             ));
         }
-        let _guard = self.writer.lock().await;
-        let mut state = self.snapshot();
-        let namespace = Self::namespace(&state, w.kind, &w.tenant)?;
+        let namespace = Self::namespace(state, w.kind, &w.tenant)?;
         let name = w
             .object
             .pointer("/metadata/name")
@@ -539,8 +546,8 @@ impl ResourceStore {
             .unwrap_or_default()
             .to_owned();
         let key: Key = (w.kind, namespace.clone(), name.clone());
-        let old = state.entries.get(&key).cloned();
-        if let Some(o) = &old {
+        let old = state.entries.get(&key);
+        if let Some(o) = old {
             if w.mode == WriteMode::Create {
                 return Err(BackendError::Conflict(format!(
                     "{} {name:?} already exists{}",
@@ -557,18 +564,14 @@ impl ResourceStore {
             }
         }
         if let WriteMode::Apply(Some(pre)) = &w.mode
-            && !pre.holds(old.as_ref().map(Entry::version).as_deref())
+            && !pre.holds(old.map(Entry::version).as_deref())
         {
-            return Err(precondition(w.kind, &name, old.as_ref()));
+            return Err(precondition(w.kind, &name, old));
         }
-        if let Some(o) = &old {
+        if let Some(o) = old {
             immutable(w.kind, &o.object, &w.object)?;
         }
-
-        // The new entries: the object and its Secrets, each unless unchanged.
-        let next = state.counter + 1;
-        let mut focus = Vec::new();
-        let mut changed_secrets = Vec::new();
+        let mut entries = Vec::new();
         for s in &w.secrets {
             let sname = s
                 .pointer("/metadata/name")
@@ -583,43 +586,62 @@ impl ResourceStore {
                     return Err(read_only(Kind::Secret, &sname, &e.path));
                 }
             }
-            let same = state
-                .entries
-                .get(&skey)
-                .is_some_and(|e| e.object.get("stringData") == s.get("stringData"));
-            if !same {
-                let old_secret = state.entries.get(&skey).cloned();
-                let e = self.entry_for(
-                    Kind::Secret,
-                    &namespace,
-                    &sname,
-                    s.clone(),
-                    old_secret.as_ref(),
-                    next,
-                )?;
-                state.entries.insert(skey.clone(), e);
-                changed_secrets.push(skey.clone());
-                focus.push(skey);
+            let old_secret = state.entries.get(&skey);
+            if old_secret.is_some_and(|e| e.object.get("stringData") == s.get("stringData")) {
+                continue;
             }
+            let e = self.entry_for(
+                Kind::Secret,
+                &namespace,
+                &sname,
+                s.clone(),
+                old_secret,
+                version,
+            )?;
+            entries.push((skey, e));
         }
-        if changed_secrets.is_empty()
-            && let Some(o) = old.as_ref().filter(|o| same_desired(&o.object, &w.object))
+        if entries.is_empty()
+            && let Some(o) = old.filter(|o| same_desired(&o.object, &w.object))
         {
-            return Ok(Written {
+            return Ok(Prepared {
+                key: key.clone(),
+                entries,
                 outcome: Outcome::Unchanged,
-                object: self.versioned(&state, &key, o),
+                current: Some(self.versioned(state, &key, o)),
             });
         }
-        let entry = self.entry_for(
-            w.kind,
-            &namespace,
-            &name,
-            w.object.clone(),
-            old.as_ref(),
-            next,
-        )?;
-        state.entries.insert(key.clone(), entry.clone());
-        focus.push(key.clone());
+        let entry = self.entry_for(w.kind, &namespace, &name, w.object.clone(), old, version)?;
+        entries.push((key.clone(), entry));
+        Ok(Prepared {
+            key,
+            entries,
+            outcome: if old.is_some() {
+                Outcome::Updated
+            } else {
+                Outcome::Created
+            },
+            current: old.map(|o| self.versioned(state, &o_key(o, w.kind), o)),
+        })
+    }
+
+    async fn do_write(&self, w: Write) -> Result<Written, BackendError> {
+        let _guard = self.writer.lock().await;
+        let mut state = self.snapshot();
+        let next = state.counter + 1;
+        let p = self.prepare(&state, &w, next)?;
+        if p.outcome == Outcome::Unchanged {
+            let object = p
+                .current
+                .ok_or_else(|| unavailable("unchanged without object"))?;
+            return Ok(Written {
+                outcome: Outcome::Unchanged,
+                object,
+            });
+        }
+        let focus: Vec<Key> = p.entries.iter().map(|(k, _)| k.clone()).collect();
+        for (k, e) in &p.entries {
+            state.entries.insert(k.clone(), e.clone());
+        }
         let pipelines = matches!(
             w.kind,
             Kind::Pipeline | Kind::PluginDeployment | Kind::Tenant
@@ -629,30 +651,29 @@ impl ResourceStore {
         } else {
             self.validate(&state.entries, &focus, pipelines)?
         };
-        let outcome = if old.is_some() {
-            Outcome::Updated
-        } else {
-            Outcome::Created
-        };
+        let entry = state
+            .entries
+            .get(&p.key)
+            .cloned()
+            .ok_or_else(|| unavailable("written entry missing"))?;
         if w.dry_run {
             let mut e = entry;
             if let Some(meta) = e.object.get_mut("metadata").and_then(Value::as_object_mut) {
-                let v = old
+                let v = p
+                    .current
                     .as_ref()
-                    .map(Entry::version)
-                    .unwrap_or_else(|| "0".into());
+                    .map_or_else(|| "0".to_owned(), |c| c.version.clone());
                 meta.insert("resourceVersion".into(), Value::String(v));
             }
             return Ok(Written {
-                outcome,
-                object: self.versioned(&state, &key, &e),
+                outcome: p.outcome,
+                object: self.versioned(&state, &p.key, &e),
             });
         }
         state.counter = next;
         let changed: Vec<&Entry> = focus.iter().filter_map(|k| state.entries.get(k)).collect();
         self.persist(next, &changed, &[])?;
-        let answer = self.versioned(&state, &key, &entry);
-        let tenant = w.tenant.clone();
+        let answer = self.versioned(&state, &p.key, &entry);
         self.replace(state);
         match &entry.resource {
             Resource::Mailbox(m) => {
@@ -665,15 +686,242 @@ impl ResourceStore {
                 apply::apply_tenant_quotas(&self.stores.meta, &quotas)
                     .await
                     .map_err(unavailable)?;
-                self.apply_accounts(&accounts, |a| a.tenant == tenant)
+                self.apply_accounts(&accounts, |a| a.tenant == w.tenant)
                     .await?;
             }
             _ => {}
         }
         Ok(Written {
-            outcome,
+            outcome: p.outcome,
             object: answer,
         })
+    }
+
+    /// Many writes (bulk import): each checked alone, then all validated together; a write
+    /// the validation names fails alone and the rest is validated again. Then one counter
+    /// step per written object, the files, and the accounts (up to
+    /// [`APPLY_CONCURRENCY`] password hashes at once).
+    async fn do_write_batch(&self, writes: Vec<Write>) -> Vec<Result<Written, BackendError>> {
+        let _guard = self.writer.lock().await;
+        let mut state = self.snapshot();
+        let base = state.clone();
+        let n = writes.len();
+        let mut results: Vec<Option<Result<Written, BackendError>>> =
+            (0..n).map(|_| None).collect();
+        let mut prepared: Vec<Option<Prepared>> = (0..n).map(|_| None).collect();
+        let dry_run = writes.iter().any(|w| w.dry_run);
+        // Addresses in use, for a cheap check before the full validation.
+        let mut addresses: BTreeMap<String, String> = BTreeMap::new();
+        let replaced: std::collections::BTreeSet<String> = writes
+            .iter()
+            .filter_map(|w| w.object.pointer("/metadata/name").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
+        for (k, e) in &state.entries {
+            if let Resource::Mailbox(m) = &e.resource
+                && (!replaced.contains(&k.2) || e.read_only)
+            {
+                for a in mailbox_addresses(m) {
+                    addresses.insert(a, k.2.clone());
+                }
+            }
+        }
+        for (i, w) in writes.iter().enumerate() {
+            let p = match self.prepare(&base, w, base.counter + 1) {
+                Ok(p) => p,
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            if p.outcome == Outcome::Unchanged {
+                results[i] = Some(p.current.ok_or_else(|| unavailable("unchanged")).map(
+                    |object| Written {
+                        outcome: Outcome::Unchanged,
+                        object,
+                    },
+                ));
+                // Its addresses stay in use.
+                if let Some(Resource::Mailbox(m)) = base.entries.get(&p.key).map(|e| &e.resource) {
+                    for a in mailbox_addresses(m) {
+                        addresses.insert(a, p.key.2.clone());
+                    }
+                }
+                continue;
+            }
+            if let Some((_, e)) = p.entries.iter().find(|(k, _)| *k == p.key)
+                && let Resource::Mailbox(m) = &e.resource
+            {
+                let domains = base
+                    .tenant(&m.spec.tenant)
+                    .map(|t| t.spec.domains.clone())
+                    .unwrap_or_default();
+                if let Err(err) = apply::check_addresses(&m.spec, &domains) {
+                    results[i] = Some(Err(BackendError::invalid(err.field, err.message)));
+                    continue;
+                }
+                if let Err(err) = crate::quota::limits(m.spec.quota.as_ref()) {
+                    results[i] = Some(Err(BackendError::invalid(err.field, err.message)));
+                    continue;
+                }
+                let mine = mailbox_addresses(m);
+                if let Some((a, other)) = mine
+                    .iter()
+                    .find_map(|a| addresses.get(a).filter(|o| **o != p.key.2).map(|o| (a, o)))
+                {
+                    let field = if *a == m.spec.address.to_lowercase() {
+                        "spec.address"
+                    } else {
+                        "spec.aliases"
+                    };
+                    results[i] = Some(Err(BackendError::invalid(
+                        field,
+                        format!(
+                            "{a:?} is already used by Mailbox {other:?} (as its address or an alias)"
+                        ),
+                    )));
+                    continue;
+                }
+                for a in mine {
+                    addresses.insert(a, p.key.2.clone());
+                }
+            }
+            for (k, e) in &p.entries {
+                state.entries.insert(k.clone(), e.clone());
+            }
+            prepared[i] = Some(p);
+        }
+        // The full validation; a failing write is taken out and the rest checked again.
+        let accounts = loop {
+            let focus: Vec<Key> = prepared
+                .iter()
+                .flatten()
+                .flat_map(|p| p.entries.iter().map(|(k, _)| k.clone()))
+                .collect();
+            if focus.is_empty() {
+                break Vec::new();
+            }
+            match self.validate(&state.entries, &focus, false) {
+                Ok(a) => break a,
+                Err(f) => {
+                    let culprit = f.on.as_ref().and_then(|on| {
+                        prepared.iter().position(|p| {
+                            p.as_ref()
+                                .is_some_and(|p| p.entries.iter().any(|(k, _)| k == on))
+                        })
+                    });
+                    let Some(i) = culprit else {
+                        let msg = f.error.to_string();
+                        for (i, p) in prepared.iter_mut().enumerate() {
+                            if p.take().is_some() {
+                                results[i] = Some(Err(BackendError::Conflict(msg.clone())));
+                            }
+                        }
+                        break Vec::new();
+                    };
+                    if let Some(p) = prepared[i].take() {
+                        for (k, _) in &p.entries {
+                            match base.entries.get(k) {
+                                Some(e) => state.entries.insert(k.clone(), e.clone()),
+                                None => state.entries.remove(k),
+                            };
+                        }
+                    }
+                    results[i] = Some(Err(f.error));
+                }
+            }
+        };
+        // Versions: one step per written object, in request order.
+        let mut counter = state.counter;
+        let mut changed: Vec<Key> = Vec::new();
+        for p in prepared.iter().flatten() {
+            for (k, _) in &p.entries {
+                counter += 1;
+                if let Some(e) = state.entries.get_mut(k) {
+                    if dry_run {
+                        let v = base
+                            .entries
+                            .get(k)
+                            .map_or_else(|| "0".to_owned(), Entry::version);
+                        set_version(e, &v);
+                    } else {
+                        set_version(e, &counter.to_string());
+                    }
+                }
+                changed.push(k.clone());
+            }
+        }
+        if !dry_run && !changed.is_empty() {
+            state.counter = counter;
+            let refs: Vec<&Entry> = changed
+                .iter()
+                .filter_map(|k| state.entries.get(k))
+                .collect();
+            if let Err(e) = self.persist(counter, &refs, &[]) {
+                let msg = e.to_string();
+                for (i, p) in prepared.iter_mut().enumerate() {
+                    if p.take().is_some() {
+                        results[i] = Some(Err(BackendError::Unavailable(msg.clone())));
+                    }
+                }
+                return results
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(unavailable("lost"))))
+                    .collect();
+            }
+            self.replace(state.clone());
+        }
+        // Accounts, a few at once.
+        let by_address: BTreeMap<&str, &DesiredAccount> =
+            accounts.iter().map(|a| (a.address.as_str(), a)).collect();
+        let jobs: Vec<(usize, Option<DesiredAccount>)> = prepared
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let p = p.as_ref()?;
+                let address = match state.entries.get(&p.key).map(|e| &e.resource) {
+                    Some(Resource::Mailbox(m)) => m.spec.address.to_lowercase(),
+                    _ => return Some((i, None)),
+                };
+                Some((i, by_address.get(address.as_str()).map(|a| (*a).clone())))
+            })
+            .collect();
+        let meta = &self.stores.meta;
+        let applied: Vec<(usize, Result<(), BackendError>)> = futures::stream::iter(jobs)
+            .map(|(i, a)| async move {
+                match a {
+                    Some(a) if !dry_run => (
+                        i,
+                        apply::apply_one(meta, &a)
+                            .await
+                            .map(|_| ())
+                            .map_err(unavailable),
+                    ),
+                    _ => (i, Ok(())),
+                }
+            })
+            .buffer_unordered(APPLY_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, r) in applied {
+            let Some(p) = prepared[i].take() else {
+                continue;
+            };
+            results[i] = Some(r.and_then(|()| {
+                let e = state
+                    .entries
+                    .get(&p.key)
+                    .ok_or_else(|| unavailable("written entry missing"))?;
+                Ok(Written {
+                    outcome: p.outcome,
+                    object: self.versioned(&state, &p.key, e),
+                })
+            }));
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(unavailable("no result"))))
+            .collect()
     }
 
     /// The object as answered: Mailboxes get their namespace filled in, MigrationJobs their
@@ -832,6 +1080,42 @@ impl ResourceStore {
     }
 }
 
+/// Most accounts [`ResourceStore`] provisions at once in a bulk write: each may hash a
+/// password with argon2id (19 MiB, tens of milliseconds of a CPU), like the admin API's
+/// `MAX_CONCURRENT_PUTS`.
+pub const APPLY_CONCURRENCY: usize = 4;
+
+/// A write checked by [`ResourceStore::prepare`].
+struct Prepared {
+    /// The object's key.
+    key: Key,
+    /// The entries to store: its changed Secrets, then the object (empty when unchanged).
+    entries: Vec<(Key, Entry)>,
+    /// What the write does.
+    outcome: Outcome,
+    /// The object as it is now, if it exists.
+    current: Option<Versioned>,
+}
+
+/// The key of an existing entry of `kind` (from its object).
+fn o_key(e: &Entry, kind: Kind) -> Key {
+    let (ns, name) = ident(&e.resource);
+    (kind, ns, name)
+}
+
+/// A Mailbox's address and aliases, lower-case.
+fn mailbox_addresses(m: &mcp_crds::Mailbox) -> Vec<String> {
+    std::iter::once(m.spec.address.to_lowercase())
+        .chain(m.spec.aliases.iter().map(|a| a.to_lowercase()))
+        .collect()
+}
+
+fn set_version(e: &mut Entry, version: &str) {
+    if let Some(meta) = e.object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(version.to_owned()));
+    }
+}
+
 /// A set holding only `t`, for [`apply::tenant_quotas`].
 fn single_tenant(t: &Tenant) -> ResourceSet {
     let mut set = ResourceSet::default();
@@ -887,7 +1171,20 @@ fn immutable(kind: Kind, old: &Value, new: &Value) -> Result<(), BackendError> {
     }
 }
 
-/// The error of a validation failure about (`kind`, `name`): a 422 naming the field when
+/// A validation failure, and the written object it is about (if it is one of them).
+#[derive(Debug)]
+struct Failure {
+    on: Option<Key>,
+    error: BackendError,
+}
+
+impl From<Failure> for BackendError {
+    fn from(f: Failure) -> Self {
+        f.error
+    }
+}
+
+/// The failure of a validation error about (`kind`, `name`): a 422 naming the field when
 /// the object is one being written, else a 409 (the change would break another object).
 fn clash(
     focus: &[Key],
@@ -896,25 +1193,31 @@ fn clash(
     field: &str,
     message: &str,
     path: Option<&Path>,
-) -> BackendError {
-    if focus.iter().any(|k| k.0 == kind && k.2 == name) {
+) -> Failure {
+    if let Some(k) = focus.iter().find(|k| k.0 == kind && k.2 == name) {
         let field = if kind == Kind::Secret && field.starts_with("metadata") {
             "password".to_owned()
         } else {
             field.to_owned()
         };
-        BackendError::Invalid(vec![FieldError {
-            field,
-            message: message.to_owned(),
-        }])
+        Failure {
+            on: Some(k.clone()),
+            error: BackendError::Invalid(vec![FieldError {
+                field,
+                message: message.to_owned(),
+            }]),
+        }
     } else {
         let file = path
             .map(|p| format!(" ({})", p.display()))
             .unwrap_or_default();
-        BackendError::Conflict(format!(
-            "the change would make {} {name:?}{file} invalid: {field}: {message}",
-            kind.name()
-        ))
+        Failure {
+            on: None,
+            error: BackendError::Conflict(format!(
+                "the change would make {} {name:?}{file} invalid: {field}: {message}",
+                kind.name()
+            )),
+        }
     }
 }
 
@@ -1059,6 +1362,13 @@ impl Backend for ResourceStore {
 
     fn write<'a>(&'a self, write: Write) -> BoxFuture<'a, Result<Written, BackendError>> {
         Box::pin(self.do_write(write))
+    }
+
+    fn write_batch<'a>(
+        &'a self,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'a, Vec<Result<Written, BackendError>>> {
+        Box::pin(self.do_write_batch(writes))
     }
 
     fn delete<'a>(

@@ -80,6 +80,11 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
             resources::mailboxes::apply,
             resources::mailboxes::delete
         ))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(resources::import::import))
+                .layer(DefaultBodyLimit::max(resources::import::MAX_IMPORT_BODY)),
+        )
 }
 
 /// The complete OpenAPI 3.1 document, as served at `/api/v1/openapi.json` (no state

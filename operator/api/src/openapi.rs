@@ -112,7 +112,7 @@ fn error_responses() -> Vec<(&'static str, &'static str, utoipa::openapi::Respon
         (
             "413",
             "PayloadTooLarge",
-            problem_response("The request body is larger than 1 MiB.").build(),
+            problem_response("The request body is too large: over 1 MiB (10 MiB for a bulk import).").build(),
         ),
         (
             "415",

@@ -17,6 +17,7 @@
 //! request learns nothing about what exists.
 
 mod generic;
+pub mod import;
 pub mod mailboxes;
 pub mod tenants;
 
@@ -405,10 +406,18 @@ pub fn typed<T: DeserializeOwned>(prefix: &str, value: &Value) -> Result<T, Vec<
         serde_path_to_error::deserialize(ignored)
     };
     match result {
-        Err(e) => Err(vec![field(
-            join(&e.path().to_string()),
-            e.into_inner().to_string(),
-        )]),
+        Err(e) => {
+            let path = join(&e.path().to_string());
+            let message = e.into_inner().to_string();
+            // serde names a missing field in the message, at its parent's path.
+            match message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.strip_suffix('`'))
+            {
+                Some(name) => Err(vec![field(format!("{path}.{name}"), "is required")]),
+                None => Err(vec![field(path, message)]),
+            }
+        }
         Ok(_) if !unknown.is_empty() => Err(unknown
             .iter()
             .map(|p| field(join(p), "unknown field"))
@@ -683,7 +692,7 @@ mod tests {
             ),
             (
                 json!({"metadata": {"name": "a"}, "spec": {"address": "a@b", "credentials": {}}}),
-                "spec",
+                "spec.tenant",
             ),
         ];
         for (body, want) in cases {
