@@ -4,6 +4,8 @@ commands of README.md (with -k), so that the README stays true."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -95,8 +97,9 @@ def test_curl_starttls_ssl_reqd(mcp, tmp_path):
 
 
 def readme_curl_commands() -> list[str]:
-    """The curl command lines of README.md's curl section, verbatim."""
-    text = (REPO / "README.md").read_text()
+    """The curl commands of README.md (its REST API and curl sections), verbatim, a command
+    continued over lines with `\\` joined into one line."""
+    text = re.sub(r"\\\n\s*", " ", (REPO / "README.md").read_text())
     cmds = re.findall(r"^(curl .*|printf .*)$", text, re.M)
     assert len([c for c in cmds if c.startswith("curl")]) >= 4, cmds
     return cmds
@@ -110,17 +113,24 @@ def test_readme_curl_commands_work(mcp, tmp_path):
         cmd = (
             cmd.replace("127.0.0.1:1993", f"127.0.0.1:{mcp.imaps_port}")
             .replace("127.0.0.1:1143", f"127.0.0.1:{mcp.imap_port}")
+            .replace("127.0.0.1:8080", f"127.0.0.1:{mcp.rest_port}")
             .replace("/tmp/hello.eml", str(hello))
         )
         if cmd.startswith("curl "):
             cmd = "curl --silent --show-error --max-time 30 " + cmd[len("curl ") :]
-        proc = subprocess.run(cmd, shell=True, capture_output=True, timeout=60)
+        # The REST example sends the bootstrap admin key the server printed on stdout.
+        env = dict(os.environ, MCP_API_KEY=mcp.bootstrap_key() or "")
+        proc = subprocess.run(cmd, shell=True, capture_output=True, timeout=60, env=env)
         assert proc.returncode == 0, (cmd, proc.stderr)
         outputs.append((cmd, proc.stdout))
     # The last command reads back the message the README appended.
     assert outputs[-1][1] == b"Subject: hello\r\n\r\nHi Alice\r\n", outputs[-1]
     listing = [o for c, o in outputs if "LIST" in c]
     assert listing and b"INBOX" in listing[0], outputs
+    # The REST example created a viewer key: its answer holds the new key, shown once.
+    created = [json.loads(o) for c, o in outputs if "/api/v1/apikeys" in c]
+    assert len(created) == 1 and created[0]["role"] == "viewer", outputs
+    assert str(created[0]["key"]).startswith("mcp_"), created
 
 
 def test_readme_mentions_mcp_ports():
