@@ -270,7 +270,14 @@ fn insert_read(
 ) -> Result<(), ApplyError> {
     let kind = kind_of(&r);
     let (ns, name) = ident(&r);
-    let mut object = object_of(&r);
+    // A file the REST API wrote holds one resource, as the API wrote it: keep its JSON, so
+    // fields the typed resource does not carry (yet) survive a restart.
+    let raw = (!read_only)
+        .then(|| std::fs::read_to_string(path).ok())
+        .flatten()
+        .and_then(|t| yaml_serde::from_str::<Value>(&t).ok())
+        .filter(|v| v.get("metadata").is_some() && v.get("kind").is_some());
+    let mut object = raw.unwrap_or_else(|| object_of(&r));
     if let Some(v) = object
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
+use axum::routing::post;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -79,6 +80,54 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
             resources::mailboxes::get,
             resources::mailboxes::apply,
             resources::mailboxes::delete
+        ))
+        .routes(routes!(
+            resources::pipelines::list,
+            resources::pipelines::create
+        ))
+        .routes(routes!(
+            resources::pipelines::get,
+            resources::pipelines::apply,
+            resources::pipelines::delete
+        ))
+        .routes(routes!(
+            resources::plugins::list,
+            resources::plugins::create
+        ))
+        .routes(routes!(
+            resources::plugins::get,
+            resources::plugins::apply,
+            resources::plugins::delete
+        ))
+        .route(
+            "/api/v1/tenants/{tenant}/plugins/{name}",
+            post(resources::plugins::action),
+        )
+        .routes(routes!(
+            resources::policies::list,
+            resources::policies::create
+        ))
+        .routes(routes!(
+            resources::policies::get,
+            resources::policies::apply,
+            resources::policies::delete
+        ))
+        .routes(routes!(resources::quarantine::list))
+        .routes(routes!(
+            resources::quarantine::get,
+            resources::quarantine::delete
+        ))
+        .route(
+            "/api/v1/tenants/{tenant}/quarantine/{id}",
+            post(resources::quarantine::action),
+        )
+        .routes(routes!(
+            resources::migrations::list,
+            resources::migrations::create
+        ))
+        .routes(routes!(
+            resources::migrations::get,
+            resources::migrations::delete
         ))
         .merge(
             OpenApiRouter::new()

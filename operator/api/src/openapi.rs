@@ -42,6 +42,13 @@ pub const BEARER_SCHEME: &str = "bearer";
             `X-API-Key` header or an `Authorization: Bearer` OIDC token.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
+    // Actions in a segment after a parameter (`{name}:enable`) are routed by hand (the
+    // router matches one parameter per segment), so their operations are listed here.
+    paths(
+        crate::resources::plugins::enable,
+        crate::resources::plugins::disable,
+        crate::resources::quarantine::release
+    ),
     components(schemas(Problem, FieldError, ResourceObject, ObjectMeta, ResourceList, ListMeta)),
     tags(
         (name = "health", description = "Liveness and readiness; no authentication."),

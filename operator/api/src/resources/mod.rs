@@ -19,6 +19,11 @@
 mod generic;
 pub mod import;
 pub mod mailboxes;
+pub mod migrations;
+pub mod pipelines;
+pub mod plugins;
+pub mod policies;
+pub mod quarantine;
 pub mod tenants;
 
 use std::collections::BTreeMap;
