@@ -191,6 +191,28 @@ fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     crate::tls::write_atomically(path, bytes, 0o600)
 }
 
+/// Writes the counter, then `files`, removes `removed`, and syncs the directories.
+fn write_files(
+    dir: &Path,
+    counter: u64,
+    files: &[(PathBuf, String)],
+    removed: &[PathBuf],
+) -> std::io::Result<()> {
+    write_file(&dir.join(COUNTER_FILE), format!("{counter}\n").as_bytes())?;
+    for (path, yaml) in files {
+        write_file(path, yaml.as_bytes())?;
+    }
+    for path in removed {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    sync_dir(dir)?;
+    sync_dir(&dir.join(MIGRATION_DIR))
+}
+
 /// Makes renames and removals in `dir` durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -443,31 +465,25 @@ impl ResourceStore {
         }
     }
 
-    /// Writes the files of `changed` (upserts) and removes `removed`, after the counter.
-    fn persist(
+    /// Writes the files of `changed` (upserts) and removes `removed`, after the counter, on
+    /// a blocking thread (each file is fsynced).
+    async fn persist(
         &self,
         counter: u64,
         changed: &[&Entry],
         removed: &[&Entry],
     ) -> Result<(), BackendError> {
-        write_file(
-            &self.rest_dir.join(COUNTER_FILE),
-            format!("{counter}\n").as_bytes(),
-        )
-        .map_err(unavailable)?;
+        let mut files = Vec::with_capacity(changed.len());
         for e in changed {
             let yaml = yaml_serde::to_string(&e.object).map_err(unavailable)?;
-            write_file(&e.path, yaml.as_bytes()).map_err(unavailable)?;
+            files.push((e.path.clone(), yaml));
         }
-        for e in removed {
-            match std::fs::remove_file(&e.path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(unavailable(err)),
-            }
-        }
-        sync_dir(&self.rest_dir).map_err(unavailable)?;
-        sync_dir(&self.rest_dir.join(MIGRATION_DIR)).map_err(unavailable)
+        let removed: Vec<PathBuf> = removed.iter().map(|e| e.path.clone()).collect();
+        let dir = self.rest_dir.clone();
+        tokio::task::spawn_blocking(move || write_files(&dir, counter, &files, &removed))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
     }
 
     /// Applies the accounts of `accounts` selected by `which` to the metadata store.
@@ -679,7 +695,7 @@ impl ResourceStore {
         }
         state.counter = next;
         let changed: Vec<&Entry> = focus.iter().filter_map(|k| state.entries.get(k)).collect();
-        self.persist(next, &changed, &[])?;
+        self.persist(next, &changed, &[]).await?;
         let answer = self.versioned(&state, &p.key, &entry);
         self.replace(state);
         match &entry.resource {
@@ -864,7 +880,7 @@ impl ResourceStore {
                 .iter()
                 .filter_map(|k| state.entries.get(k))
                 .collect();
-            if let Err(e) = self.persist(counter, &refs, &[]) {
+            if let Err(e) = self.persist(counter, &refs, &[]).await {
                 let msg = e.to_string();
                 for (i, p) in prepared.iter_mut().enumerate() {
                     if p.take().is_some() {
@@ -1028,7 +1044,7 @@ impl ResourceStore {
         }
         state.counter += 1;
         let refs: Vec<&Entry> = removed_entries.iter().collect();
-        self.persist(state.counter, &[], &refs)?;
+        self.persist(state.counter, &[], &refs).await?;
         self.replace(state);
         match &old.resource {
             Resource::Mailbox(m) => {
