@@ -162,7 +162,10 @@ def test_health_and_openapi_need_no_key(mcp_factory):
     status, _, body = call("GET", f"{server.rest_url}/health/live")
     assert (status, body["status"]) == (200, "ok")
     status, _, body = call("GET", f"{server.rest_url}/health/ready")
-    assert status == 200 and body["checks"] == [{"name": "api_keys", "status": "ok"}], body
+    assert status == 200 and body["checks"] == [
+        {"name": "api_keys", "status": "ok"},
+        {"name": "backend", "status": "ok"},
+    ], body
     status, headers, doc = call("GET", f"{server.rest_url}/openapi.json")
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     assert doc["openapi"].startswith("3.1."), doc["openapi"]

@@ -101,9 +101,9 @@ pub enum Source {
         /// The dataplane's tenant.
         tenant: String,
     },
-    /// `mcp standalone`: the Pipelines among the resources of a directory; tenants by
-    /// namespace from the Tenants there.
-    Dir(PathBuf),
+    /// `mcp standalone`: the Pipelines among the resources of directories (`--resources`
+    /// and the REST API's `DATA/resources/`); tenants by namespace from the Tenants there.
+    Dirs(Vec<PathBuf>),
 }
 
 impl Source {
@@ -116,20 +116,22 @@ impl Source {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(LoadError(format!("{}: {e}", path.display()))),
             },
-            Source::Dir(dir) => {
-                let mut files = Vec::new();
-                let entries = std::fs::read_dir(dir)
-                    .map_err(|e| LoadError(format!("{}: {e}", dir.display())))?;
-                for entry in entries.flatten() {
-                    let p = entry.path();
-                    if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                        files.push(p);
+            Source::Dirs(dirs) => {
+                for dir in dirs {
+                    let mut files = Vec::new();
+                    let entries = std::fs::read_dir(dir)
+                        .map_err(|e| LoadError(format!("{}: {e}", dir.display())))?;
+                    for entry in entries.flatten() {
+                        let p = entry.path();
+                        if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                            files.push(p);
+                        }
                     }
-                }
-                files.sort();
-                for p in files {
-                    h.update(p.as_os_str().as_encoded_bytes());
-                    h.update(std::fs::read(&p).unwrap_or_default());
+                    files.sort();
+                    for p in files {
+                        h.update(p.as_os_str().as_encoded_bytes());
+                        h.update(std::fs::read(&p).unwrap_or_default());
+                    }
                 }
             }
         }
@@ -160,8 +162,9 @@ impl Source {
     fn load_inner(&self, host: &PluginHost) -> Result<(PipelineSet, Plan), LoadError> {
         match self {
             Source::File { path, tenant } => load_file(path, tenant, host),
-            Source::Dir(dir) => {
-                let set = crate::standalone::apply::read_dir(dir)
+            Source::Dirs(dirs) => {
+                let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+                let set = crate::standalone::apply::read_dirs(&dirs)
                     .map_err(|e| LoadError(e.to_string()))?;
                 let plan = host.plan(&set.plugin_deployments(), true).map_err(|e| {
                     let file = set

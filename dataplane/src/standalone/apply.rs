@@ -175,8 +175,34 @@ impl ResourceSet {
 /// order.
 ///
 /// # Errors
-/// [`ApplyError::Read`] or [`ApplyError::Parse`] naming the file.
+/// [`ApplyError::Read`] or [`ApplyError::Parse`] naming the file; [`ApplyError::Invalid`]
+/// or [`ApplyError::Unsupported`] for a resource the standalone mode cannot use
+/// ([`ResourceSet::push`]).
 pub fn read_dir(dir: &Path) -> Result<ResourceSet, ApplyError> {
+    read_dirs(&[dir])
+}
+
+/// Reads the resources of several directories ([`read_dir`] each), in order: `mcp
+/// standalone` reads `--resources` and the REST API's `DATA/resources/` together.
+///
+/// # Errors
+/// As [`read_dir`].
+pub fn read_dirs(dirs: &[&Path]) -> Result<ResourceSet, ApplyError> {
+    let mut set = ResourceSet::default();
+    for dir in dirs {
+        for (path, r) in read_files(dir)? {
+            set.push(path, r)?;
+        }
+    }
+    Ok(set)
+}
+
+/// The resources of every `*.yaml` and `*.yml` file directly in `dir`, in file-name order,
+/// each with its file.
+///
+/// # Errors
+/// [`ApplyError::Read`] or [`ApplyError::Parse`] naming the file.
+pub fn read_files(dir: &Path) -> Result<Vec<(PathBuf, Resource)>, ApplyError> {
     let read_err = |path: &Path| {
         let path = path.to_owned();
         move |source| ApplyError::Read { path, source }
@@ -190,47 +216,57 @@ pub fn read_dir(dir: &Path) -> Result<ResourceSet, ApplyError> {
         }
     }
     files.sort();
-    let mut set = ResourceSet::default();
+    let mut out = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).map_err(read_err(&path))?;
         let resources = Resource::parse_stream(&text).map_err(|source| ApplyError::Parse {
             path: path.clone(),
             source,
         })?;
-        for r in resources {
-            let path = path.clone();
-            match r {
-                Resource::Tenant(t) => set.tenants.push(Sourced { path, value: *t }),
-                Resource::Mailbox(m) => set.mailboxes.push(Sourced { path, value: *m }),
-                Resource::Secret(s) => set.secrets.push(Sourced { path, value: s }),
-                Resource::Pipeline(p) => set.pipelines.push(Sourced { path, value: *p }),
-                Resource::PluginDeployment(d) => {
-                    // Standalone has no Secrets or ConfigMaps to read a variable from.
-                    if let Some(i) = d.spec.env.iter().position(|e| e.value_from.is_some()) {
-                        return Err(ApplyError::Invalid {
-                            path,
-                            kind: "PluginDeployment",
-                            name: d.metadata.name.clone().unwrap_or_default(),
-                            field: "spec.env[].valueFrom",
-                            message: format!(
-                                "env[{i}] ({:?}): valueFrom (Secret and ConfigMap keys) works in Kubernetes only; standalone needs value",
-                                d.spec.env[i].name
-                            ),
-                        });
-                    }
-                    set.plugin_deployments.push(Sourced { path, value: *d });
-                }
-                Resource::MigrationJob(_) => {
-                    return Err(ApplyError::Unsupported {
+        out.extend(resources.into_iter().map(|r| (path.clone(), r)));
+    }
+    Ok(out)
+}
+
+impl ResourceSet {
+    /// Adds `r`, read from `path` (a file, or where the REST API keeps it).
+    ///
+    /// # Errors
+    /// [`ApplyError::Invalid`] for a PluginDeployment with `env[].valueFrom` (standalone has
+    /// no Secrets or ConfigMaps to read it from); [`ApplyError::Unsupported`] for a
+    /// MigrationJob (no migration worker in standalone mode).
+    pub fn push(&mut self, path: PathBuf, r: Resource) -> Result<(), ApplyError> {
+        match r {
+            Resource::Tenant(t) => self.tenants.push(Sourced { path, value: *t }),
+            Resource::Mailbox(m) => self.mailboxes.push(Sourced { path, value: *m }),
+            Resource::Secret(s) => self.secrets.push(Sourced { path, value: s }),
+            Resource::Pipeline(p) => self.pipelines.push(Sourced { path, value: *p }),
+            Resource::PluginDeployment(d) => {
+                // Standalone has no Secrets or ConfigMaps to read a variable from.
+                if let Some(i) = d.spec.env.iter().position(|e| e.value_from.is_some()) {
+                    return Err(ApplyError::Invalid {
                         path,
-                        kind: r.kind(),
-                        name: resource_name(&r),
+                        kind: "PluginDeployment",
+                        name: d.metadata.name.clone().unwrap_or_default(),
+                        field: "spec.env[].valueFrom",
+                        message: format!(
+                            "env[{i}] ({:?}): valueFrom (Secret and ConfigMap keys) works in Kubernetes only; standalone needs value",
+                            d.spec.env[i].name
+                        ),
                     });
                 }
+                self.plugin_deployments.push(Sourced { path, value: *d });
+            }
+            Resource::MigrationJob(_) => {
+                return Err(ApplyError::Unsupported {
+                    path,
+                    kind: r.kind(),
+                    name: resource_name(&r),
+                });
             }
         }
+        Ok(())
     }
-    Ok(set)
 }
 
 fn resource_name(r: &Resource) -> String {

@@ -21,6 +21,8 @@
 //!   apply.key       key of the account digests, mode 0600
 //!   lock            held (flock) while a process serves from DATA
 //!   plugins/        Unix sockets of `transport: unix` plugins, <namespace>.<name>.sock
+//!   resources/      resources written through the REST API, one YAML file each
+//!                   (read with --resources; see [`resources`])
 //! ```
 //!
 //! PluginDeployments among the resources are connected to, and those with a `command` are
@@ -30,6 +32,7 @@
 pub mod apply;
 pub mod config;
 pub mod quarantine;
+pub mod resources;
 
 use tokio_util::sync::CancellationToken;
 
@@ -116,11 +119,15 @@ pub async fn run_until(
     shutdown: CancellationToken,
     ready: impl FnOnce(BoundAddrs),
 ) -> Result<(), StandaloneError> {
-    // Validate the resources before touching the store, so a typo fails fast.
-    let set = apply::read_dir(&config.resources)?;
+    // Validate the resources (--resources and the REST API's DATA/resources/) before
+    // touching the store, so a typo fails fast.
+    let (set, loaded) = resources::read_all(&config.resources, &config.data_dir)?;
     let (tenants, mailboxes, secrets) = set.counts();
     tracing::info!(dir = %config.resources.display(), tenants, mailboxes, secrets, "resources read");
-    let pipeline_source = Source::Dir(config.resources.clone());
+    let pipeline_source = Source::Dirs(vec![
+        config.resources.clone(),
+        config.data_dir.join(resources::REST_DIR),
+    ]);
     let plugins = PluginHost::new(
         HostMode::Standalone {
             data_dir: config.data_dir.clone(),
@@ -173,10 +180,20 @@ pub async fn run_until(
 
     let api_keys = mcp_api::store::ApiKeyStore::connect(&config.api_store_url).await?;
     bootstrap_admin(&api_keys, config.bootstrap_key_file.as_deref()).await?;
+    let backend = resources::ResourceStore::new(
+        loaded,
+        key,
+        resources::Stores {
+            meta: store.clone(),
+            blobs: blobs.clone(),
+            plugins: std::sync::Arc::clone(&plugins),
+        },
+    );
     let rest_router = mcp_api::Api::new(mcp_api::auth::Authenticator::new(
         api_keys.clone(),
         config.rest_rate_limit,
     ))
+    .backend(std::sync::Arc::new(backend))
     .router();
     let rest_shutdown = shutdown.clone();
     let extra: Vec<server::Extra> = vec![(

@@ -14,8 +14,9 @@
 //! - [`store`]: the `api_keys` table (SQLite or PostgreSQL); [`bootstrap`]: the first admin
 //!   key.
 //! - [`problem`]: RFC 9457 problem documents for every error.
-//! - [`health`], [`apikeys`]: the endpoints so far; [`backend`]: the seam the resource
-//!   endpoints will use.
+//! - [`health`], [`apikeys`]: health and API keys; [`resources`]: the resource endpoints
+//!   (tenants, mailboxes, ...), served from a [`backend::Backend`] (Kubernetes or the
+//!   standalone resource store).
 //! - [`openapi`]: the OpenAPI 3.1 document (`/api/v1/openapi.json`) and Swagger UI
 //!   (`/api/v1/docs/`).
 //!
@@ -30,6 +31,7 @@ pub mod health;
 pub mod openapi;
 pub mod problem;
 pub mod rbac;
+pub mod resources;
 pub mod store;
 
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
+use axum::routing::post;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -60,6 +63,77 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(apikeys::list, apikeys::create))
         .routes(routes!(apikeys::get, apikeys::update, apikeys::delete))
+        .routes(routes!(
+            resources::tenants::list,
+            resources::tenants::create
+        ))
+        .routes(routes!(
+            resources::tenants::get,
+            resources::tenants::apply,
+            resources::tenants::delete
+        ))
+        .routes(routes!(
+            resources::mailboxes::list,
+            resources::mailboxes::create
+        ))
+        .routes(routes!(
+            resources::mailboxes::get,
+            resources::mailboxes::apply,
+            resources::mailboxes::delete
+        ))
+        .routes(routes!(
+            resources::pipelines::list,
+            resources::pipelines::create
+        ))
+        .routes(routes!(
+            resources::pipelines::get,
+            resources::pipelines::apply,
+            resources::pipelines::delete
+        ))
+        .routes(routes!(
+            resources::plugins::list,
+            resources::plugins::create
+        ))
+        .routes(routes!(
+            resources::plugins::get,
+            resources::plugins::apply,
+            resources::plugins::delete
+        ))
+        .route(
+            "/api/v1/tenants/{tenant}/plugins/{name}",
+            post(resources::plugins::action),
+        )
+        .routes(routes!(
+            resources::policies::list,
+            resources::policies::create
+        ))
+        .routes(routes!(
+            resources::policies::get,
+            resources::policies::apply,
+            resources::policies::delete
+        ))
+        .routes(routes!(resources::quarantine::list))
+        .routes(routes!(
+            resources::quarantine::get,
+            resources::quarantine::delete
+        ))
+        .route(
+            "/api/v1/tenants/{tenant}/quarantine/{id}",
+            post(resources::quarantine::action),
+        )
+        .routes(routes!(
+            resources::migrations::list,
+            resources::migrations::create
+        ))
+        .routes(routes!(
+            resources::migrations::get,
+            resources::migrations::delete
+        ))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(resources::import::import))
+                .layer(DefaultBodyLimit::max(resources::import::MAX_IMPORT_BODY)),
+        )
 }
 
 /// The complete OpenAPI 3.1 document, as served at `/api/v1/openapi.json` (no state
@@ -77,7 +151,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 pub struct AppState {
     /// Authentication, the API key store and rate limits.
     pub auth: Arc<Authenticator>,
-    /// Where resources live; `None` until the resource endpoints exist.
+    /// Where resources live; `None`: the resource endpoints answer 503.
     pub backend: Option<Arc<dyn Backend>>,
 }
 
@@ -107,7 +181,7 @@ impl Api {
         }
     }
 
-    /// Serves resources from `backend` (the next step of issue 7).
+    /// Serves the resource endpoints from `backend`.
     pub fn backend(self, backend: Arc<dyn Backend>) -> Self {
         Self {
             state: Arc::new(AppState {

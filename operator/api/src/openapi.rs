@@ -6,7 +6,8 @@
 //! the security requirements (an API key or a bearer token; none for health), and the
 //! problem+json error answers: 401 (with `WWW-Authenticate`), 403, 429 (with
 //! `Retry-After`) and 503 for authenticated operations, 400, 413, 415 and 422 for those
-//! with a request body, 404 for those with a path parameter, 500 for all.
+//! with a request body, 400 for those with query or header parameters, 404 for those with a
+//! path parameter, 500 for all.
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -19,6 +20,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Type, schema:
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::problem::{FieldError, PROBLEM_JSON, Problem};
+use crate::resources::{ListMeta, ObjectMeta, ResourceList, ResourceObject};
 
 /// Path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -34,16 +36,30 @@ pub const BEARER_SCHEME: &str = "bearer";
 #[openapi(
     info(
         title = "MCP REST API",
-        description = "Management facade of MCP (issue 7): API keys, health, and (next) tenants, \
-            mailboxes, pipelines, plugins, policies, quarantine and migration jobs. Every error \
+        description = "Management facade of MCP (issue 7): API keys, health, tenants, mailboxes, \
+            pipelines, plugins, policies, quarantine and migration jobs. Every error \
             is an RFC 9457 problem document (application/problem+json). Authenticate with an \
             `X-API-Key` header or an `Authorization: Bearer` OIDC token.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    components(schemas(Problem, FieldError)),
+    // Actions in a segment after a parameter (`{name}:enable`) are routed by hand (the
+    // router matches one parameter per segment), so their operations are listed here.
+    paths(
+        crate::resources::plugins::enable,
+        crate::resources::plugins::disable,
+        crate::resources::quarantine::release
+    ),
+    components(schemas(Problem, FieldError, ResourceObject, ObjectMeta, ResourceList, ListMeta)),
     tags(
         (name = "health", description = "Liveness and readiness; no authentication."),
         (name = "apikeys", description = "API keys: the `X-API-Key` credentials."),
+        (name = "tenants", description = "Tenants (cluster-scoped `Tenant` resources)."),
+        (name = "mailboxes", description = "A tenant's `Mailbox` resources, and their bulk import."),
+        (name = "pipelines", description = "A tenant's `Pipeline` resources."),
+        (name = "plugins", description = "Built-in plugins and a tenant's `PluginDeployment` resources."),
+        (name = "policies", description = "DLP policies: Pipelines of built-in `dlp` steps."),
+        (name = "quarantine", description = "Messages a pipeline held in a tenant's quarantine."),
+        (name = "migrationjobs", description = "A tenant's `MigrationJob` resources."),
     )
 )]
 struct ApiDoc;
@@ -103,7 +119,7 @@ fn error_responses() -> Vec<(&'static str, &'static str, utoipa::openapi::Respon
         (
             "413",
             "PayloadTooLarge",
-            problem_response("The request body is larger than 1 MiB.").build(),
+            problem_response("The request body is too large: over 1 MiB (10 MiB for a bulk import).").build(),
         ),
         (
             "415",
@@ -206,6 +222,20 @@ pub fn complete(document: &mut utoipa::openapi::OpenApi) {
             }
             if op.request_body.is_some() {
                 statuses.extend(["400", "413", "415", "422"]);
+            }
+            // A malformed query parameter or header (If-Match) is a 400.
+            let has_params = op.parameters.iter().flatten().any(|p| {
+                matches!(
+                    p,
+                    RefOr::T(p) if matches!(
+                        p.parameter_in,
+                        utoipa::openapi::path::ParameterIn::Query
+                            | utoipa::openapi::path::ParameterIn::Header
+                    )
+                )
+            });
+            if has_params {
+                statuses.push("400");
             }
             if has_path_params {
                 statuses.push("404");
