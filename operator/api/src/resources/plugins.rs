@@ -27,10 +27,7 @@ use crate::rbac::{Group, Verb};
 /// plugin; its Pipeline steps are skipped as if absent).
 pub const SUSPEND_FIELD: &str = "suspend";
 
-/// Checks a PluginDeployment body. `spec.suspend` is set aside before the CRD type reads
-/// the spec and put back after, so it round-trips whether or not the type has the field
-/// (it does once the plugin-suspend change is merged; until then it is a stand-in that the
-/// plugin host ignores).
+/// Checks a PluginDeployment body against the CRD type (`spec.suspend` included).
 ///
 /// # Errors
 /// 422 naming every field at fault.
@@ -39,26 +36,13 @@ pub fn parse(
     body: Value,
     path_name: Option<&str>,
 ) -> Result<(Parsed, Vec<Value>), ApiError> {
-    let mut suspend = None;
-    let mut parsed = parse_object::<mcp_crds::PluginDeploymentSpec>(
+    let parsed = parse_object::<mcp_crds::PluginDeploymentSpec>(
         Kind::PluginDeployment,
         body,
         path_name,
         &[],
-        |spec, errors| match spec.remove(SUSPEND_FIELD) {
-            None | Some(Value::Bool(false)) => {}
-            Some(Value::Bool(true)) => suspend = Some(true),
-            Some(_) => errors.push(crate::problem::FieldError {
-                field: format!("spec.{SUSPEND_FIELD}"),
-                message: "must be a boolean".into(),
-            }),
-        },
+        |_, _| {},
     )?;
-    if suspend == Some(true)
-        && let Some(spec) = parsed.object.get_mut("spec").and_then(Value::as_object_mut)
-    {
-        spec.insert(SUSPEND_FIELD.into(), Value::Bool(true));
-    }
     Ok((parsed, Vec::new()))
 }
 
