@@ -360,8 +360,71 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
         root.insert("components".into(), json!({"schemas": schemas}));
     }
     non_null_parameters(&mut doc);
+    close_object_meta(&mut doc);
     add_links(&mut doc);
     doc
+}
+
+/// Pattern of a label or annotation key: `[DNS-subdomain prefix/]name` (Kubernetes).
+pub const LABEL_KEY_PATTERN: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/// Pattern of a label value: empty, or at most 63 of `A-Z a-z 0-9 - _ .`, alphanumeric at
+/// both ends.
+pub const LABEL_VALUE_PATTERN: &str = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+
+/// Makes the `ObjectMeta` schema say what the facade accepts: no member but the listed
+/// ones (a request's other `metadata` members are 422), label and annotation keys and label
+/// values in Kubernetes' syntax. The server-set members Kubernetes may show (`finalizers`,
+/// `ownerReferences`, `deletionTimestamp`, `deletionGracePeriodSeconds`, `managedFields`,
+/// `selfLink`) are listed too: answers may hold them, requests' are ignored.
+pub fn close_object_meta(doc: &mut Value) {
+    let Some(Value::Object(meta)) = doc.pointer_mut("/components/schemas/ObjectMeta") else {
+        return;
+    };
+    meta.insert("additionalProperties".into(), Value::Bool(false));
+    let Some(Value::Object(props)) = meta.get_mut("properties") else {
+        return;
+    };
+    let server_set = "Server-set (Kubernetes); ignored in a request.";
+    // Every member the parser ignores is listed (crate::resources::SERVER_METADATA).
+    for (name, schema) in [
+        (
+            "finalizers",
+            json!({"type": "array", "items": {"type": "string"}}),
+        ),
+        (
+            "ownerReferences",
+            json!({"type": "array", "items": {"type": "object"}}),
+        ),
+        (
+            "deletionTimestamp",
+            json!({"type": "string", "format": "date-time"}),
+        ),
+        ("deletionGracePeriodSeconds", json!({"type": "integer"})),
+        (
+            "managedFields",
+            json!({"type": "array", "items": {"type": "object"}}),
+        ),
+        ("selfLink", json!({"type": "string"})),
+    ] {
+        let mut schema = schema;
+        schema["description"] = json!(server_set);
+        props.entry(name).or_insert(schema);
+    }
+    for (which, values) in [
+        (
+            "labels",
+            json!({"type": "string", "pattern": LABEL_VALUE_PATTERN}),
+        ),
+        ("annotations", json!({"type": "string"})),
+    ] {
+        if let Some(Value::Object(m)) = props.get_mut(which) {
+            m.insert(
+                "propertyNames".into(),
+                json!({"pattern": LABEL_KEY_PATTERN, "maxLength": 317}),
+            );
+            m.insert("additionalProperties".into(), values);
+        }
+    }
 }
 
 /// Drops `"null"` from the type of every parameter (utoipa makes an `Option` field of
@@ -584,6 +647,15 @@ mod tests {
             s["MailboxSpec"]["properties"]["address"]["type"], "string",
             "{}",
             s["MailboxSpec"]
+        );
+        let meta = &s["ObjectMeta"];
+        assert_eq!(meta["additionalProperties"], false);
+        for m in crate::resources::SERVER_METADATA {
+            assert!(meta["properties"].get(*m).is_some(), "ObjectMeta lacks {m}");
+        }
+        assert_eq!(
+            meta["properties"]["labels"]["propertyNames"]["pattern"],
+            LABEL_KEY_PATTERN
         );
         let text = serde_json::to_string(&doc).expect("text");
         assert!(

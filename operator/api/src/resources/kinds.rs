@@ -7,8 +7,7 @@
 //! source of truth.
 //!
 //! An object refuses other top-level members (`additionalProperties: false`, as the
-//! facade's 422 does); `metadata` stays open, as Kubernetes' ObjectMeta has more fields
-//! than a request may set.
+//! facade's 422 does); so does its `metadata` ([`crate::openapi::close_object_meta`]).
 
 use serde::Deserialize;
 use utoipa::ToSchema;

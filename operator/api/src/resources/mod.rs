@@ -410,8 +410,9 @@ fn max_name(kind: Kind) -> usize {
     }
 }
 
-/// Server-set `metadata` fields a request may carry (ignored).
-const SERVER_METADATA: &[&str] = &[
+/// Server-set `metadata` fields a request may carry (ignored): what an answer may hold, in
+/// standalone or Kubernetes mode, so that a client can `GET`, edit and `PUT` an object back.
+pub const SERVER_METADATA: &[&str] = &[
     "namespace",
     "resourceVersion",
     "generation",
@@ -419,6 +420,10 @@ const SERVER_METADATA: &[&str] = &[
     "uid",
     "managedFields",
     "selfLink",
+    "finalizers",
+    "ownerReferences",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
 ];
 
 /// A request body checked as a resource of `kind`.
@@ -766,7 +771,9 @@ mod tests {
     #[test]
     fn server_metadata_and_status_are_ignored() {
         let body = json!({"apiVersion": "mcp.dev/v1alpha1", "kind": "Mailbox",
-            "metadata": {"name": "a", "resourceVersion": "9", "uid": "x", "namespace": "n"},
+            "metadata": {"name": "a", "resourceVersion": "9", "uid": "x", "namespace": "n",
+                "finalizers": ["mcp.dev/x"], "ownerReferences": [], "managedFields": [],
+                "deletionTimestamp": "2026-01-01T00:00:00Z", "deletionGracePeriodSeconds": 0},
             "spec": {"tenant": "t1", "address": "a@b", "credentials": {}}, "status": {"provisioned": true}});
         let p = parse_object::<MailboxSpec>(Kind::Mailbox, body, Some("a"), &[], |_, _| {})
             .expect("valid");
