@@ -1,0 +1,304 @@
+//! The HTTP client of the facade: base URL, credentials, and answers as JSON or
+//! [`Error::Problem`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::blocking::{Client as Http, RequestBuilder};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde_json::Value;
+use url::Url;
+
+use crate::error::{Error, Problem, Result};
+
+/// Prefix of every path of the facade.
+pub const BASE_PATH: &str = "/api/v1";
+/// Time allowed for an ordinary request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time allowed for one chunk of a bulk import (every row's password is hashed).
+pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How the client authenticates.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `X-API-Key: <key>`.
+    ApiKey(String),
+    /// `Authorization: Bearer <token>` (an OIDC JWT).
+    Token(String),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::ApiKey(k) => write!(f, "ApiKey({})", crate::config::mask_key(k)),
+            Credential::Token(_) => f.write_str("Token(…)"),
+        }
+    }
+}
+
+impl Credential {
+    /// How it may be shown: a key masked as `mcp_<prefix>_…`, a token as `bearer token`.
+    pub fn describe(&self) -> String {
+        match self {
+            Credential::ApiKey(k) => format!("API key {}", crate::config::mask_key(k)),
+            Credential::Token(_) => "bearer token".to_owned(),
+        }
+    }
+}
+
+/// A body to send.
+#[derive(Debug)]
+pub enum Body {
+    /// `application/json`.
+    Json(Value),
+    /// Raw octets with their content type (`text/csv`).
+    Raw(&'static str, Vec<u8>),
+}
+
+/// A 2xx answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Its status.
+    pub status: u16,
+    /// Its body as JSON (`Null` when empty).
+    pub body: Value,
+}
+
+/// A client of one server with one credential.
+#[derive(Debug)]
+pub struct Client {
+    http: Http,
+    base: Url,
+    credential: Option<Credential>,
+}
+
+/// `server` as the base URL of the facade: `http://h:p` and `http://h:p/api/v1/` both give
+/// `http://h:p/api/v1`.
+///
+/// # Errors
+/// [`Error::Usage`] for a URL that is not `http` or `https`.
+pub fn base_url(server: &str) -> Result<Url> {
+    let bad = |why: String| Error::Usage(format!("--server {server:?}: {why}"));
+    let mut url = Url::parse(server.trim()).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must be an http:// or https:// URL".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not hold a query or fragment".into()));
+    }
+    let path = url.path().trim_end_matches('/');
+    let path = path.strip_suffix(BASE_PATH).unwrap_or(path).to_owned();
+    url.set_path(&format!("{path}{BASE_PATH}"));
+    Ok(url)
+}
+
+impl Client {
+    /// A client of the facade at `server` (see [`base_url`]).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a bad URL or a credential that cannot be a header value;
+    /// [`Error::Answer`] when the TLS client cannot be built.
+    pub fn new(server: &str, credential: Option<Credential>) -> Result<Self> {
+        let base = base_url(server)?;
+        if let Some(c) = &credential {
+            let v = match c {
+                Credential::ApiKey(k) => k,
+                Credential::Token(t) => t,
+            };
+            if HeaderValue::from_str(v).is_err() || v.is_empty() {
+                return Err(Error::Usage(
+                    "the API key or token holds characters a header cannot".into(),
+                ));
+            }
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        // Some platform roots may be unparsable; the others still count.
+        let _ = roots.add_parsable_certificates(native.certs);
+        let setup = |e: String| Error::Answer {
+            url: base.to_string(),
+            reason: format!("TLS client setup: {e}"),
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let http = Http::builder()
+            .use_preconfigured_tls(tls)
+            // A redirect would carry X-API-Key to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("mcp-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        Ok(Self {
+            http,
+            base,
+            credential,
+        })
+    }
+
+    /// The base URL (`.../api/v1`).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The URL of `segments` under the base, each percent-encoded as one path segment,
+    /// with `query`.
+    pub fn url(&self, segments: &[String], query: &[(&str, String)]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        let mut r = self
+            .http
+            .request(method, url)
+            .header(ACCEPT, "application/json, application/problem+json");
+        match &self.credential {
+            Some(Credential::ApiKey(k)) => r = r.header("X-API-Key", k),
+            Some(Credential::Token(t)) => r = r.header(AUTHORIZATION, format!("Bearer {t}")),
+            None => {}
+        }
+        r
+    }
+
+    /// Sends `method` to `segments` with `query` and `body`; a 2xx answer as JSON.
+    ///
+    /// # Errors
+    /// [`Error::Problem`] for any other status, [`Error::Http`] when the server cannot be
+    /// reached, [`Error::Answer`] for a 2xx body that is not JSON.
+    pub fn send(
+        &self,
+        method: Method,
+        segments: &[String],
+        query: &[(&str, String)],
+        body: Option<Body>,
+        timeout: Option<Duration>,
+    ) -> Result<Answer> {
+        let url = self.url(segments, query);
+        let shown = url.to_string();
+        let mut r = self.request(method, url);
+        match body {
+            Some(Body::Json(v)) => r = r.json(&v),
+            Some(Body::Raw(ct, bytes)) => r = r.header(CONTENT_TYPE, ct).body(bytes),
+            None => {}
+        }
+        if let Some(t) = timeout {
+            r = r.timeout(t);
+        }
+        let http = |source| Error::Http {
+            url: shown.clone(),
+            source,
+        };
+        let response = r.send().map_err(http)?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().map_err(http)?;
+        if !(200..300).contains(&status) {
+            return Err(Error::Problem(Problem::from_answer(status, &bytes)));
+        }
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| Error::Answer {
+                url: shown.clone(),
+                reason: format!("not JSON: {e}"),
+            })?
+        };
+        Ok(Answer { status, body })
+    }
+
+    /// `GET`: the body.
+    ///
+    /// # Errors
+    /// As [`Client::send`].
+    pub fn get(&self, segments: &[String], query: &[(&str, String)]) -> Result<Value> {
+        Ok(self.send(Method::GET, segments, query, None, None)?.body)
+    }
+
+    /// `GET`, `None` for a 404.
+    ///
+    /// # Errors
+    /// As [`Client::send`], except 404.
+    pub fn get_opt(&self, segments: &[String]) -> Result<Option<Value>> {
+        match self.get(segments, &[]) {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Problem(p)) if p.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_become_the_base() {
+        let cases = [
+            (
+                "http://127.0.0.1:8080",
+                Some("http://127.0.0.1:8080/api/v1"),
+            ),
+            (
+                "http://127.0.0.1:8080/",
+                Some("http://127.0.0.1:8080/api/v1"),
+            ),
+            ("http://h:1/api/v1/", Some("http://h:1/api/v1")),
+            ("https://h/mcp", Some("https://h/mcp/api/v1")),
+            ("ftp://h", None),
+            ("not a url", None),
+            ("http://h/?a=b", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(
+                base_url(s).ok().map(|u| u.to_string()).as_deref(),
+                want,
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn segments_are_encoded_one_each() {
+        let c = Client::new("http://h:1", None).expect("client");
+        let u = c.url(
+            &[
+                "tenants".into(),
+                "a/b".into(),
+                "plugins".into(),
+                "x:enable".into(),
+            ],
+            &[("labelSelector", "a=b,c".into())],
+        );
+        assert_eq!(
+            u.as_str(),
+            "http://h:1/api/v1/tenants/a%2Fb/plugins/x:enable?labelSelector=a%3Db%2Cc"
+        );
+    }
+
+    #[test]
+    fn credentials_never_show_the_secret() {
+        let k = Credential::ApiKey("mcp_abcdefgh_0123456789secret".into());
+        assert_eq!(format!("{k:?}"), "ApiKey(mcp_abcdefgh_…)");
+        assert_eq!(k.describe(), "API key mcp_abcdefgh_…");
+        let t = Credential::Token("eyJ.secret.sig".into());
+        assert!(!format!("{t:?}").contains("secret"));
+        assert!(matches!(
+            Client::new("http://h", Some(Credential::ApiKey("a\nb".into()))),
+            Err(Error::Usage(_))
+        ));
+    }
+}
