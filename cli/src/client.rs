@@ -244,6 +244,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn server_urls_become_the_base() {
@@ -287,6 +288,132 @@ mod tests {
             u.as_str(),
             "http://h:1/api/v1/tenants/a%2Fb/plugins/x:enable?labelSelector=a%3Db%2Cc"
         );
+    }
+
+    /// Serves one canned HTTP/1.1 `answer` on a loopback port; the join handle gives the
+    /// request it read (head and body).
+    fn one_shot(answer: String) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = conn.read(&mut buf).expect("read");
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(str::to_owned)
+                        })
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + len || n == 0 {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            conn.write_all(answer.as_bytes()).expect("write");
+            String::from_utf8_lossy(&got).to_string()
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn hostile_and_odd_answers() {
+        // (status line, extra headers, body, Ok(body) or Err(what the error shows))
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static str,
+            Result<Value, &'static str>,
+        );
+        let cases: &[Case] = &[
+            (
+                "200 OK",
+                "Content-Type: application/json\r\n",
+                r#"{"a": 1}"#,
+                Ok(json!({"a": 1})),
+            ),
+            ("204 No Content", "", "", Ok(Value::Null)),
+            ("200 OK", "", "not json!", Err("not JSON")),
+            (
+                "502 Bad Gateway",
+                "",
+                "<html>x</html>",
+                Err("502 Bad Gateway: <html>x</html>"),
+            ),
+            (
+                "409 Conflict",
+                "Content-Type: application/problem+json\r\n",
+                r#"{"title":"Conflict","status":409,"detail":"in use"}"#,
+                Err("409 Conflict: in use"),
+            ),
+            // A redirect is not followed: the key would go wherever it points.
+            (
+                "302 Found",
+                "Location: http://elsewhere.invalid/\r\n",
+                "",
+                Err("302 Found"),
+            ),
+        ];
+        for (status, headers, body, want) in cases {
+            let answer = format!(
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let (url, server) = one_shot(answer.clone());
+            let c = Client::new(&url, Some(Credential::ApiKey("mcp_abcdefgh_s3cret".into())))
+                .expect("client");
+            let got = c.send(
+                Method::POST,
+                &["tenants".into()],
+                &[],
+                Some(Body::Json(json!({"x": 1}))),
+                None,
+            );
+            let request = server.join().expect("server");
+            assert!(
+                request.starts_with("POST /api/v1/tenants HTTP/1.1"),
+                "{request}"
+            );
+            assert!(
+                request
+                    .to_ascii_lowercase()
+                    .contains("x-api-key: mcp_abcdefgh_s3cret"),
+                "{request}"
+            );
+            assert!(request.ends_with("{\"x\":1}"), "{request}");
+            match (got, want) {
+                (Ok(a), Ok(body)) => assert_eq!(&a.body, body, "{answer}"),
+                (Err(e), Err(shown)) => {
+                    assert!(e.to_string().contains(shown), "{answer}: {e}")
+                }
+                (got, want) => panic!("{answer}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreachable_server_is_an_http_error() {
+        // A port that was free a moment ago.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let c = Client::new(&format!("http://127.0.0.1:{port}"), None).expect("client");
+        let e = c.get(&["tenants".into()], &[]).expect_err("refused");
+        assert!(matches!(e, Error::Http { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), crate::error::EXIT_FAILURE);
     }
 
     #[test]
