@@ -54,6 +54,10 @@ pub struct Global {
         value_name = "JWT"
     )]
     pub token: Option<String>,
+    /// PEM file of CA certificates to trust for an https server, besides the platform's
+    /// (a private CA); `login` saves it in the context.
+    #[arg(long, global = true, env = "MCP_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
     /// The context of the config file to use (default: its current-context); `login`
     /// saves to it (default name: "default").
     #[arg(long, global = true, env = "MCP_CONTEXT", value_name = "NAME")]
@@ -279,7 +283,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Rows per request (the server takes at most 10000).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=10000))]
     pub chunk_size: u16,
 }
 

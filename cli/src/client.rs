@@ -98,8 +98,13 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Usage`] for a bad URL or a credential that cannot be a header value;
+    /// [`Error::Io`]/[`Error::Parse`] for an unreadable `ca_file` (PEM certificates);
     /// [`Error::Answer`] when the TLS client cannot be built.
-    pub fn new(server: &str, credential: Option<Credential>) -> Result<Self> {
+    pub fn new(
+        server: &str,
+        credential: Option<Credential>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let base = base_url(server)?;
         if let Some(c) = &credential {
             let v = match c {
@@ -116,6 +121,20 @@ impl Client {
         let native = rustls_native_certs::load_native_certs();
         // Some platform roots may be unparsable; the others still count.
         let _ = roots.add_parsable_certificates(native.certs);
+        if let Some(path) = ca_file {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let mut added = 0;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| Error::parse(path, e))?;
+                roots.add(cert).map_err(|e| Error::parse(path, e))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(Error::parse(path, "holds no PEM certificate"));
+            }
+        }
         let setup = |e: String| Error::Answer {
             url: base.to_string(),
             reason: format!("TLS client setup: {e}"),
@@ -274,7 +293,7 @@ mod tests {
 
     #[test]
     fn segments_are_encoded_one_each() {
-        let c = Client::new("http://h:1", None).expect("client");
+        let c = Client::new("http://h:1", None, None).expect("client");
         let u = c.url(
             &[
                 "tenants".into(),
@@ -372,8 +391,12 @@ mod tests {
                 body.len()
             );
             let (url, server) = one_shot(answer.clone());
-            let c = Client::new(&url, Some(Credential::ApiKey("mcp_abcdefgh_s3cret".into())))
-                .expect("client");
+            let c = Client::new(
+                &url,
+                Some(Credential::ApiKey("mcp_abcdefgh_s3cret".into())),
+                None,
+            )
+            .expect("client");
             let got = c.send(
                 Method::POST,
                 &["tenants".into()],
@@ -410,10 +433,78 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("port")
             .port();
-        let c = Client::new(&format!("http://127.0.0.1:{port}"), None).expect("client");
+        let c = Client::new(&format!("http://127.0.0.1:{port}"), None, None).expect("client");
         let e = c.get(&["tenants".into()], &[]).expect_err("refused");
         assert!(matches!(e, Error::Http { .. }), "{e:?}");
         assert_eq!(e.exit_code(), crate::error::EXIT_FAILURE);
+    }
+
+    #[test]
+    fn ca_file_is_trusted_for_https() {
+        use std::io::{Read, Write};
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        let cert = params.self_signed(&key).expect("cert");
+        let dir = tempfile::tempdir().expect("dir");
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(&pem, cert.pem()).expect("write");
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                )
+                .expect("server config"),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("https://{}", listener.local_addr().expect("addr"));
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().expect("accept");
+                let conn = rustls::ServerConnection::new(Arc::clone(&server_config)).expect("conn");
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = [0u8; 4096];
+                // The untrusting client aborts the handshake: nothing to answer.
+                if tls.read(&mut buf).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let body = r#"{"items":[]}"#;
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        let untrusting = Client::new(&url, None, None).expect("client");
+        assert!(matches!(
+            untrusting.get(&["tenants".into()], &[]),
+            Err(Error::Http { .. })
+        ));
+        let trusting = Client::new(&url, None, Some(&pem)).expect("client");
+        assert_eq!(
+            trusting.get(&["tenants".into()], &[]).expect("https"),
+            json!({"items": []})
+        );
+        server.join().expect("server");
+
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").expect("write");
+        assert!(matches!(
+            Client::new(&url, None, Some(&junk)),
+            Err(Error::Parse { .. })
+        ));
+        assert!(matches!(
+            Client::new(&url, None, Some(&dir.path().join("missing.pem"))),
+            Err(Error::Io { .. })
+        ));
     }
 
     #[test]
@@ -424,7 +515,7 @@ mod tests {
         let t = Credential::Token("eyJ.secret.sig".into());
         assert!(!format!("{t:?}").contains("secret"));
         assert!(matches!(
-            Client::new("http://h", Some(Credential::ApiKey("a\nb".into()))),
+            Client::new("http://h", Some(Credential::ApiKey("a\nb".into())), None),
             Err(Error::Usage(_))
         ));
     }

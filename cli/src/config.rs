@@ -8,6 +8,7 @@
 //!     server: https://mcp.example.com
 //!     api-key: mcp_k0o4xcsx_...
 //!     tenant: acme            # optional default of --tenant
+//!     ca-file: /etc/mcp/ca.pem  # optional extra CA certificates
 //! ```
 //!
 //! It lives at `$MCP_CLI_CONFIG`, else `$XDG_CONFIG_HOME/mcp/config.yaml`, else
@@ -42,6 +43,9 @@ pub struct Context {
     /// The default tenant of tenant-scoped commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// PEM file of extra CA certificates to trust for `server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The whole file.

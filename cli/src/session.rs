@@ -36,6 +36,8 @@ pub struct Target {
     pub credential: Option<Credential>,
     /// The tenant, if any.
     pub tenant: Option<String>,
+    /// Extra CA certificates, if any.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The credential the flags give, if any.
@@ -86,10 +88,15 @@ pub fn resolve(global: &Global, config: &Config) -> Result<Target> {
         .tenant
         .clone()
         .or_else(|| ctx.and_then(|c| c.tenant.clone()));
+    let ca_file = global
+        .ca_file
+        .clone()
+        .or_else(|| ctx.filter(|_| same_server).and_then(|c| c.ca_file.clone()));
     Ok(Target {
         server,
         credential,
         tenant,
+        ca_file,
     })
 }
 
@@ -108,7 +115,7 @@ impl Session {
     /// As [`Client::new`].
     pub fn new(target: Target, format: Option<Format>) -> Result<Self> {
         Ok(Self {
-            client: Client::new(&target.server, target.credential)?,
+            client: Client::new(&target.server, target.credential, target.ca_file.as_deref())?,
             tenant: target.tenant,
             format,
             now: Utc::now(),
@@ -139,6 +146,7 @@ mod tests {
             server: None,
             api_key: None,
             token: None,
+            ca_file: None,
             context: None,
             tenant: None,
             output: None,
@@ -174,6 +182,7 @@ mod tests {
                     server: "http://main:8080".into(),
                     credential: key("mcp_abcdefgh_k"),
                     tenant: Some("acme".into()),
+                    ca_file: None,
                 }),
             ),
             (
@@ -187,6 +196,7 @@ mod tests {
                     server: "http://main:8080".into(),
                     credential: key("flag"),
                     tenant: Some("t2".into()),
+                    ca_file: None,
                 }),
             ),
             (
@@ -199,6 +209,7 @@ mod tests {
                     server: "http://other:8080".into(),
                     credential: Some(Credential::Token("jwt".into())),
                     tenant: None,
+                    ca_file: None,
                 }),
             ),
             (
@@ -211,6 +222,7 @@ mod tests {
                     server: "http://elsewhere".into(),
                     credential: None,
                     tenant: Some("acme".into()),
+                    ca_file: None,
                 }),
             ),
             (
@@ -223,6 +235,7 @@ mod tests {
                     server: "http://main:8080/api/v1/".into(),
                     credential: key("mcp_abcdefgh_k"),
                     tenant: Some("acme".into()),
+                    ca_file: None,
                 }),
             ),
             (

@@ -67,7 +67,14 @@ pub fn login(global: &Global, args: &LoginArgs, path: &Path) -> Result<()> {
             )
         })?
     };
-    let client = Client::new(&server, Some(credential.clone()))?;
+    let ca_file = global
+        .ca_file
+        .clone()
+        .or_else(|| existing.as_ref().and_then(|c| c.ca_file.clone()));
+    let ca_file = ca_file
+        .map(|p| std::path::absolute(&p).map_err(|e| Error::io(p, e)))
+        .transpose()?;
+    let client = Client::new(&server, Some(credential.clone()), ca_file.as_deref())?;
     check(&client)?;
     let (api_key, token) = match &credential {
         Credential::ApiKey(k) => (Some(k.clone()), None),
@@ -82,6 +89,7 @@ pub fn login(global: &Global, args: &LoginArgs, path: &Path) -> Result<()> {
             .tenant
             .clone()
             .or_else(|| existing.and_then(|c| c.tenant)),
+        ca_file,
     });
     config::save(path, &cfg)?;
     println!(
