@@ -83,6 +83,13 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove a context (default: the current one) and its credentials from the config file.
     Logout,
+    /// List the contexts of the config file (the current one marked `*`; keys masked).
+    Contexts,
+    /// Make a context of the config file the current one.
+    UseContext {
+        /// The context's name.
+        name: String,
+    },
     /// Tenants (cluster-wide).
     #[command(subcommand, visible_alias = "tenant")]
     Tenants(TenantsCmd),

@@ -88,7 +88,22 @@ def test_login_writes_a_private_config(logged_in):
     config = yaml.safe_load(cli.config.read_text())
     assert config["current-context"] == "default"
     assert config["contexts"][0]["api-key"] == key
+    server = config["contexts"][0]["server"]
+
+    # A second context; `contexts` lists both with the key masked; `use-context` switches.
+    cli("login", "--context", "ops", "--server", server, "--tenant", "example",
+        env={"MCP_API_KEY": key})
+    listed = cli("contexts").stdout
+    assert key not in listed and "mcp_" + key.split("_")[1] + "_…" in listed, listed
+    rows = [line.split() for line in listed.splitlines()[1:]]
+    assert rows[0][0] == "default" and rows[1][:2] == ["*", "ops"], rows
+    assert "alice" in cli("mailboxes", "list").stdout, "the context's tenant is the default"
+    cli("use-context", "default")
+    assert yaml.safe_load(cli.config.read_text())["current-context"] == "default"
+    assert cli("use-context", "nope", check=False).returncode == 2
+
     cli("logout")
+    cli("logout", "--context", "ops")
     assert yaml.safe_load(cli.config.read_text())["contexts"] == []
     out = cli("tenants", "list", check=False)
     assert out.returncode == 2, out

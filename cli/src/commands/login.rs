@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::cli::{Global, LoginArgs};
 use crate::client::{Client, Credential};
-use crate::config::{self, Context};
+use crate::config::{self, Config, Context};
 use crate::error::{Error, Result};
 use crate::kinds::Resource;
 use crate::session;
@@ -119,4 +119,102 @@ pub fn logout(global: &Global, path: &Path) -> Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// The contexts of `cfg` as a table: CURRENT (`*`), NAME, SERVER, CREDENTIAL (a key masked
+/// as `mcp_<prefix>_…`, or `bearer token`), TENANT.
+pub fn contexts_table(cfg: &Config) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING);
+    t.set_header(vec!["CURRENT", "NAME", "SERVER", "CREDENTIAL", "TENANT"]);
+    for c in &cfg.contexts {
+        let current = if cfg.current_context.as_deref() == Some(c.name.as_str()) {
+            "*"
+        } else {
+            ""
+        };
+        let credential =
+            session::context_credential(c).map_or_else(|| "-".to_owned(), |cr| cr.describe());
+        t.add_row(vec![
+            current.to_owned(),
+            c.name.clone(),
+            c.server.clone(),
+            credential,
+            c.tenant.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    for col in t.column_iter_mut() {
+        col.set_padding((0, 3));
+    }
+    t.lines().map(|l| l.trim_end().to_owned() + "\n").collect()
+}
+
+/// `use-context NAME`.
+///
+/// # Errors
+/// [`Error::Usage`] when there is no such context.
+pub fn use_context(name: &str, path: &Path) -> Result<()> {
+    let mut cfg = config::load(path)?;
+    if cfg.context(Some(name)).is_none() {
+        return Err(Error::Usage(format!(
+            "no context {name:?} in {}",
+            path.display()
+        )));
+    }
+    cfg.current_context = Some(name.to_owned());
+    config::save(path, &cfg)?;
+    println!("Switched to context {name:?}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_table_masks_credentials() {
+        let mut cfg = Config::default();
+        cfg.upsert(Context {
+            name: "prod".into(),
+            server: "https://mcp.example.com".into(),
+            token: Some("eyJ.secret.sig".into()),
+            ..Context::default()
+        });
+        cfg.upsert(Context {
+            name: "local".into(),
+            server: "http://127.0.0.1:8080".into(),
+            api_key: Some("mcp_abcdefgh_0123456789012345678901234567890123456789012".into()),
+            tenant: Some("acme".into()),
+            ..Context::default()
+        });
+        let table = contexts_table(&cfg);
+        let lines: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines[0],
+            ["CURRENT", "NAME", "SERVER", "CREDENTIAL", "TENANT"]
+        );
+        assert_eq!(
+            lines[1],
+            ["prod", "https://mcp.example.com", "bearer", "token", "-"]
+        );
+        assert_eq!(
+            lines[2],
+            [
+                "*",
+                "local",
+                "http://127.0.0.1:8080",
+                "API",
+                "key",
+                "mcp_abcdefgh_…",
+                "acme"
+            ]
+        );
+        assert!(
+            !table.contains("secret") && !table.contains("0123456789"),
+            "{table}"
+        );
+    }
 }

@@ -33,6 +33,12 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Login(args) => return login::login(global, args, &path()?),
         Command::Logout => return login::logout(global, &path()?),
+        Command::Contexts => {
+            let cfg = config::load(&path()?)?;
+            resources::print(&login::contexts_table(&cfg));
+            return Ok(());
+        }
+        Command::UseContext { name } => return login::use_context(name, &path()?),
         _ => {}
     }
     let config = config::load(&path()?)?;
@@ -101,6 +107,7 @@ pub fn run(cli: Cli) -> Result<()> {
         },
         Command::Apply(a) => {
             let docs = manifest::read_all(&a.sources.files, a.sources.recursive)?;
+            no_objects(&docs)?;
             apply::apply(
                 &s,
                 &docs,
@@ -111,6 +118,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Delete(a) => {
             let docs = manifest::read_all(&a.sources.files, a.sources.recursive)?;
+            no_objects(&docs)?;
             apply::delete(
                 &s,
                 &docs,
@@ -120,8 +128,24 @@ pub fn run(cli: Cli) -> Result<()> {
                 a.ignore_not_found,
             )
         }
-        Command::Completion { .. } | Command::Login(_) | Command::Logout => Ok(()),
+        Command::Completion { .. }
+        | Command::Login(_)
+        | Command::Logout
+        | Command::Contexts
+        | Command::UseContext { .. } => Ok(()),
     }
+}
+
+/// An error when `-f` found nothing (as `kubectl`: "no objects passed").
+fn no_objects(docs: &[manifest::Document]) -> Result<()> {
+    if docs.is_empty() {
+        return Err(crate::error::Error::Partial(
+            "no objects passed: the files hold no documents (a directory: *.yaml, *.yml, \
+             *.json; -R for subdirectories)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The query of a label selector.
