@@ -1178,6 +1178,11 @@ fn immutable(kind: Kind, old: &Value, new: &Value) -> Result<(), BackendError> {
     for (pointer, field) in fields {
         let norm = |v: &Value| match v.pointer(pointer) {
             Some(Value::String(s)) if *field == "spec.address" => Some(json!(s.to_lowercase())),
+            // An absent namespace is the default one: spelling the default out is no change.
+            None | Some(Value::Null) if *field == "spec.namespace" => v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(|name| json!(format!("mcp-{name}"))),
             other => other.cloned(),
         };
         if norm(old) != norm(new) {
