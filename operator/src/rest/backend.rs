@@ -23,7 +23,8 @@
 //! - A Mailbox's password becomes the Secret `<mailbox>-password` (applied first, by
 //!   [`FIELD_MANAGER`], labelled `app.kubernetes.io/managed-by: mcp-rest`), owned by the
 //!   Mailbox (an owner reference added once the Mailbox exists), so the garbage collector
-//!   deletes it with the Mailbox.
+//!   deletes it with the Mailbox. A new Mailbox is first applied as a server-side dry run, so
+//!   that one the API server refuses leaves no Secret behind.
 //! - Quarantine goes to the tenant dataplane's admin API ([`crate::dataplane`]), as the
 //!   Mailbox controller reaches it (pinned certificate and token of the admin Secret,
 //!   `--dataplane-endpoint` overrides); an unreachable dataplane is a 503.
@@ -523,18 +524,30 @@ impl KubeBackend {
         };
         let secret_ns = namespace.clone().unwrap_or_default();
         let owner = current.as_ref().and_then(|c| owner_ref(&name, c));
-        let mut secrets_changed = false;
-        for s in &w.secrets {
-            secrets_changed |= self
-                .apply_secret(&secret_ns, s, owner.as_ref(), &params)
-                .await?;
-        }
         let body = applied(w.kind, namespace.as_deref(), &w.object, lock.as_deref());
         let op = if lock.is_some() {
             Op::Locked
         } else {
             Op::Write
         };
+        if owner.is_none() && !w.secrets.is_empty() && !w.dry_run {
+            // A new object's Secret is written first and owned only once the object exists:
+            // check the object with a server-side dry run first, so that a refused object
+            // leaves no Secret without an owner behind.
+            let dry = PatchParams {
+                dry_run: true,
+                ..params.clone()
+            };
+            api.patch(&name, &dry, &Patch::Apply(&body))
+                .await
+                .map_err(|e| kube_error(e, op))?;
+        }
+        let mut secrets_changed = false;
+        for s in &w.secrets {
+            secrets_changed |= self
+                .apply_secret(&secret_ns, s, owner.as_ref(), &params)
+                .await?;
+        }
         let after = api
             .patch(&name, &params, &Patch::Apply(&body))
             .await
