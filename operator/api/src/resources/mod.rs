@@ -366,7 +366,9 @@ fn max_name(kind: Kind) -> usize {
     }
 }
 
-/// Server-set `metadata` fields a request may carry (ignored).
+/// Server-set `metadata` fields a request may carry (ignored), and those the facade does not
+/// manage (`finalizers`, `ownerReferences`: controllers' and the garbage collector's), so that
+/// an object read in Kubernetes mode can be sent back as it is.
 const SERVER_METADATA: &[&str] = &[
     "namespace",
     "resourceVersion",
@@ -375,6 +377,10 @@ const SERVER_METADATA: &[&str] = &[
     "uid",
     "managedFields",
     "selfLink",
+    "finalizers",
+    "ownerReferences",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
 ];
 
 /// A request body checked as a resource of `kind`.
