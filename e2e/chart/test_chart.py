@@ -320,6 +320,32 @@ def test_rest_is_off_by_default_and_renders_its_service_rbac_and_flags() -> None
     assert "existingSecret" in e.value.stderr
 
 
+def test_rest_oidc_settings_are_a_mounted_configmap() -> None:
+    oidc = {"issuer": "https://idp.example/realms/mcp", "audience": "mcp-api",
+            "roles": {"groupsClaim": "groups", "groups": {"mcp-admins": {"role": "admin"}}}}
+    docs = _kinds(render({"rest": {**REST_VALUES["rest"], "oidc": oidc}}))
+    cm = docs[("ConfigMap", "mcp-operator-rest-oidc")]
+    assert json.loads(cm["data"]["oidc.json"]) == oidc
+    template = docs[("Deployment", "mcp-operator")]["spec"]["template"]
+    (c,) = template["spec"]["containers"]
+    assert "--oidc-config=/etc/mcp-rest-oidc/oidc.json" in c["args"]
+    assert {"name": "rest-oidc", "mountPath": "/etc/mcp-rest-oidc", "readOnly": True} in c["volumeMounts"]
+    vol = next(v for v in template["spec"]["volumes"] if v["name"] == "rest-oidc")
+    assert vol["configMap"]["name"] == "mcp-operator-rest-oidc"
+    # Another setting rolls the pods.
+    changed = {**oidc, "audience": "other"}
+    again = _kinds(render({"rest": {**REST_VALUES["rest"], "oidc": changed}}))
+    key = "checksum/rest-oidc"
+    assert again[("Deployment", "mcp-operator")]["spec"]["template"]["metadata"]["annotations"][key] != \
+        template["metadata"]["annotations"][key]
+    # Without rest.oidc (or REST): no ConfigMap, no flag.
+    for values in ({"rest": REST_VALUES["rest"]}, {"rest": {"oidc": oidc}}):
+        docs = _kinds(render(values))
+        assert ("ConfigMap", "mcp-operator-rest-oidc") not in docs
+        (c,) = docs[("Deployment", "mcp-operator")]["spec"]["template"]["spec"]["containers"]
+        assert not [a for a in c["args"] if a.startswith("--oidc-config")]
+
+
 def test_aggregated_roles() -> None:
     docs = _kinds(render())
     view, edit = docs[("ClusterRole", "mcp-view")], docs[("ClusterRole", "mcp-edit")]
@@ -417,6 +443,8 @@ BAD_VALUES = {
     "privileged-port": {"metrics": {"port": 80}},
     "empty-service-account": {"serviceAccount": {"name": ""}},
     "unknown-service-monitor-key": {"serviceMonitor": {"enable": True}},
+    "oidc-without-audience": {"rest": {"oidc": {"issuer": "https://idp.example"}}},
+    "oidc-issuer-not-a-url": {"rest": {"oidc": {"issuer": "idp.example", "audience": "a"}}},
 }
 
 

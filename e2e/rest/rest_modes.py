@@ -52,6 +52,8 @@ class RestTarget:
         #: The tenant whose dataplane runs (kubernetes mode), and the one whose is unreachable.
         self.quarantine_tenant: str | None = None
         self.unreachable_tenant: str | None = None
+        #: With `--oidc-config` (oidc_config): the tenant of the `mcp-ops` scope.
+        self.oidc_tenant: str | None = None
         self.tenants: list[str] = []
 
     @property
@@ -136,14 +138,22 @@ def kubernetes_rest(tmp_path_factory, mcp_binary) -> Iterator[RestTarget]:
         # Nothing listens there.
         unreachable_tenant: f"https://127.0.0.1:{closed}",
     }
+    extra = [f"--rest=127.0.0.1:{rest_port}", f"--api-store-url={store_url}",
+             f"--bootstrap-key-file={key_file}", "--rest-rate=1000", "--rest-burst=1000"]
+    # Bearer tokens of the test OIDC provider (e2e/services/hydra.sh), when it runs.
+    oidc_tenant = f"ro-{suffix}"
+    oidc = oidc_config(work, oidc_tenant)
+    if oidc:
+        extra.append(f"--oidc-config={oidc}")
     op = Operator(
         operator_binary(), kubeconfig, work / "operator.log", metrics_port, endpoints,
         identity="e2e-rest-operator-0",
-        extra=[f"--rest=127.0.0.1:{rest_port}", f"--api-store-url={store_url}",
-               f"--bootstrap-key-file={key_file}", "--rest-rate=1000", "--rest-burst=1000"],
+        extra=extra,
     ).start()
     base = f"http://127.0.0.1:{rest_port}/api/v1"
     target = RestTarget("kubernetes", base, key, admin)
+    target.oidc_tenant = oidc_tenant if oidc else None
+    target.tenants.append(oidc_tenant)
     target.quarantine_tenant, target.unreachable_tenant = quarantine_tenant, unreachable_tenant
     target.tenants += [quarantine_tenant, unreachable_tenant]
     target.dataplane = Dataplane(mcp_binary, admin, quarantine_tenant, work / quarantine_tenant, dp_ports)
@@ -160,6 +170,31 @@ def kubernetes_rest(tmp_path_factory, mcp_binary) -> Iterator[RestTarget]:
             _cleanup_tenant(admin, t)
         if database:
             _psql(pg_admin, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def oidc_config(work: Path, ops_tenant: str) -> Path | None:
+    """An `--oidc-config` file for the test OIDC provider (e2e/services/hydra.sh: tokens of
+    the client-credentials grant carry the granted scopes in `scp`): scope `mcp-admin` is
+    admin, `mcp-viewer` viewer, `mcp-ops` tenant-admin of `ops_tenant`, any other no role.
+    `None` when the provider is not running (MCP_TEST_OIDC_ISSUER unset)."""
+    issuer = os.environ.get("MCP_TEST_OIDC_ISSUER")
+    if not issuer:
+        return None
+    path = work / "oidc.json"
+    path.write_text(json.dumps({
+        "issuer": issuer,
+        "audience": "mcp-api",
+        "roles": {
+            "roleClaim": None,
+            "groupsClaim": "scp",
+            "groups": {
+                "mcp-admin": {"role": "admin"},
+                "mcp-viewer": {"role": "viewer"},
+                "mcp-ops": {"role": "tenant-admin", "tenant": ops_tenant},
+            },
+        },
+    }))
+    return path
 
 
 @pytest.fixture(params=["standalone", "kubernetes"])

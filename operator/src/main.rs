@@ -80,6 +80,10 @@ struct Args {
     /// REST burst per credential.
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     rest_burst: u32,
+    /// OIDC settings of the REST API (YAML or JSON: issuer, audience, roles; see
+    /// docs/rest-api.md): bearer tokens of that issuer are accepted besides API keys.
+    #[arg(long, value_name = "FILE", env = "MCP_OIDC_CONFIG")]
+    oidc_config: Option<std::path::PathBuf>,
 }
 
 /// The REST settings of the command line; `None` without `--rest`.
@@ -102,6 +106,12 @@ fn rest_settings(args: &Args) -> anyhow::Result<Option<mcp_operator::rest::RestS
                 per_second: nonzero("--rest-rate", args.rest_rate)?,
                 burst: nonzero("--rest-burst", args.rest_burst)?,
             },
+            oidc: args
+                .oidc_config
+                .as_deref()
+                .map(mcp_api::auth::oidc::OidcConfig::from_file)
+                .transpose()
+                .context("--oidc-config")?,
         },
     }))
 }

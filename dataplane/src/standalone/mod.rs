@@ -69,6 +69,9 @@ pub enum StandaloneError {
     /// The bootstrap admin key could not be set up (`--bootstrap-key-file`, the database).
     #[error("bootstrap admin key: {0}")]
     Bootstrap(#[from] mcp_api::bootstrap::BootstrapError),
+    /// The OIDC issuer of `--oidc-config` could not be discovered or has no usable key.
+    #[error("--oidc-config: {0}")]
+    Oidc(#[from] mcp_api::auth::oidc::OidcError),
 }
 
 /// Runs the standalone server until Ctrl-C or SIGTERM, then shuts down cleanly.
@@ -163,6 +166,7 @@ pub async fn run_until(
             api_store_url: config.api_store_url.clone(),
             bootstrap_key_file: config.bootstrap_key_file.clone(),
             rate_limit: config.rest_rate_limit,
+            oidc: config.oidc.clone(),
         },
         std::sync::Arc::new(backend),
     )
@@ -170,6 +174,7 @@ pub async fn run_until(
     .map_err(|e| match e {
         mcp_api::facade::FacadeError::Store(e) => StandaloneError::ApiStore(e),
         mcp_api::facade::FacadeError::Bootstrap(e) => StandaloneError::Bootstrap(e),
+        mcp_api::facade::FacadeError::Oidc(e) => StandaloneError::Oidc(e),
     })?;
     let (rest_router, api_keys) = (facade.router, facade.keys);
     let rest_shutdown = shutdown.clone();

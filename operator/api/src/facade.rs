@@ -1,7 +1,7 @@
 //! Start-up of the facade, shared by both modes (`mcp standalone --rest` and
 //! `mcp-operator --rest`): open the API key database, make sure an admin key exists (a
-//! generated one is printed once on stdout, never logged), and build the router over a
-//! [`Backend`].
+//! generated one is printed once on stdout, never logged), discover the OIDC issuer when one
+//! is configured, and build the router over a [`Backend`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::Api;
+use crate::auth::oidc::{OidcError, OidcSettings, OidcVerifier};
 use crate::auth::{Authenticator, RateLimit};
 use crate::backend::Backend;
 use crate::bootstrap::{Bootstrap, BootstrapError, bootstrap_line, ensure_admin};
@@ -24,6 +25,10 @@ pub struct FacadeSettings {
     pub bootstrap_key_file: Option<PathBuf>,
     /// Per-credential rate limit (`--rest-rate`, `--rest-burst`).
     pub rate_limit: RateLimit,
+    /// The OIDC issuer whose bearer tokens are accepted besides API keys (`--oidc-config`,
+    /// [`OidcConfig::from_file`](crate::auth::oidc::OidcConfig::from_file)); `None`: API keys
+    /// only, bearer tokens get 401.
+    pub oidc: Option<OidcSettings>,
 }
 
 /// Why the facade could not start.
@@ -35,6 +40,10 @@ pub enum FacadeError {
     /// The bootstrap admin key could not be set up (`--bootstrap-key-file`, the database).
     #[error("bootstrap admin key: {0}")]
     Bootstrap(#[from] BootstrapError),
+    /// The OIDC issuer could not be discovered or has no usable key: the facade does not
+    /// start half-configured.
+    #[error("--oidc-config: {0}")]
+    Oidc(#[from] OidcError),
 }
 
 /// The facade, ready to serve: its router and the key database (close it after serving).
@@ -86,13 +95,28 @@ pub async fn open(
     settings: &FacadeSettings,
     backend: Arc<dyn Backend>,
 ) -> Result<Facade, FacadeError> {
+    // The issuer first: nothing is opened or printed when it cannot be used.
+    let verifier = match &settings.oidc {
+        None => None,
+        Some(oidc) => {
+            let verifier = OidcVerifier::discover(oidc.clone()).await?;
+            tracing::info!(
+                issuer = oidc.issuer(),
+                audience = oidc.audience(),
+                "REST: OIDC bearer tokens accepted"
+            );
+            Some(verifier)
+        }
+    };
     let keys = ApiKeyStore::connect(&settings.api_store_url).await?;
     if let Err(e) = bootstrap_admin(&keys, settings.bootstrap_key_file.as_deref()).await {
         keys.close().await;
         return Err(e.into());
     }
-    let router = Api::new(Authenticator::new(keys.clone(), settings.rate_limit))
-        .backend(backend)
-        .router();
+    let mut auth = Authenticator::new(keys.clone(), settings.rate_limit);
+    if let Some(verifier) = verifier {
+        auth = auth.with_bearer(Arc::new(verifier));
+    }
+    let router = Api::new(auth).backend(backend).router();
     Ok(Facade { router, keys })
 }
