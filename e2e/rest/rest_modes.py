@@ -6,7 +6,8 @@
   `rest.enabled` (its RBAC rendered by helm and applied for real, used by impersonation), API
   keys in a fresh PostgreSQL database when MCP_TEST_POSTGRES_URL is set (else SQLite), and
   two tenants reserved for quarantine: one whose dataplane runs locally from what the operator
-  wrote (`Dataplane` of e2e/operator/harness.py), one whose admin API is unreachable.
+  wrote (`Dataplane` of e2e/operator/harness.py), one whose admin API is unreachable; and a
+  third with a local dataplane for e2e/cli (`cli_tenant`, `cli_dataplane`).
 
 Import both fixtures into a test module: `from rest_modes import kubernetes_rest, rest_api`.
 The kubernetes mode is skipped without KUBECONFIG (it fails with MCP_REQUIRE_K8S=1)."""
@@ -52,6 +53,9 @@ class RestTarget:
         #: The tenant whose dataplane runs (kubernetes mode), and the one whose is unreachable.
         self.quarantine_tenant: str | None = None
         self.unreachable_tenant: str | None = None
+        #: A tenant whose dataplane runs locally too (`cli_dataplane`, kubernetes mode), for
+        #: e2e/cli's IMAP login after `mcp-cli mailboxes create`.
+        self.cli_tenant: str | None = None
         #: With `--oidc-config` (oidc_config): the tenant of the `mcp-ops` scope.
         self.oidc_tenant: str | None = None
         self.tenants: list[str] = []
@@ -130,13 +134,16 @@ def kubernetes_rest(tmp_path_factory, mcp_binary) -> Iterator[RestTarget]:
     key_file.chmod(0o600)
 
     suffix = uuid.uuid4().hex[:6]
-    quarantine_tenant, unreachable_tenant = f"rq-{suffix}", f"rd-{suffix}"
+    quarantine_tenant, unreachable_tenant, cli_tenant = f"rq-{suffix}", f"rd-{suffix}", f"rc-{suffix}"
     imap, imaps, metrics, admin_port, closed, rest_port, metrics_port = free_ports(7)
     dp_ports = {"imap": imap, "imaps": imaps, "metrics": metrics, "admin": admin_port}
+    cli_imap, cli_imaps, cli_metrics, cli_admin = free_ports(4)
+    cli_ports = {"imap": cli_imap, "imaps": cli_imaps, "metrics": cli_metrics, "admin": cli_admin}
     endpoints = {
         quarantine_tenant: f"https://127.0.0.1:{admin_port}",
         # Nothing listens there.
         unreachable_tenant: f"https://127.0.0.1:{closed}",
+        cli_tenant: f"https://127.0.0.1:{cli_admin}",
     }
     extra = [f"--rest=127.0.0.1:{rest_port}", f"--api-store-url={store_url}",
              f"--bootstrap-key-file={key_file}", "--rest-rate=1000", "--rest-burst=1000"]
@@ -157,11 +164,15 @@ def kubernetes_rest(tmp_path_factory, mcp_binary) -> Iterator[RestTarget]:
     target.quarantine_tenant, target.unreachable_tenant = quarantine_tenant, unreachable_tenant
     target.tenants += [quarantine_tenant, unreachable_tenant]
     target.dataplane = Dataplane(mcp_binary, admin, quarantine_tenant, work / quarantine_tenant, dp_ports)
+    target.cli_tenant = cli_tenant
+    target.tenants.append(cli_tenant)
+    target.cli_dataplane = Dataplane(mcp_binary, admin, cli_tenant, work / cli_tenant, cli_ports)
     try:
         wait_for("the REST API to be ready", lambda: _get(f"{base}/health/ready") == 200, timeout=60)
         yield target
     finally:
         target.dataplane.stop()
+        target.cli_dataplane.stop()
         op.stop()
         if os.environ.get("MCP_E2E_KEEP_LOGS"):
             print(op.log_text()[-20000:])
