@@ -221,6 +221,10 @@ struct StandaloneArgs {
     /// REST burst per API key or token. [default: 40]
     #[arg(long, value_name = "N")]
     rest_burst: Option<u32>,
+    /// OIDC settings of the REST API (YAML or JSON: issuer, audience, roles; see
+    /// docs/rest-api.md): bearer tokens of that issuer are accepted besides API keys.
+    #[arg(long, value_name = "FILE", env = "MCP_OIDC_CONFIG")]
+    oidc_config: Option<PathBuf>,
     /// Blob directory. [default: DATA_DIR/blobs]
     #[arg(long, value_name = "DIR", conflicts_with = "blob_url")]
     blob_dir: Option<PathBuf>,
@@ -364,6 +368,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 bootstrap_key_file: a.bootstrap_key_file,
                 rest_rate: a.rest_rate,
                 rest_burst: a.rest_burst,
+                oidc_config: a.oidc_config,
                 blob_dir: a.blob_dir,
                 blob_url: a.blob_url,
                 tls_cert: a.tls_cert,

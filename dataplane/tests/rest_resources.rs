@@ -929,6 +929,17 @@ async fn validation_verdicts_are_422_naming_the_field() {
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(a.body["errors"][0]["field"], "spec.address");
+    // A Tenant created without spec.namespace has the default one: spelling it out is no
+    // change (as `mcp-cli apply` of a sample does); another namespace is.
+    for (namespace, want) in [
+        ("mcp-t1", StatusCode::OK),
+        ("elsewhere", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let mut t = tenant_body("t1");
+        t["spec"]["namespace"] = json!(namespace);
+        let a = send(&f, "admin", Method::PUT, "/api/v1/tenants/t1", Some(t)).await;
+        assert_eq!(a.status, want, "{namespace}: {}", a.body);
+    }
     // A Tenant change that would invalidate a Mailbox: 409 naming it.
     let narrowed = json!({"metadata": {"name": "t1"}, "spec": {"domains": ["other.example"]}});
     let a = send(

@@ -68,6 +68,15 @@ CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
 LEASE_RULES: dict[tuple[str, str], set[str]] = {
     ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "patch"},
 }
+# What rest.enabled adds, in a ClusterRole of its own (the REST API's writes).
+REST_RULES: dict[tuple[str, str], set[str]] = {
+    ("mcp.dev", "tenants"): {"create", "delete"},
+    ("mcp.dev", "mailboxes"): {"create", "delete"},
+    ("mcp.dev", "pipelines"): {"create", "patch", "delete"},
+    ("mcp.dev", "plugindeployments"): {"create", "patch", "delete"},
+    ("mcp.dev", "migrationjobs"): {"get", "list", "create", "patch", "delete"},
+}
+REST_VALUES = {"rest": {"enabled": True, "apiStore": {"existingSecret": "mcp-api-store"}}}
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 
@@ -278,6 +287,65 @@ def test_rbac_rules_are_exactly_the_listed_ones() -> None:
             assert lines[i - 1].strip().startswith("#"), f"rbac.yaml:{i + 1}: rule without a comment"
 
 
+def test_rest_is_off_by_default_and_renders_its_service_rbac_and_flags() -> None:
+    off = _kinds(render())
+    assert ("ClusterRole", "mcp-operator-rest") not in off and ("Service", "mcp-operator-rest") not in off
+    (c,) = off[("Deployment", "mcp-operator")]["spec"]["template"]["spec"]["containers"]
+    assert not [a for a in c["args"] if a.startswith("--rest")]
+
+    values = {"rest": {**REST_VALUES["rest"], "port": 9443, "rate": 5, "burst": 9,
+                       "bootstrapKey": {"existingSecret": "mcp-admin-key"}}}
+    docs = _kinds(render(values, namespace="mcp-system"))
+    assert _rules(docs[("ClusterRole", "mcp-operator-rest")]) == REST_RULES
+    # The base ClusterRole does not change: the REST API's rights are all in its own role.
+    assert _rules(docs[("ClusterRole", "mcp-operator")]) == CLUSTER_RULES
+    binding = docs[("ClusterRoleBinding", "mcp-operator-rest")]
+    assert binding["roleRef"]["name"] == "mcp-operator-rest"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mcp-operator", "namespace": "mcp-system"}]
+    svc = docs[("Service", "mcp-operator-rest")]
+    assert svc["spec"]["ports"] == [{"name": "rest", "port": 9443, "targetPort": "rest", "protocol": "TCP",
+                                     "appProtocol": "http"}]
+    pod = docs[("Deployment", "mcp-operator")]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["args"][-4:] == ["--rest=0.0.0.0:9443", "--rest-rate=5", "--rest-burst=9",
+                              "--bootstrap-key-file=/etc/mcp-rest/bootstrap.key"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["MCP_API_STORE_URL"]["valueFrom"] == {"secretKeyRef": {"name": "mcp-api-store", "key": "url"}}
+    assert {"name": "rest", "containerPort": 9443, "protocol": "TCP"} in c["ports"]
+    vol = next(v for v in pod["volumes"] if v["name"] == "rest-bootstrap-key")
+    assert vol["secret"]["defaultMode"] & 0o007 == 0, "the operator refuses a key file others may read"
+    # rest.enabled without the key database's Secret is refused by the schema.
+    with pytest.raises(subprocess.CalledProcessError) as e:
+        render({"rest": {"enabled": True}})
+    assert "existingSecret" in e.value.stderr
+
+
+def test_rest_oidc_settings_are_a_mounted_configmap() -> None:
+    oidc = {"issuer": "https://idp.example/realms/mcp", "audience": "mcp-api",
+            "roles": {"groupsClaim": "groups", "groups": {"mcp-admins": {"role": "admin"}}}}
+    docs = _kinds(render({"rest": {**REST_VALUES["rest"], "oidc": oidc}}))
+    cm = docs[("ConfigMap", "mcp-operator-rest-oidc")]
+    assert json.loads(cm["data"]["oidc.json"]) == oidc
+    template = docs[("Deployment", "mcp-operator")]["spec"]["template"]
+    (c,) = template["spec"]["containers"]
+    assert "--oidc-config=/etc/mcp-rest-oidc/oidc.json" in c["args"]
+    assert {"name": "rest-oidc", "mountPath": "/etc/mcp-rest-oidc", "readOnly": True} in c["volumeMounts"]
+    vol = next(v for v in template["spec"]["volumes"] if v["name"] == "rest-oidc")
+    assert vol["configMap"]["name"] == "mcp-operator-rest-oidc"
+    # Another setting rolls the pods.
+    changed = {**oidc, "audience": "other"}
+    again = _kinds(render({"rest": {**REST_VALUES["rest"], "oidc": changed}}))
+    key = "checksum/rest-oidc"
+    assert again[("Deployment", "mcp-operator")]["spec"]["template"]["metadata"]["annotations"][key] != \
+        template["metadata"]["annotations"][key]
+    # Without rest.oidc (or REST): no ConfigMap, no flag.
+    for values in ({"rest": REST_VALUES["rest"]}, {"rest": {"oidc": oidc}}):
+        docs = _kinds(render(values))
+        assert ("ConfigMap", "mcp-operator-rest-oidc") not in docs
+        (c,) = docs[("Deployment", "mcp-operator")]["spec"]["template"]["spec"]["containers"]
+        assert not [a for a in c["args"] if a.startswith("--oidc-config")]
+
+
 def test_aggregated_roles() -> None:
     docs = _kinds(render())
     view, edit = docs[("ClusterRole", "mcp-view")], docs[("ClusterRole", "mcp-edit")]
@@ -375,6 +443,8 @@ BAD_VALUES = {
     "privileged-port": {"metrics": {"port": 80}},
     "empty-service-account": {"serviceAccount": {"name": ""}},
     "unknown-service-monitor-key": {"serviceMonitor": {"enable": True}},
+    "oidc-without-audience": {"rest": {"oidc": {"issuer": "https://idp.example"}}},
+    "oidc-issuer-not-a-url": {"rest": {"oidc": {"issuer": "idp.example", "audience": "a"}}},
 }
 
 
@@ -522,6 +592,30 @@ def test_rbac_grants_exactly_the_listed_verbs(kubeconfig: Path, crds: None, name
     gone = kubectl(kubeconfig, "get", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}",
                    "-o", "name")
     assert gone.stdout.strip() == "", gone.stdout
+
+
+def test_rest_rbac_grants_exactly_its_verbs(kubeconfig: Path, crds: None, namespace: str) -> None:
+    """With rest.enabled, the ServiceAccount may also write the mcp.dev resources, and still
+    not delete Secrets or namespaces."""
+    with operator_rbac(kubeconfig, namespace, values=REST_VALUES) as user:
+        merged: dict[tuple[str, str], set[str]] = {}
+        for rules in (CLUSTER_RULES, REST_RULES):
+            for k, verbs in rules.items():
+                merged.setdefault(k, set()).update(verbs)
+        checks = [
+            (verb, _qualified(group, resource), namespace, verb in merged[(group, resource)])
+            for (group, resource) in REST_RULES
+            for verb in VERBS
+        ]
+        checks += [(verb, resource, namespace, False) for verb, resource in (
+            ("delete", "secrets"), ("update", "secrets"), ("delete", "namespaces"),
+            ("update", "tenants.mcp.dev"), ("deletecollection", "mailboxes.mcp.dev"),
+        )]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda c: _can_i(kubeconfig, user, c[0], c[1], c[2]), checks))
+        wrong = [f"{verb} {resource} -n {ns}: expected {'yes' if want else 'no'}"
+                 for (verb, resource, ns, want), got in zip(checks, answers) if got != want]
+        assert not wrong, "\n".join(wrong)
 
 
 def test_service_account_kubeconfig_is_the_operator(kubeconfig: Path, crds: None, namespace: str,

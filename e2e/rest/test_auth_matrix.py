@@ -11,8 +11,11 @@ creates carry `?dryRun=true` or a body the server refuses after authorizing, rep
 deletes a stale `If-Match`; only API keys made for the purpose are deleted.
 
 Run with the API keys in SQLite and, when `MCP_TEST_POSTGRES_URL` is set, in PostgreSQL
-(`--api-store-url`). Standalone serves no OIDC issuer, so a bearer token is a 401 there; the
-issuer-backed bearer path is covered by the Rust tests against Hydra (auth/oidc/tests.rs)."""
+(`--api-store-url`). With the test OIDC provider running (`e2e/services/hydra.sh`, which sets
+MCP_TEST_OIDC_ISSUER/MCP_TEST_OIDC_CLIENT) the server gets `--oidc-config` (rest_modes.py) and
+the matrix has real bearer tokens too: admin, viewer and tenant-admin of A by scope, a token
+without a role (403 everywhere) and one for another audience (401); without the provider
+these rows are left out (a failure with MCP_REQUIRE_OIDC=1)."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import _psql, _with_database
+from rest_modes import oidc_config
 from test_rest_auth import PROBLEM, call, gen_key
 
 TENANT_A = "alpha"
@@ -133,6 +137,8 @@ def expected(cred: Cred, op: Op, tenant: str) -> str:
         return "200"
     if cred.role is None:
         return "401"
+    if cred.role == "no-role":
+        return "403"
     own = cred.tenant
     if op.target == "list":
         target = own if cred.role == "tenant-admin" else None
@@ -215,7 +221,25 @@ class Fixture:
             Cred("empty", x(""), None),
             Cred("bearer", {"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"}, None),
             Cred("basic", {"Authorization": "Basic YWRtaW46YWRtaW4="}, None),
+        ] + self.oidc_creds()
+
+    def oidc_creds(self) -> list[Cred]:
+        """Bearer tokens of the test provider, when the server was started with it."""
+        if not self.server_has_oidc:
+            return []
+        from test_rest_oidc import token
+
+        def b(tok):
+            return {"Authorization": f"Bearer {tok}"}
+        return [
+            Cred("oidc-admin", b(token("mcp-admin")), "admin"),
+            Cred("oidc-tenant-admin-A", b(token("mcp-ops")), "tenant-admin", TENANT_A),
+            Cred("oidc-viewer", b(token("mcp-viewer")), "viewer"),
+            Cred("oidc-no-role", b(token("other")), "no-role"),
+            Cred("oidc-other-audience", b(token("mcp-admin", audience="someone-else")), None),
         ]
+
+    server_has_oidc = False
 
     def target_key(self, tenant: str, fresh: bool) -> str:
         """The `{id}` of a tenant-admin key of `tenant` (a fresh one when the case may
@@ -271,10 +295,15 @@ def api_store_params():
 
 
 @pytest.fixture(params=api_store_params())
-def matrix_server(request, mcp_factory, storage):
+def matrix_server(request, mcp_factory, storage, tmp_path):
     if storage.kind != "sqlite":
         pytest.skip("the matrix is about the API key store; the metadata storage is sqlite")
     extra = ("--rest-rate", "100000", "--rest-burst", "100000")
+    oidc = oidc_config(tmp_path, TENANT_A)
+    if oidc:
+        extra += ("--oidc-config", str(oidc))
+    elif os.environ.get("MCP_REQUIRE_OIDC") == "1":
+        pytest.fail("MCP_REQUIRE_OIDC=1 but MCP_TEST_OIDC_ISSUER is not set")
     if request.param == "sqlite":
         yield mcp_factory(extra_args=extra)
         return
@@ -293,6 +322,7 @@ def matrix_server(request, mcp_factory, storage):
 def test_auth_matrix(matrix_server):
     fx = Fixture(matrix_server)
     fx._keys = {}
+    fx.server_has_oidc = bool(os.environ.get("MCP_TEST_OIDC_ISSUER"))
     status, _, doc = call("GET", f"{matrix_server.rest_url}/openapi.json")
     assert status == 200
     ops = [

@@ -1,6 +1,7 @@
 """The REST API (`/api/v1`) of a real `mcp standalone` process: the bootstrap admin key
 (printed once on stdout, or read from --bootstrap-key-file), API key authentication, 401/403/429
-problem documents, health, and the OpenAPI document (docs/rest-api.md)."""
+problem documents, health, and the OpenAPI document (docs/rest-api.md). The last test runs in
+both modes (standalone and `mcp-operator --rest`, rest_modes.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SAMPLES, _psql, _with_database
+from rest_modes import kubernetes_rest, resource, rest_api  # noqa: F401 (pytest fixtures)
 
 PROBLEM = "application/problem+json"
 
@@ -235,3 +237,43 @@ def test_a_closed_stdout_keeps_the_server_up_and_the_next_start_prints_a_key(mcp
     assert key, "the next start prints a key"
     status, _, body = call("GET", f"{server.rest_url}/apikeys", key)
     assert status == 200 and len(body["items"]) == 1, body
+
+
+# --- both modes (rest_api of rest_modes.py) -----------------------------------------------
+
+
+def test_keys_and_roles_in_both_modes(rest_api):
+    """API keys (in PostgreSQL in Kubernetes mode) and the roles in front of either backend:
+    401 without a key, a tenant-admin confined to its tenant, a viewer that cannot write, and
+    readiness that asks the backend."""
+    api = rest_api
+    base, admin = api.rest_url, api.key
+    status, h, body = call("GET", f"{base}/tenants")
+    assert_problem(status, h, body, 401)
+    status, _, body = call("GET", f"{base}/health/ready")
+    assert status == 200, body
+    mine, other = api.tenant_name("mine"), api.tenant_name("other")
+    for t in (mine, other):
+        status, _, body = call("POST", f"{base}/tenants", admin, resource("Tenant", t, {"domains": [f"{t}.example"]}))
+        assert status == 201, body
+    status, _, body = call("POST", f"{base}/apikeys", admin, {"name": "ta", "role": "tenant-admin", "tenant": mine})
+    assert status == 201, body
+    ta = body["key"]
+    status, _, body = call("POST", f"{base}/apikeys", admin, {"name": "v", "role": "viewer"})
+    assert status == 201, body
+    viewer = body["key"]
+
+    mb = {**resource("Mailbox", "m1", {"address": f"m1@{mine}.example"}), "password": "m1-pw"}
+    status, _, body = call("POST", f"{base}/tenants/{mine}/mailboxes", ta, mb)
+    assert status == 201, body
+    status, h, body = call("POST", f"{base}/tenants/{other}/mailboxes", ta,
+                           {**resource("Mailbox", "m1", {"address": f"m1@{other}.example"}), "password": "x"})
+    assert_problem(status, h, body, 403)
+    status, _, body = call("GET", f"{base}/tenants", ta)
+    assert status == 200 and [t["metadata"]["name"] for t in body["items"]] == [mine], body
+    status, _, body = call("GET", f"{base}/tenants/{mine}/mailboxes/m1", viewer)
+    assert status == 200, body
+    status, h, body = call("DELETE", f"{base}/tenants/{mine}/mailboxes/m1", viewer)
+    assert_problem(status, h, body, 403)
+    status, _, body = call("DELETE", f"{base}/tenants/{mine}/mailboxes/m1", ta)
+    assert status == 204, body

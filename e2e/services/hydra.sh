@@ -132,7 +132,7 @@ start() {
     local status
     status="$(curl -sS -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$ADMIN_PORT/admin/clients" \
         -H 'Content-Type: application/json' \
-        -d "{\"client_id\":\"$CLIENT_ID\",\"client_secret\":\"$CLIENT_SECRET\",\"grant_types\":[\"client_credentials\"],\"scope\":\"mcp-admin mcp-viewer other\",\"audience\":[\"mcp-api\",\"someone-else\"],\"token_endpoint_auth_method\":\"client_secret_basic\",\"access_token_strategy\":\"jwt\"}")"
+        -d "{\"client_id\":\"$CLIENT_ID\",\"client_secret\":\"$CLIENT_SECRET\",\"grant_types\":[\"client_credentials\"],\"scope\":\"mcp-admin mcp-viewer mcp-ops other\",\"audience\":[\"mcp-api\",\"someone-else\"],\"token_endpoint_auth_method\":\"client_secret_basic\",\"access_token_strategy\":\"jwt\"}")"
     case "$status" in
         201 | 409) ;;
         *) die "registering the test client: HTTP $status" ;;

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use mcp_crds::dataplane::{
     ADMIN_PATH, AccountRequest, AccountState, DeleteOutcome, PIPELINES_PATH, PLUGINS_PATH,
-    PipelinesState, PluginsState, Problem,
+    PipelinesState, PluginsState, Problem, QUARANTINE_PATH, QuarantineEntry, QuarantineList,
+    ReleaseOutcome,
 };
 use mcp_crds::mailbox::Retention;
 use reqwest::{StatusCode, Url};
@@ -110,6 +111,14 @@ fn unavailable(url: &Url, error: &reqwest::Error) -> DataplaneError {
     DataplaneError::Unavailable {
         url: url.to_string(),
         detail,
+    }
+}
+
+/// The detail of a problem body (or its title, or the raw body, cut to 512 characters).
+fn problem_detail(body: &[u8]) -> String {
+    match serde_json::from_slice::<Problem>(body) {
+        Ok(p) => p.detail.unwrap_or(p.title),
+        Err(_) => String::from_utf8_lossy(body).chars().take(512).collect(),
     }
 }
 
@@ -213,15 +222,11 @@ impl DataplaneClient {
         if status == StatusCode::NOT_FOUND && method == "GET" {
             return Ok((status, None));
         }
-        let detail = match serde_json::from_slice::<Problem>(&body) {
-            Ok(p) => p.detail.unwrap_or(p.title),
-            Err(_) => String::from_utf8_lossy(&body).chars().take(512).collect(),
-        };
         Err(DataplaneError::Refused {
             method,
             url: url.to_string(),
             status: status.as_u16(),
-            detail,
+            detail: problem_detail(&body),
         })
     }
 
@@ -286,6 +291,102 @@ impl DataplaneClient {
             url: url.to_string(),
             status: status.as_u16(),
             detail: format!("the dataplane does not {what} (an older build?)"),
+        })
+    }
+
+    /// `GET {QUARANTINE_PATH}`: a page of the tenant's quarantine (of `mailbox` only when
+    /// given), at most `limit` entries after the id `after`.
+    ///
+    /// # Errors
+    /// [`DataplaneError`]; `Refused` 400 for a bad `after` or `mailbox`.
+    pub async fn quarantine_list(
+        &self,
+        mailbox: Option<&str>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<QuarantineList, DataplaneError> {
+        let mut url = self.path_url(QUARANTINE_PATH);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("limit", &limit.to_string());
+            if let Some(m) = mailbox {
+                q.append_pair("mailbox", m);
+            }
+            if let Some(a) = after {
+                q.append_pair("after", a);
+            }
+        }
+        let request = self.http.get(url.clone()).timeout(PROBE_TIMEOUT);
+        let (status, list) = self.send("GET", request, &url).await?;
+        list.ok_or_else(|| DataplaneError::Refused {
+            method: "GET",
+            url: url.to_string(),
+            status: status.as_u16(),
+            detail: "the dataplane does not serve its quarantine (an older build?)".into(),
+        })
+    }
+
+    /// The URL of the quarantined message `id` (one path segment), with `suffix` segments.
+    fn quarantine_url(&self, id: &str, suffix: &[&str]) -> Url {
+        let mut url = self.path_url(QUARANTINE_PATH);
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push(id);
+            for s in suffix {
+                segments.push(s);
+            }
+        }
+        url
+    }
+
+    /// `GET {QUARANTINE_PATH}/{id}`: the entry's metadata; `None` when there is none.
+    ///
+    /// # Errors
+    /// [`DataplaneError`].
+    pub async fn quarantine_get(
+        &self,
+        id: &str,
+    ) -> Result<Option<QuarantineEntry>, DataplaneError> {
+        let url = self.quarantine_url(id, &[]);
+        let request = self.http.get(url.clone()).timeout(PROBE_TIMEOUT);
+        Ok(self.send("GET", request, &url).await?.1)
+    }
+
+    /// `POST {QUARANTINE_PATH}/{id}/release`: delivers the message where it was headed.
+    ///
+    /// # Errors
+    /// [`DataplaneError`]; `Refused` 404 (no such entry) or 409 (account gone, over quota).
+    pub async fn quarantine_release(&self, id: &str) -> Result<ReleaseOutcome, DataplaneError> {
+        let url = self.quarantine_url(id, &["release"]);
+        let (_, outcome) = self.send("POST", self.http.post(url.clone()), &url).await?;
+        outcome.ok_or_else(|| DataplaneError::Decode {
+            url: url.to_string(),
+            message: "empty body".into(),
+        })
+    }
+
+    /// `DELETE {QUARANTINE_PATH}/{id}`: drops the message (204).
+    ///
+    /// # Errors
+    /// [`DataplaneError`]; `Refused` 404 (no such entry).
+    pub async fn quarantine_delete(&self, id: &str) -> Result<(), DataplaneError> {
+        let url = self.quarantine_url(id, &[]);
+        let response = self
+            .http
+            .delete(url.clone())
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| unavailable(&url, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.bytes().await.map_err(|e| unavailable(&url, &e))?;
+        Err(DataplaneError::Refused {
+            method: "DELETE",
+            url: url.to_string(),
+            status: status.as_u16(),
+            detail: problem_detail(&body),
         })
     }
 

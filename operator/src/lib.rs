@@ -9,6 +9,7 @@
 //!   configuration (`pipelines.yaml`), and the Pipeline controller.
 //! - [`plugin`]: how PluginDeployments run (sidecars in the dataplane pod, or a Deployment
 //!   and Service of their own, sandboxed) and the PluginDeployment controller.
+//! - [`rest`]: the REST facade (`mcp-api`) over the API server, `mcp-operator --rest`.
 //! - [`run`]: leader election and the controllers' assembly; [`telemetry`]: metrics and
 //!   health endpoints; [`context`], [`conditions`], [`backoff`], [`error`]: what the
 //!   controllers share.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod mailbox;
 pub mod pipeline;
 pub mod plugin;
+pub mod rest;
 pub mod run;
 pub mod telemetry;
 pub mod tenant;

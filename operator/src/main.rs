@@ -56,6 +56,64 @@ struct Args {
     /// Repeatable.
     #[arg(long = "dataplane-endpoint", value_name = "TENANT=URL")]
     dataplane_endpoints: Vec<String>,
+    /// Serve the REST API (/api/v1, docs/rest-api.md) on this address, e.g. 0.0.0.0:8443
+    /// (plain HTTP: terminate TLS in front of it). Default: not served.
+    #[arg(long, value_name = "ADDR", requires = "api_store_url")]
+    rest: Option<SocketAddr>,
+    /// API key database of the REST API: postgres://USER:PASS@HOST/DB (shared by the
+    /// replicas; sqlite://PATH for a single replica in development). Needed with --rest.
+    #[arg(
+        long,
+        env = "MCP_API_STORE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    api_store_url: Option<String>,
+    /// File holding the bootstrap admin API key (mcp_<8>_<43>; not readable by other
+    /// users). Default: when no usable admin key exists, one is generated and printed once
+    /// on stdout.
+    #[arg(long, value_name = "FILE")]
+    bootstrap_key_file: Option<std::path::PathBuf>,
+    /// REST requests per second per credential.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    rest_rate: u32,
+    /// REST burst per credential.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    rest_burst: u32,
+    /// OIDC settings of the REST API (YAML or JSON: issuer, audience, roles; see
+    /// docs/rest-api.md): bearer tokens of that issuer are accepted besides API keys.
+    #[arg(long, value_name = "FILE", env = "MCP_OIDC_CONFIG")]
+    oidc_config: Option<std::path::PathBuf>,
+}
+
+/// The REST settings of the command line; `None` without `--rest`.
+fn rest_settings(args: &Args) -> anyhow::Result<Option<mcp_operator::rest::RestSettings>> {
+    let Some(addr) = args.rest else {
+        return Ok(None);
+    };
+    let Some(url) = args.api_store_url.clone() else {
+        bail!("--rest needs --api-store-url (the API key database)");
+    };
+    let nonzero = |flag: &str, n: u32| {
+        std::num::NonZeroU32::new(n).with_context(|| format!("{flag} must be at least 1"))
+    };
+    Ok(Some(mcp_operator::rest::RestSettings {
+        addr,
+        facade: mcp_api::facade::FacadeSettings {
+            api_store_url: url,
+            bootstrap_key_file: args.bootstrap_key_file.clone(),
+            rate_limit: mcp_api::auth::RateLimit {
+                per_second: nonzero("--rest-rate", args.rest_rate)?,
+                burst: nonzero("--rest-burst", args.rest_burst)?,
+            },
+            oidc: args
+                .oidc_config
+                .as_deref()
+                .map(mcp_api::auth::oidc::OidcConfig::from_file)
+                .transpose()
+                .context("--oidc-config")?,
+        },
+    }))
 }
 
 fn endpoints(pairs: &[String]) -> anyhow::Result<HashMap<String, String>> {
@@ -94,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
     {
         tracing::debug!("a rustls crypto provider was already installed");
     }
+    let rest = rest_settings(&args)?;
     let identity = match args.identity.filter(|i| !i.is_empty()) {
         Some(i) => i,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -110,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
         mailbox_resync: Duration::from_secs(args.mailbox_resync_secs),
         concurrency: args.concurrency,
         dataplane_endpoints: endpoints(&args.dataplane_endpoints)?,
+        rest,
     };
     run::run(settings).await?;
     Ok(())
@@ -118,6 +178,32 @@ async fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rest_flags() {
+        let base = ["mcp-operator", "--image=i"];
+        let args = Args::try_parse_from(base).expect("args");
+        assert_eq!(rest_settings(&args).expect("settings"), None);
+        let args = Args::try_parse_from(
+            base.iter()
+                .copied()
+                .chain(["--rest=127.0.0.1:8443", "--api-store-url=postgres://h/db"]),
+        )
+        .expect("args");
+        let rest = rest_settings(&args).expect("settings").expect("rest");
+        assert_eq!(rest.addr, "127.0.0.1:8443".parse().expect("addr"));
+        assert_eq!(rest.facade.rate_limit, mcp_api::auth::RateLimit::default());
+        // --rest without a key database, or a zero rate, is refused.
+        assert!(Args::try_parse_from(base.iter().copied().chain(["--rest=127.0.0.1:1"])).is_err());
+        assert!(
+            Args::try_parse_from(base.iter().copied().chain([
+                "--rest=127.0.0.1:1",
+                "--api-store-url=x",
+                "--rest-rate=0"
+            ]))
+            .is_err()
+        );
+    }
 
     #[test]
     fn endpoint_pairs_are_validated() {

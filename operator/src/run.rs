@@ -62,6 +62,8 @@ pub struct Settings {
     /// Admin API base URL per tenant, replacing the Service's DNS name (operator outside the
     /// cluster).
     pub dataplane_endpoints: HashMap<String, String>,
+    /// The REST facade (`--rest`), served by every replica; `None`: not served.
+    pub rest: Option<crate::rest::RestSettings>,
 }
 
 /// Why the operator stopped with an error.
@@ -81,6 +83,9 @@ pub enum RunError {
     /// Leader election failed.
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
+    /// The REST facade could not start.
+    #[error("REST API: {0}")]
+    Rest(#[from] crate::rest::RestError),
     /// This instance lost the Lease while reconciling.
     #[error("lost the leader Lease {0:?}; exiting so that only the new leader writes")]
     LostLease(String),
@@ -160,6 +165,16 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
             tracing::info!("shutdown requested");
             stop.cancel();
         });
+    }
+
+    if let Some(rest) = &settings.rest {
+        crate::rest::start(
+            client.clone(),
+            Dataplanes::new(settings.dataplane_endpoints.clone()),
+            rest,
+            stop.clone(),
+        )
+        .await?;
     }
 
     let Some(lease_name) = settings.lease_name.clone() else {

@@ -63,6 +63,10 @@ pub struct Settings {
     pub rest_rate: Option<u32>,
     /// REST burst per credential (at least 1). Default 40.
     pub rest_burst: Option<u32>,
+    /// OIDC settings file of the REST API (YAML or JSON,
+    /// [`mcp_api::auth::oidc::OidcConfig`]): bearer tokens of that issuer are accepted
+    /// besides API keys. Default none.
+    pub oidc_config: Option<PathBuf>,
     /// Blob directory. Default `DATA/blobs`. Not with `blob_url`.
     pub blob_dir: Option<PathBuf>,
     /// Blob store URL instead of a directory:
@@ -111,6 +115,8 @@ pub struct Config {
     pub bootstrap_key_file: Option<PathBuf>,
     /// Per-credential rate limit of the REST API.
     pub rest_rate_limit: mcp_api::auth::RateLimit,
+    /// The OIDC issuer of the REST API's bearer tokens, checked (`--oidc-config`).
+    pub oidc: Option<mcp_api::auth::oidc::OidcSettings>,
     /// Where the blobs live: a directory (absolute) or an S3 bucket.
     pub blobs: BlobLocation,
     /// Source of the TLS certificate.
@@ -313,6 +319,15 @@ impl Config {
             per_second: rate("--rest-rate", settings.rest_rate, defaults.per_second)?,
             burst: rate("--rest-burst", settings.rest_burst, defaults.burst)?,
         };
+        let oidc = settings
+            .oidc_config
+            .as_deref()
+            .map(|f| {
+                let file = existing_file("--oidc-config", f)?;
+                mcp_api::auth::oidc::OidcConfig::from_file(&file)
+                    .map_err(|e| err("--oidc-config", e.to_string()))
+            })
+            .transpose()?;
         let blobs = match (&settings.blob_dir, &settings.blob_url) {
             (Some(_), Some(_)) => {
                 return Err(err("--blob-url", "give either --blob-dir or --blob-url"));
@@ -376,6 +391,7 @@ impl Config {
             api_store_url,
             bootstrap_key_file,
             rest_rate_limit,
+            oidc,
             blobs,
             tls,
             idle_keepalive_secs,
@@ -586,6 +602,21 @@ mod tests {
                     ..base(p)
                 },
                 "--rest-burst",
+            ),
+            (
+                Settings {
+                    oidc_config: Some(p.join("absent.yaml")),
+                    ..base(p)
+                },
+                "--oidc-config",
+            ),
+            (
+                // "x" is not an OIDC settings document.
+                Settings {
+                    oidc_config: Some(file.clone()),
+                    ..base(p)
+                },
+                "--oidc-config",
             ),
             (
                 Settings {

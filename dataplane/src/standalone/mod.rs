@@ -69,35 +69,9 @@ pub enum StandaloneError {
     /// The bootstrap admin key could not be set up (`--bootstrap-key-file`, the database).
     #[error("bootstrap admin key: {0}")]
     Bootstrap(#[from] mcp_api::bootstrap::BootstrapError),
-}
-
-/// Makes sure the API key database has an admin key ([`mcp_api::bootstrap::ensure_admin`]);
-/// prints a generated key once on stdout (never to the log). If stdout is gone (a closed
-/// pipe), the key is deleted again and the server goes on without it, like it does with a
-/// failing log write: the next start generates another.
-async fn bootstrap_admin(
-    keys: &mcp_api::store::ApiKeyStore,
-    key_file: Option<&std::path::Path>,
-) -> Result<(), StandaloneError> {
-    use mcp_api::bootstrap::{Bootstrap, bootstrap_line, ensure_admin};
-    if let Bootstrap::Generated(key) = ensure_admin(keys, key_file).await? {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let printed = writeln!(out, "{}", bootstrap_line(&key)).and_then(|()| out.flush());
-        drop(out);
-        if let Err(e) = printed {
-            tracing::warn!(
-                error = %e,
-                key = %format!("apikey:{}", key.prefix()),
-                "REST: cannot print the bootstrap admin key on stdout; it is deleted, the next \
-                 start generates another (or use --bootstrap-key-file)"
-            );
-            if let Some(record) = keys.by_prefix(key.prefix()).await? {
-                keys.delete(record.id).await?;
-            }
-        }
-    }
-    Ok(())
+    /// The OIDC issuer of `--oidc-config` could not be discovered or has no usable key.
+    #[error("--oidc-config: {0}")]
+    Oidc(#[from] mcp_api::auth::oidc::OidcError),
 }
 
 /// Runs the standalone server until Ctrl-C or SIGTERM, then shuts down cleanly.
@@ -178,8 +152,6 @@ pub async fn run_until(
         "resources applied"
     );
 
-    let api_keys = mcp_api::store::ApiKeyStore::connect(&config.api_store_url).await?;
-    bootstrap_admin(&api_keys, config.bootstrap_key_file.as_deref()).await?;
     let backend = resources::ResourceStore::new(
         loaded,
         key,
@@ -189,12 +161,22 @@ pub async fn run_until(
             plugins: std::sync::Arc::clone(&plugins),
         },
     );
-    let rest_router = mcp_api::Api::new(mcp_api::auth::Authenticator::new(
-        api_keys.clone(),
-        config.rest_rate_limit,
-    ))
-    .backend(std::sync::Arc::new(backend))
-    .router();
+    let facade = mcp_api::facade::open(
+        &mcp_api::facade::FacadeSettings {
+            api_store_url: config.api_store_url.clone(),
+            bootstrap_key_file: config.bootstrap_key_file.clone(),
+            rate_limit: config.rest_rate_limit,
+            oidc: config.oidc.clone(),
+        },
+        std::sync::Arc::new(backend),
+    )
+    .await
+    .map_err(|e| match e {
+        mcp_api::facade::FacadeError::Store(e) => StandaloneError::ApiStore(e),
+        mcp_api::facade::FacadeError::Bootstrap(e) => StandaloneError::Bootstrap(e),
+        mcp_api::facade::FacadeError::Oidc(e) => StandaloneError::Oidc(e),
+    })?;
+    let (rest_router, api_keys) = (facade.router, facade.keys);
     let rest_shutdown = shutdown.clone();
     let extra: Vec<server::Extra> = vec![(
         "rest",

@@ -1199,6 +1199,11 @@ fn immutable(kind: Kind, old: &Value, new: &Value) -> Result<(), BackendError> {
     for (pointer, field) in fields {
         let norm = |v: &Value| match v.pointer(pointer) {
             Some(Value::String(s)) if *field == "spec.address" => Some(json!(s.to_lowercase())),
+            // An absent namespace is the default one: spelling the default out is no change.
+            None | Some(Value::Null) if *field == "spec.namespace" => v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(|name| json!(format!("mcp-{name}"))),
             other => other.cloned(),
         };
         if norm(old) != norm(new) {
@@ -1541,54 +1546,8 @@ impl Backend for ResourceStore {
     }
 }
 
-/// The built-in plugins (plugins/builtin): they run in every stage; `capabilities` are the
-/// mutations each may make with its most permissive config (the union of what its
-/// `capabilities()` returns).
+/// The built-in plugins, as the Kubernetes backend lists them too
+/// ([`mcp_api::backend::builtin_plugins`]).
 pub fn builtin_plugins() -> Vec<BuiltinPluginInfo> {
-    use mcp_crds::pipeline::BuiltinPlugin as B;
-    use mcp_crds::plugin::Capability as C;
-    let all: [(B, &str, &[C]); 6] = [
-        (
-            B::AttachmentPolicy,
-            "acts on attachment types, extensions and sizes anywhere in the MIME tree",
-            &[C::ChangeHeader],
-        ),
-        (
-            B::Clamav,
-            "scans with clamd (INSTREAM); quarantines, rejects or tags what it finds",
-            &[C::ChangeHeader, C::SetMetadata],
-        ),
-        (
-            B::Dlp,
-            "finds card numbers, IBANs, SSNs, cloud keys and custom patterns; redacts, quarantines, rejects, tags or alerts",
-            &[C::ReplaceBody, C::ChangeHeader, C::SetMetadata],
-        ),
-        (
-            B::HeaderTagger,
-            "adds, sets or removes header fields",
-            &[C::AddHeader, C::ChangeHeader, C::RemoveHeader],
-        ),
-        (
-            B::Rspamd,
-            "asks rspamd (/checkv2); maps its action to a verdict and its header changes to mutations",
-            &[C::AddHeader, C::ChangeHeader, C::RemoveHeader],
-        ),
-        (
-            B::SizeLimit,
-            "refuses, defers or quarantines large messages",
-            &[],
-        ),
-    ];
-    all.iter()
-        .map(|(p, what, caps)| BuiltinPluginInfo {
-            name: mcp_plugins_builtin::name(*p).to_owned(),
-            stages: vec!["deliver".into(), "append".into(), "post-store".into()],
-            capabilities: caps
-                .iter()
-                .filter_map(|c| serde_json::to_value(c).ok())
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            description: (*what).to_owned(),
-        })
-        .collect()
+    mcp_api::backend::builtin_plugins()
 }

@@ -396,6 +396,63 @@ pub trait Backend: Send + Sync + 'static {
     fn ready(&self) -> BoxFuture<'_, Result<(), BackendError>>;
 }
 
+/// The built-in plugins (plugins/builtin), as both backends list them: they run in every
+/// stage; `capabilities` are the mutations each may make with its most permissive config
+/// (the union of what its `capabilities()` returns). The name is the serde name of
+/// [`mcp_crds::pipeline::BuiltinPlugin`], which is what a Pipeline step writes
+/// (`mcp_plugins_builtin::name` gives the same; the operator's tests check it).
+pub fn builtin_plugins() -> Vec<BuiltinPluginInfo> {
+    use mcp_crds::pipeline::BuiltinPlugin as B;
+    use mcp_crds::plugin::Capability as C;
+    let all: [(B, &str, &[C]); 6] = [
+        (
+            B::AttachmentPolicy,
+            "acts on attachment types, extensions and sizes anywhere in the MIME tree",
+            &[C::ChangeHeader],
+        ),
+        (
+            B::Clamav,
+            "scans with clamd (INSTREAM); quarantines, rejects or tags what it finds",
+            &[C::ChangeHeader, C::SetMetadata],
+        ),
+        (
+            B::Dlp,
+            "finds card numbers, IBANs, SSNs, cloud keys and custom patterns; redacts, quarantines, rejects, tags or alerts",
+            &[C::ReplaceBody, C::ChangeHeader, C::SetMetadata],
+        ),
+        (
+            B::HeaderTagger,
+            "adds, sets or removes header fields",
+            &[C::AddHeader, C::ChangeHeader, C::RemoveHeader],
+        ),
+        (
+            B::Rspamd,
+            "asks rspamd (/checkv2); maps its action to a verdict and its header changes to mutations",
+            &[C::AddHeader, C::ChangeHeader, C::RemoveHeader],
+        ),
+        (
+            B::SizeLimit,
+            "refuses, defers or quarantines large messages",
+            &[],
+        ),
+    ];
+    all.iter()
+        .map(|(p, what, caps)| BuiltinPluginInfo {
+            name: serde_json::to_value(p)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            stages: vec!["deliver".into(), "append".into(), "post-store".into()],
+            capabilities: caps
+                .iter()
+                .filter_map(|c| serde_json::to_value(c).ok())
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            description: (*what).to_owned(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@
 //! - [`health`], [`apikeys`]: health and API keys; [`resources`]: the resource endpoints
 //!   (tenants, mailboxes, ...), served from a [`backend::Backend`] (Kubernetes or the
 //!   standalone resource store).
+//! - [`facade`]: start-up shared by both modes (key database, bootstrap key, router).
 //! - [`openapi`]: the OpenAPI 3.1 document (`/api/v1/openapi.json`) and Swagger UI
 //!   (`/api/v1/docs/`).
 //!
@@ -27,6 +28,7 @@ pub mod apikeys;
 pub mod auth;
 pub mod backend;
 pub mod bootstrap;
+pub mod facade;
 pub mod health;
 pub mod openapi;
 pub mod problem;

@@ -44,7 +44,7 @@ use super::config::ADMIN_TOKEN_KEY;
 use super::{Children, Workload, issue, labels, names};
 use crate::conditions::{self, Observed, ready};
 use crate::context::Context;
-use crate::dataplane::{AdminCredentials, DataplaneClient};
+use crate::dataplane::{AdminCredentials, DataplaneClient, Dataplanes};
 use crate::error::Error;
 
 /// Name of this controller in metrics and logs.
@@ -146,18 +146,29 @@ pub async fn dataplane_client(
     ctx: &Context,
     tenant: &Tenant,
 ) -> Result<Arc<DataplaneClient>, Error> {
+    connect_dataplane(&ctx.client, &ctx.dataplanes, tenant).await
+}
+
+/// [`dataplane_client`] with an explicit API client and client cache (the REST facade
+/// keeps its own, [`crate::rest`]).
+///
+/// # Errors
+/// As [`dataplane_client`].
+pub async fn connect_dataplane(
+    client: &kube::Client,
+    dataplanes: &Dataplanes,
+    tenant: &Tenant,
+) -> Result<Arc<DataplaneClient>, Error> {
     let name = tenant.name_any();
-    if let Some(client) = ctx.dataplanes.cached(&name) {
+    if let Some(client) = dataplanes.cached(&name) {
         return Ok(client);
     }
     let namespace = names::namespace(tenant)?;
-    let secrets: Api<Secret> = namespaced(ctx, &namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let secret = secrets.get(&names::admin_secret(tenant)?).await?;
     let credentials = admin_credentials(&secret)?;
-    let base = ctx
-        .dataplanes
-        .base_url(&name, &names::dataplane(tenant)?, &namespace);
-    Ok(ctx.dataplanes.connect(&name, &base, &credentials)?)
+    let base = dataplanes.base_url(&name, &names::dataplane(tenant)?, &namespace);
+    Ok(dataplanes.connect(&name, &base, &credentials)?)
 }
 
 /// Whether the namespace may be used: absent, or controlled by this Tenant.

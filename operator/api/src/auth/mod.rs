@@ -82,25 +82,21 @@ pub enum BearerError {
     /// answered 401. The message is logged, not sent.
     #[error("invalid bearer token: {0}")]
     Invalid(String),
+    /// The token is valid but its claims grant no role of the facade: answered 403
+    /// (RFC 6750 §3.1 `insufficient_scope`). The message is logged, not sent.
+    #[error("bearer token grants no role: {0}")]
+    Forbidden(String),
     /// The issuer's keys could not be fetched: answered 503. The message is logged.
     #[error("token issuer unavailable: {0}")]
     Unavailable(String),
 }
 
-/// HOOK for OIDC (`auth::oidc`, issue 7): verifies an `Authorization: Bearer` JWT and maps
-/// it to a [`Principal`] (subject `oidc:<issuer>#<sub>`, role from the configured claims).
+/// Verifies an `Authorization: Bearer` JWT and maps it to a [`Principal`] (subject
+/// `oidc:<issuer>#<sub>`, role from the configured claims); [`oidc::OidcVerifier`] is the
+/// implementation (`--oidc-config`).
 ///
 /// Plug a verifier in with [`Authenticator::with_bearer`]; without one, bearer tokens are
-/// refused with 401. An `async fn verify(&self, bearer_token: &str) -> Result<Principal,
-/// OidcError>` adapts as
-///
-/// ```ignore
-/// impl BearerVerifier for OidcVerifier {
-///     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Principal, BearerError>> {
-///         Box::pin(async move { OidcVerifier::verify(self, token).await.map_err(Into::into) })
-///     }
-/// }
-/// ```
+/// refused with 401.
 pub trait BearerVerifier: Send + Sync + 'static {
     /// The principal of `bearer_token` (the header value after `Bearer `, unchecked).
     ///
@@ -273,6 +269,12 @@ impl Authenticator {
             Err(BearerError::Invalid(why)) => {
                 tracing::debug!(%why, "REST: bearer token refused");
                 Err(self.unauthorized())
+            }
+            Err(BearerError::Forbidden(why)) => {
+                tracing::debug!(%why, "REST: bearer token grants no role");
+                Err(ApiError::forbidden(
+                    "the token is valid but its claims grant no role of this API",
+                ))
             }
             Err(BearerError::Unavailable(why)) => {
                 Err(ApiError::unavailable("the token issuer", &why))

@@ -365,6 +365,29 @@ impl OidcVerifier {
     }
 }
 
+/// The facade's bearer hook ([`Authenticator::with_bearer`](crate::auth::Authenticator)):
+/// [`OidcErrorKind::Forbidden`] is 403, [`OidcErrorKind::IssuerUnavailable`] 503, every other
+/// failure 401.
+impl crate::auth::BearerVerifier for OidcVerifier {
+    fn verify<'a>(
+        &'a self,
+        bearer_token: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Principal, crate::auth::BearerError>> {
+        use crate::auth::BearerError;
+        Box::pin(async move {
+            OidcVerifier::verify(self, bearer_token)
+                .await
+                .map_err(|e| match e.kind() {
+                    OidcErrorKind::Forbidden => BearerError::Forbidden(e.to_string()),
+                    OidcErrorKind::IssuerUnavailable => BearerError::Unavailable(e.to_string()),
+                    OidcErrorKind::Unauthenticated | OidcErrorKind::InvalidSettings => {
+                        BearerError::Invalid(e.to_string())
+                    }
+                })
+        })
+    }
+}
+
 /// The header of a compact JWS (RFC 7515 §7.1): three non-empty base64url parts.
 fn compact_jws_header(token: &str) -> Result<RawHeader, OidcError> {
     let parts: Vec<&str> = token.split('.').collect();

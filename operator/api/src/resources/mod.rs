@@ -410,8 +410,9 @@ fn max_name(kind: Kind) -> usize {
     }
 }
 
-/// Server-set `metadata` fields a request may carry (ignored): what an answer may hold, in
-/// standalone or Kubernetes mode, so that a client can `GET`, edit and `PUT` an object back.
+/// Server-set `metadata` fields a request may carry (ignored), and those the facade does not
+/// manage (`finalizers`, `ownerReferences`: controllers' and the garbage collector's), so that
+/// an object read in Kubernetes mode can be sent back as it is.
 pub const SERVER_METADATA: &[&str] = &[
     "namespace",
     "resourceVersion",

@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{authorize, backend, backend_error};
 use crate::AppState;
 use crate::auth::Principal;
+use crate::backend::BackendError;
 use crate::problem::{ApiError, Problem};
 use crate::rbac::{Group, Verb};
 
@@ -135,7 +136,7 @@ pub async fn list(
             params.cursor.as_deref().filter(|c| !c.is_empty()),
         )
         .await
-        .map_err(backend_error)?;
+        .map_err(|e| quarantine_error(&tenant, e))?;
     convert(&list).map(Json)
 }
 
@@ -157,7 +158,7 @@ pub async fn get(
     let entry = backend(&state)?
         .quarantine_get(&tenant, &id)
         .await
-        .map_err(backend_error)?;
+        .map_err(|e| quarantine_error(&tenant, e))?;
     convert(&entry).map(Json)
 }
 
@@ -182,7 +183,7 @@ pub async fn release(
     let out = backend(&state)?
         .quarantine_release(&tenant, &id)
         .await
-        .map_err(backend_error)?;
+        .map_err(|e| quarantine_error(&tenant, e))?;
     tracing::info!(by = %principal.subject, %tenant, %id, "REST: quarantined message released");
     convert(&out).map(Json)
 }
@@ -205,7 +206,7 @@ pub async fn delete(
     backend(&state)?
         .quarantine_delete(&tenant, &id)
         .await
-        .map_err(backend_error)?;
+        .map_err(|e| quarantine_error(&tenant, e))?;
     tracing::info!(by = %principal.subject, %tenant, %id, "REST: quarantined message deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -224,5 +225,16 @@ pub async fn action(
         _ => Err(ApiError::not_found(format!(
             "no such action: POST {segment}:release"
         ))),
+    }
+}
+
+/// [`backend_error`], with a 503 that says whose quarantine is unavailable: in Kubernetes
+/// mode it lives in the tenant's dataplane, which may be down while the API server answers.
+fn quarantine_error(tenant: &str, e: BackendError) -> ApiError {
+    match e {
+        e @ BackendError::Unavailable(_) => {
+            ApiError::unavailable(&format!("the quarantine of tenant {tenant:?}"), &e)
+        }
+        other => backend_error(other),
     }
 }

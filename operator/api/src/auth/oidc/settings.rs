@@ -267,7 +267,45 @@ fn default_min_refresh() -> u64 {
     30
 }
 
+/// Largest OIDC settings file [`OidcConfig::from_file`] reads, in bytes.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 256 * 1024;
+
 impl OidcConfig {
+    /// Reads and checks an OIDC settings file (`--oidc-config FILE`): YAML or JSON (JSON is
+    /// YAML) holding one [`OidcConfig`] object in camelCase, e.g.
+    ///
+    /// ```yaml
+    /// issuer: https://idp.example/realms/mcp
+    /// audience: mcp-api
+    /// roles:
+    ///   groupsClaim: groups
+    ///   groups: {mcp-admins: {role: admin}, acme-ops: {role: tenant-admin, tenant: acme}}
+    /// ```
+    ///
+    /// Blocking file I/O: call it at start-up, before serving.
+    ///
+    /// # Errors
+    /// [`OidcError::InvalidSettings`]: field `file` when the file cannot be read, is larger
+    /// than [`MAX_CONFIG_FILE_BYTES`] or is not an [`OidcConfig`] (the message names the
+    /// key and line at fault, unknown keys included); otherwise as [`OidcConfig::validate`].
+    pub fn from_file(path: &std::path::Path) -> Result<OidcSettings, OidcError> {
+        let shown = path.display();
+        let size = std::fs::metadata(path)
+            .map_err(|e| invalid("file", &format!("{shown}: {e}")))?
+            .len();
+        if size > MAX_CONFIG_FILE_BYTES {
+            return Err(invalid(
+                "file",
+                &format!("{shown}: {size} bytes, at most {MAX_CONFIG_FILE_BYTES}"),
+            ));
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| invalid("file", &format!("{shown}: {e}")))?;
+        let config: OidcConfig =
+            yaml_serde::from_str(&text).map_err(|e| invalid("file", &format!("{shown}: {e}")))?;
+        config.validate()
+    }
+
     /// The defaults for `issuer` and `audience`.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
@@ -333,7 +371,7 @@ impl OidcConfig {
 }
 
 /// Checked OIDC settings (see [`OidcConfig`] for each field's meaning and limits).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidcSettings {
     pub(crate) issuer: String,
     pub(crate) issuer_url: Url,
@@ -375,7 +413,7 @@ impl OidcSettings {
 }
 
 /// The checked form of [`RoleMappingConfig`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RoleMapping {
     pub(crate) role_claim: Option<ClaimPath>,
     pub(crate) tenant_claim: ClaimPath,

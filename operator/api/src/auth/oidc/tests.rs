@@ -1442,3 +1442,141 @@ async fn tokens_of_a_real_provider_hydra() {
         Err(OidcError::BadSignature)
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// The settings file (--oidc-config) and the facade's bearer hook
+
+#[test]
+fn settings_files_are_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, String, Result<(), &str>)> = vec![
+        (
+            "yaml with groups",
+            "issuer: https://idp.example/realms/mcp\naudience: mcp-api\nroles:\n  groupsClaim: groups\n  groups: {mcp-admins: {role: admin}, acme-ops: {role: tenant-admin, tenant: acme}}\n".into(),
+            Ok(()),
+        ),
+        (
+            "json",
+            r#"{"issuer": "https://idp.example", "audience": "mcp-api", "leewaySeconds": 5}"#.into(),
+            Ok(()),
+        ),
+        ("empty", String::new(), Err("file")),
+        ("not a map", "- issuer\n".into(), Err("file")),
+        (
+            "unknown key",
+            "issuer: https://idp.example\naudience: a\nclientSecret: s\n".into(),
+            Err("clientSecret"),
+        ),
+        ("no audience", "issuer: https://idp.example\n".into(), Err("audience")),
+        (
+            "http issuer off loopback",
+            "issuer: http://idp.example\naudience: a\n".into(),
+            Err("issuer"),
+        ),
+        (
+            "hmac",
+            "issuer: https://idp.example\naudience: a\nalgorithms: [HS256]\n".into(),
+            Err("file"),
+        ),
+        (
+            "too large",
+            format!("issuer: https://idp.example\naudience: a\n#{}\n", "x".repeat(300 * 1024)),
+            Err("at most"),
+        ),
+    ];
+    for (name, text, want) in cases {
+        let path = dir.path().join("oidc.yaml");
+        std::fs::write(&path, &text).unwrap();
+        match (OidcConfig::from_file(&path), want) {
+            (Ok(_), Ok(())) => {}
+            (Err(e), Err(needle)) => assert!(e.to_string().contains(needle), "{name}: {e}"),
+            (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+        }
+    }
+    let missing = OidcConfig::from_file(&dir.path().join("absent.yaml")).unwrap_err();
+    assert!(missing.to_string().contains("absent.yaml"), "{missing}");
+}
+
+#[tokio::test]
+async fn the_authenticator_admits_maps_and_refuses_bearer_tokens() {
+    use crate::auth::{Authenticator, RateLimit};
+    use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+
+    let f = Fixture::start().await;
+    let i = &f.issuer;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = crate::store::ApiKeyStore::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("api.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let auth =
+        Authenticator::new(keys, RateLimit::default()).with_bearer(Arc::new(i.verifier().await));
+    let bearer = |token: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        h
+    };
+    let sign_claims = |claims: &Value| sign(rsa_key(), Algorithm::RS256, Some("rsa-1"), claims);
+
+    let admin = auth
+        .authenticate(&bearer(&sign_claims(&i.claims())))
+        .await
+        .unwrap();
+    assert_eq!(admin.role, Role::Admin);
+    assert!(admin.subject.ends_with("#alice"), "{}", admin.subject);
+    let tenant_admin = auth
+        .authenticate(&bearer(&sign_claims(&i.claims_with(
+            json!({"sub": "bob", "mcp_role": "tenant-admin", "mcp_tenant": "acme"}),
+        ))))
+        .await
+        .unwrap();
+    assert_eq!(tenant_admin.role, Role::TenantAdmin("acme".into()));
+
+    let cases: Vec<(&str, Value, StatusCode)> = vec![
+        ("no role", json!({"mcp_role": null}), StatusCode::FORBIDDEN),
+        (
+            "unknown role",
+            json!({"mcp_role": "root"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "tenant-admin without tenant",
+            json!({"mcp_role": "tenant-admin"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "other audience",
+            json!({"aud": "someone-else"}),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "expired",
+            json!({"exp": now() - 3600}),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (name, patch, status) in cases {
+        let err = auth
+            .authenticate(&bearer(&sign_claims(&i.claims_with(patch))))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, status, "{name}: {err}");
+        assert!(
+            !err.detail.contains("eyJ"),
+            "{name}: the token leaks: {err}"
+        );
+    }
+    let err = auth.authenticate(&bearer("not.a.jwt")).await.unwrap_err();
+    assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        err.headers
+            .iter()
+            .any(|(n, v)| n == "www-authenticate" && v.to_str().unwrap().contains("Bearer")),
+        "{err:?}"
+    );
+}
