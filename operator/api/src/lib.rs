@@ -30,6 +30,7 @@ pub mod backend;
 pub mod bootstrap;
 pub mod facade;
 pub mod health;
+pub mod name_guard;
 pub mod openapi;
 pub mod problem;
 pub mod rbac;
@@ -190,12 +191,13 @@ impl Api {
         }
     }
 
-    /// Serves the resource endpoints from `backend`.
+    /// Serves the resource endpoints from `backend`, behind a [`name_guard::NameGuard`] (a
+    /// tenant or object name no object can have is 404 before `backend` sees it).
     pub fn backend(self, backend: Arc<dyn Backend>) -> Self {
         Self {
             state: Arc::new(AppState {
                 auth: Arc::clone(&self.state.auth),
-                backend: Some(backend),
+                backend: Some(Arc::new(name_guard::NameGuard(backend))),
             }),
         }
     }

@@ -6,8 +6,8 @@
 //! the security requirements (an API key or a bearer token; none for health), and the
 //! problem+json error answers: 401 (with `WWW-Authenticate`), 403, 429 (with
 //! `Retry-After`) and 503 for authenticated operations, 400, 413, 415 and 422 for those
-//! with a request body, 400 for those with query or header parameters, 404 for those with a
-//! path parameter, 500 for all.
+//! with a request body, 400 for those with query or header parameters, 400 (a segment that
+//! is not UTF-8) and 404 for those with a path parameter, 500 for all.
 //!
 //! [`finish`] then turns the document into JSON and adds, from each kind's
 //! CustomResourceDefinition ([`crd_schemas`]), the `<Kind>Spec` and `<Kind>Status`
@@ -244,7 +244,8 @@ pub fn complete(document: &mut utoipa::openapi::OpenApi) {
                 statuses.push("400");
             }
             if has_path_params {
-                statuses.push("404");
+                // A path segment that is not UTF-8 once percent-decoded is axum's 400.
+                statuses.extend(["400", "404"]);
             }
             for status in statuses {
                 if let Some(response) = shared_ref(status) {
