@@ -170,11 +170,32 @@ fn object_of(r: &Resource) -> Value {
 
 /// A typed resource from its JSON (the parser of the YAML directory: JSON is YAML).
 fn resource_of(object: &Value) -> Result<Resource, String> {
-    let mut rs = Resource::parse_stream(&object.to_string()).map_err(|e| e.to_string())?;
+    let mut rs = Resource::parse_stream(&yaml_safe_json(object)).map_err(|e| e.to_string())?;
     match (rs.pop(), rs.is_empty()) {
         (Some(r), true) => Ok(r),
         _ => Err("not exactly one resource".into()),
     }
+}
+
+/// `object` as JSON text that a YAML parser reads back as the same value. serde_json leaves
+/// DEL, the C1 controls, U+2028/U+2029 and U+FEFF/U+FFFE/U+FFFF raw in strings; YAML refuses
+/// some of them unescaped and reads others as line breaks (NEL, LS, PS), so a valid JSON
+/// string (a `displayName` with U+0085) would fail or change. They only occur inside JSON
+/// strings, where `\uXXXX` means the same in JSON and in a YAML double-quoted scalar.
+fn yaml_safe_json(object: &Value) -> String {
+    let text = object.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        ) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn file_name(kind: Kind, namespace: &str, name: &str) -> String {

@@ -2,6 +2,9 @@
 //! pretty JSON on stdout: `cargo run -p mcp-api --example openapi > openapi.json`.
 
 fn main() -> Result<(), serde_json::Error> {
-    println!("{}", mcp_api::openapi_document().to_pretty_json()?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&mcp_api::openapi_document())?
+    );
     Ok(())
 }

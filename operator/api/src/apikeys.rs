@@ -225,15 +225,18 @@ fn forbidden(e: rbac::Denied) -> ApiError {
     ApiError::forbidden(e.0)
 }
 
-/// The key `id` if the caller may `verb` it: 404 when there is no such key or the caller
-/// cannot see it (a tenant-admin, another tenant's key), 403 when it sees it but may not
-/// `verb` it.
+/// The key `id` if the caller may `verb` it: 403 first when the caller's role may not
+/// `verb` any key (a viewer: it learns nothing about which ids exist), then 404 when there
+/// is no such key or the caller cannot see it (a tenant-admin, another tenant's key), 403
+/// when it sees it but may not `verb` it.
 async fn visible(
     state: &AppState,
     principal: &Principal,
     id: &str,
     verb: Verb,
 ) -> Result<ApiKeyRecord, ApiError> {
+    let own = principal.role.tenant().map_or(Target::All, Target::Tenant);
+    rbac::authorize(&principal.role, verb, Group::ApiKeys, own).map_err(forbidden)?;
     let not_found = || ApiError::not_found(format!("API key {id:?} not found"));
     let id: i64 = id.parse().map_err(|_| not_found())?;
     let record = state

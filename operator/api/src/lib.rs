@@ -30,6 +30,7 @@ pub mod backend;
 pub mod bootstrap;
 pub mod facade;
 pub mod health;
+pub mod name_guard;
 pub mod openapi;
 pub mod problem;
 pub mod rbac;
@@ -138,9 +139,16 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
         )
 }
 
-/// The complete OpenAPI 3.1 document, as served at `/api/v1/openapi.json` (no state
-/// needed: for tools, docs and tests).
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
+/// The complete OpenAPI 3.1 document as JSON, exactly as served at `/api/v1/openapi.json`
+/// (no state needed: for tools, docs and tests): [`utoipa_document`] with the `spec` and
+/// `status` schemas of the CRDs ([`openapi::finish`]).
+pub fn openapi_document() -> serde_json::Value {
+    openapi::finish(&utoipa_document())
+}
+
+/// The document as utoipa collects it from the handlers, before [`openapi::finish`] adds
+/// the CRD schemas (so its `<Kind>Spec`/`<Kind>Status` references do not resolve yet).
+pub fn utoipa_document() -> utoipa::openapi::OpenApi {
     let mut document = OpenApiRouter::with_openapi(openapi::base())
         .merge(public_routes())
         .merge(protected_routes())
@@ -183,12 +191,13 @@ impl Api {
         }
     }
 
-    /// Serves the resource endpoints from `backend`.
+    /// Serves the resource endpoints from `backend`, behind a [`name_guard::NameGuard`] (a
+    /// tenant or object name no object can have is 404 before `backend` sees it).
     pub fn backend(self, backend: Arc<dyn Backend>) -> Self {
         Self {
             state: Arc::new(AppState {
                 auth: Arc::clone(&self.state.auth),
-                backend: Some(backend),
+                backend: Some(Arc::new(name_guard::NameGuard(backend))),
             }),
         }
     }
@@ -207,7 +216,7 @@ impl Api {
             .split_for_parts();
         openapi::complete(&mut document);
         router
-            .merge(openapi::docs_router(document))
+            .merge(openapi::docs_router(openapi::finish(&document)))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(middleware::from_fn(problem::problem_layer))
     }

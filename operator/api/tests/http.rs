@@ -199,6 +199,10 @@ enum Op {
     CreateT2,
     Patch(&'static str),
     Delete(&'static str),
+    /// A raw `{id}` path segment (an id that does not exist, or not a number).
+    GetId(&'static str),
+    PatchId(&'static str),
+    DeleteId(&'static str),
 }
 
 #[tokio::test]
@@ -248,6 +252,16 @@ async fn auth_matrix_role_by_endpoint_by_tenant() {
         ("viewer", CreateViewer, e403),
         ("viewer", Patch("viewer"), e403),
         ("viewer", Delete("t1-other"), e403),
+        // ... and learns nothing about which ids exist: 403 before the lookup.
+        ("viewer", GetId("987654321"), e403),
+        ("viewer", PatchId("987654321"), e403),
+        ("viewer", DeleteId("987654321"), e403),
+        ("viewer", GetId("not-a-number"), e403),
+        // roles that may manage keys get 404 for an id that does not exist
+        ("admin", GetId("987654321"), e404),
+        ("admin", DeleteId("not-a-number"), e404),
+        ("t1", GetId("987654321"), e404),
+        ("t1", PatchId("987654321"), e404),
         // unusable keys: 401 everywhere
         ("inactive", List, e401),
         ("inactive", CreateAdmin, e401),
@@ -288,6 +302,14 @@ async fn auth_matrix_role_by_endpoint_by_tenant() {
                 Some(json!({"name": format!("renamed-{n}")})),
             ),
             Delete(k) => request(Method::DELETE, &url(k), key, None),
+            GetId(id) => request(Method::GET, &format!("/api/v1/apikeys/{id}"), key, None),
+            PatchId(id) => request(
+                Method::PATCH,
+                &format!("/api/v1/apikeys/{id}"),
+                key,
+                Some(json!({"active": true})),
+            ),
+            DeleteId(id) => request(Method::DELETE, &format!("/api/v1/apikeys/{id}"), key, None),
         };
         let a = send(&f, req).await;
         assert_eq!(a.status, want, "{caller} {op:?}: {}", a.body);

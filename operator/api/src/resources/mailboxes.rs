@@ -15,9 +15,8 @@ use mcp_crds::MailboxSpec;
 use serde_json::{Map, Value, json};
 
 use super::generic;
-use super::{
-    IfMatchHeader, ListParams, Parsed, ResourceList, ResourceObject, WriteParams, parse_object,
-};
+use super::kinds;
+use super::{IfMatchHeader, ListParams, Parsed, ResourceList, WriteParams, parse_object};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::backend::Kind;
@@ -119,7 +118,7 @@ pub fn parse_mailbox(
     operation_id = "listMailboxes",
     tag = "mailboxes",
     params(("tenant" = String, Path, description = "The Tenant's name"), ListParams),
-    responses((status = 200, description = "The Mailboxes, by name.", body = ResourceList))
+    responses((status = 200, description = "The Mailboxes, by name.", body = kinds::MailboxList))
 )]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -145,9 +144,9 @@ pub async fn list(
     operation_id = "createMailbox",
     tag = "mailboxes",
     params(("tenant" = String, Path, description = "The Tenant's name"), WriteParams),
-    request_body(content = ResourceObject, description = "The Mailbox; may hold `password` (write-only), which becomes the Secret `<name>-password` referenced by `spec.credentials`."),
+    request_body(content = kinds::MailboxObject, description = "The Mailbox; may hold `password` (write-only), which becomes the Secret `<name>-password` referenced by `spec.credentials`."),
     responses(
-        (status = 201, description = "Created; the account can log in.", body = ResourceObject,
+        (status = 201, description = "Created; the account can log in.", body = kinds::MailboxObject,
          headers(("ETag" = String, description = "resourceVersion"), ("Location" = String, description = "URL of the Mailbox"))),
         (status = 409, description = "A Mailbox of this name exists, or an address is in use.", body = Problem, content_type = "application/problem+json"),
     )
@@ -179,7 +178,7 @@ pub async fn create(
     operation_id = "getMailbox",
     tag = "mailboxes",
     params(("tenant" = String, Path, description = "The Tenant's name"), ("name" = String, Path, description = "The Mailbox's name")),
-    responses((status = 200, description = "The Mailbox.", body = ResourceObject,
+    responses((status = 200, description = "The Mailbox.", body = kinds::MailboxObject,
         headers(("ETag" = String, description = "resourceVersion"))))
 )]
 pub async fn get(
@@ -205,10 +204,10 @@ pub async fn get(
     operation_id = "applyMailbox",
     tag = "mailboxes",
     params(("tenant" = String, Path, description = "The Tenant's name"), ("name" = String, Path, description = "The Mailbox's name"), IfMatchHeader, WriteParams),
-    request_body(content = ResourceObject, description = "The Mailbox; may hold `password` (write-only)."),
+    request_body(content = kinds::MailboxObject, description = "The Mailbox; may hold `password` (write-only)."),
     responses(
-        (status = 200, description = "Replaced (or unchanged).", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
-        (status = 201, description = "Created.", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 200, description = "Replaced (or unchanged).", body = kinds::MailboxObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 201, description = "Created.", body = kinds::MailboxObject, headers(("ETag" = String, description = "resourceVersion"))),
         (status = 409, description = "Defined in a read-only file, or an address is in use.", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match the current version.", body = Problem, content_type = "application/problem+json"),
     )

@@ -12,9 +12,8 @@ use mcp_crds::MigrationJobSpec;
 use serde_json::Value;
 
 use super::generic;
-use super::{
-    IfMatchHeader, ListParams, Parsed, ResourceList, ResourceObject, WriteParams, parse_object,
-};
+use super::kinds;
+use super::{IfMatchHeader, ListParams, Parsed, ResourceList, WriteParams, parse_object};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::backend::Kind;
@@ -42,7 +41,7 @@ pub fn parse(
     operation_id = "listMigrationJobs",
     tag = "migrationjobs",
     params(("tenant" = String, Path, description = "The Tenant's name"), ListParams),
-    responses((status = 200, description = "The MigrationJobs, by name.", body = ResourceList))
+    responses((status = 200, description = "The MigrationJobs, by name.", body = kinds::MigrationJobList))
 )]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -68,9 +67,9 @@ pub async fn list(
     operation_id = "createMigrationJob",
     tag = "migrationjobs",
     params(("tenant" = String, Path, description = "The Tenant's name"), WriteParams),
-    request_body = ResourceObject,
+    request_body = kinds::MigrationJobObject,
     responses(
-        (status = 201, description = "Created.", body = ResourceObject,
+        (status = 201, description = "Created.", body = kinds::MigrationJobObject,
          headers(("ETag" = String, description = "resourceVersion"), ("Location" = String, description = "URL of the Mailbox"))),
         (status = 409, description = "A MigrationJob of this name exists.", body = Problem, content_type = "application/problem+json"),
     )
@@ -102,7 +101,7 @@ pub async fn create(
     operation_id = "getMigrationJob",
     tag = "migrationjobs",
     params(("tenant" = String, Path, description = "The Tenant's name"), ("name" = String, Path, description = "The MigrationJob's name")),
-    responses((status = 200, description = "The MigrationJob.", body = ResourceObject,
+    responses((status = 200, description = "The MigrationJob.", body = kinds::MigrationJobObject,
         headers(("ETag" = String, description = "resourceVersion"))))
 )]
 pub async fn get(

@@ -18,6 +18,7 @@
 
 mod generic;
 pub mod import;
+pub mod kinds;
 pub mod mailboxes;
 pub mod migrations;
 pub mod pipelines;
@@ -55,7 +56,13 @@ pub const MAX_LIMIT: u32 = 1000;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
-    /// Name: a lower-case RFC 1123 DNS label for a Tenant, a DNS subdomain otherwise.
+    /// Name: a lower-case RFC 1123 DNS label for a Tenant (at most 63 characters), a DNS
+    /// subdomain otherwise (at most 253; 244 for a Mailbox).
+    #[schema(
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        min_length = 1,
+        max_length = 253
+    )]
     pub name: String,
     /// Namespace (set by the server: the tenant's namespace); absent for a Tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,7 +164,10 @@ pub struct IfMatchHeader {
     /// `*` or the quoted `ETag` (resourceVersion) of the object the client read; 412 if it
     /// changed since (RFC 9110 §13.1.1).
     #[serde(rename = "If-Match")]
-    #[param(rename = "If-Match")]
+    #[param(
+        rename = "If-Match",
+        pattern = "^(\\*|[ ,]*((W/)?\"[!#-~]*\"( *,[ ,]*(W/)?\"[!#-~]*\")*[ ,]*)?)$"
+    )]
     pub if_match: Option<String>,
 }
 
@@ -280,8 +290,10 @@ pub(crate) fn object_answer(
 }
 
 /// The `If-Match` precondition of a request (RFC 9110 §13.1.1): `*` or a list of entity
-/// tags, over one or more header lines. Weak tags (`W/"..."`) never match (strong
-/// comparison).
+/// tags (`"3"`, `W/"3"`; a tag holds any `etagc`, commas included), over one or more header
+/// lines, empty list elements skipped (RFC 9110 §5.6.1.2). Weak tags never match (strong
+/// comparison); a tag with obs-text octets is kept (it matches no version). An empty list
+/// (`If-Match:` with no tag, allowed by the `#entity-tag` grammar) matches nothing: 412.
 ///
 /// # Errors
 /// 400 for a value that is neither.
@@ -293,24 +305,8 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
     let mut seen = false;
     for value in headers.get_all(IF_MATCH) {
         seen = true;
-        let text = value.to_str().map_err(|_| bad())?;
-        for part in text.split(',').map(str::trim) {
-            if part == "*" {
-                any = true;
-                continue;
-            }
-            let (weak, tag) = match part.strip_prefix("W/") {
-                Some(t) => (true, t),
-                None => (false, part),
-            };
-            let inner = tag
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .filter(|t| !t.contains('"'))
-                .ok_or_else(bad)?;
-            if !weak {
-                versions.push(inner.to_owned());
-            }
+        if !if_match_line(value.as_bytes(), &mut any, &mut versions) {
+            return Err(bad());
         }
     }
     Ok(match (seen, any) {
@@ -318,6 +314,54 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
         (true, true) => Some(IfMatch::Any),
         (true, false) => Some(IfMatch::Versions(versions)),
     })
+}
+
+/// Parses one `If-Match` line into `any` and the strong `versions`; false when malformed.
+fn if_match_line(line: &[u8], any: &mut bool, versions: &mut Vec<String>) -> bool {
+    let ows = |b: &[u8]| -> usize { b.iter().take_while(|c| matches!(c, b' ' | b'\t')).count() };
+    let etagc = |c: &u8| *c == 0x21 || (0x23..=0x7e).contains(c) || *c >= 0x80;
+    let mut rest = line;
+    loop {
+        rest = &rest[ows(rest)..];
+        match rest.first() {
+            None => break,
+            Some(b',') => {
+                rest = &rest[1..];
+                continue;
+            }
+            Some(b'*') => {
+                *any = true;
+                rest = &rest[1..];
+            }
+            Some(_) => {
+                let weak = rest.starts_with(b"W/");
+                if weak {
+                    rest = &rest[2..];
+                }
+                let Some(body) = rest.strip_prefix(b"\"") else {
+                    return false;
+                };
+                let Some(end) = body.iter().position(|c| *c == b'"') else {
+                    return false;
+                };
+                let tag = &body[..end];
+                if !tag.iter().all(etagc) {
+                    return false;
+                }
+                if !weak {
+                    versions.push(String::from_utf8_lossy(tag).into_owned());
+                }
+                rest = &body[end + 1..];
+            }
+        }
+        rest = &rest[ows(rest)..];
+        match rest.first() {
+            None => break,
+            Some(b',') => rest = &rest[1..],
+            Some(_) => return false,
+        }
+    }
+    true
 }
 
 /// Whether `s` is a lower-case RFC 1123 DNS subdomain of at most `max` characters.
@@ -369,7 +413,7 @@ fn max_name(kind: Kind) -> usize {
 /// Server-set `metadata` fields a request may carry (ignored), and those the facade does not
 /// manage (`finalizers`, `ownerReferences`: controllers' and the garbage collector's), so that
 /// an object read in Kubernetes mode can be sent back as it is.
-const SERVER_METADATA: &[&str] = &[
+pub const SERVER_METADATA: &[&str] = &[
     "namespace",
     "resourceVersion",
     "generation",
@@ -728,7 +772,9 @@ mod tests {
     #[test]
     fn server_metadata_and_status_are_ignored() {
         let body = json!({"apiVersion": "mcp.dev/v1alpha1", "kind": "Mailbox",
-            "metadata": {"name": "a", "resourceVersion": "9", "uid": "x", "namespace": "n"},
+            "metadata": {"name": "a", "resourceVersion": "9", "uid": "x", "namespace": "n",
+                "finalizers": ["mcp.dev/x"], "ownerReferences": [], "managedFields": [],
+                "deletionTimestamp": "2026-01-01T00:00:00Z", "deletionGracePeriodSeconds": 0},
             "spec": {"tenant": "t1", "address": "a@b", "credentials": {}}, "status": {"provisioned": true}});
         let p = parse_object::<MailboxSpec>(Kind::Mailbox, body, Some("a"), &[], |_, _| {})
             .expect("valid");
@@ -746,13 +792,55 @@ mod tests {
             if_match(&m)
         };
         assert_eq!(h(&[]).expect("none"), None);
+        assert_eq!(h(&["*, \"1\""]).expect("any"), Some(IfMatch::Any));
         assert_eq!(h(&["*"]).expect("any"), Some(IfMatch::Any));
         assert_eq!(
             h(&["\"3\", W/\"4\"", "\"5\""]).expect("list"),
             Some(IfMatch::Versions(vec!["3".into(), "5".into()]))
         );
-        for bad in ["3", "\"3", "\"a\"b\"", ""] {
-            assert!(h(&[bad]).is_err(), "{bad}");
+        // (header lines, the strong tags): commas inside a tag, empty elements, OWS.
+        let good: Vec<(&[&str], &[&str])> = vec![
+            (&["\"a,b\""], &["a,b"]),
+            (&["\"\""], &[""]),
+            (&[" \"1\" ,, \"2\",\t"], &["1", "2"]),
+            (&["W/\"x\",\"y,z\""], &["y,z"]),
+            (&[""], &[]),
+            (&[" , ,"], &[]),
+            (
+                &["\"!#$%&'()*+-./:;<=>?@[]^_`{|}~\""],
+                &["!#$%&'()*+-./:;<=>?@[]^_`{|}~"],
+            ),
+        ];
+        for (lines, want) in good {
+            let want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+            assert_eq!(
+                h(lines).expect("valid"),
+                Some(IfMatch::Versions(want)),
+                "{lines:?}"
+            );
         }
+        // Malformed: 400, never a panic.
+        for bad in [
+            "3",
+            "\"3",
+            "\"a\"b\"",
+            "\"a b\"",
+            "\"a\"\"b\"",
+            "W/",
+            "W/3",
+            "w/\"3\"",
+            "\"1\" \"2\"",
+            "*x",
+            "\"\t\"",
+        ] {
+            assert!(h(&[bad]).is_err(), "{bad:?}");
+        }
+        // obs-text: valid, matches nothing.
+        let mut m = HeaderMap::new();
+        m.append(
+            IF_MATCH,
+            HeaderValue::from_bytes(b"\"\xe9\"").expect("obs-text"),
+        );
+        assert!(matches!(if_match(&m), Ok(Some(IfMatch::Versions(v))) if v.len() == 1));
     }
 }

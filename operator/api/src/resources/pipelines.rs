@@ -11,9 +11,8 @@ use mcp_crds::PipelineSpec;
 use serde_json::Value;
 
 use super::generic;
-use super::{
-    IfMatchHeader, ListParams, Parsed, ResourceList, ResourceObject, WriteParams, parse_object,
-};
+use super::kinds;
+use super::{IfMatchHeader, ListParams, Parsed, ResourceList, WriteParams, parse_object};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::backend::Kind;
@@ -40,7 +39,7 @@ pub fn parse(
     operation_id = "listPipelines",
     tag = "pipelines",
     params(("tenant" = String, Path, description = "The Tenant's name"), ListParams),
-    responses((status = 200, description = "The Pipelines, by name.", body = ResourceList))
+    responses((status = 200, description = "The Pipelines, by name.", body = kinds::PipelineList))
 )]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -66,9 +65,9 @@ pub async fn list(
     operation_id = "createPipeline",
     tag = "pipelines",
     params(("tenant" = String, Path, description = "The Tenant's name"), WriteParams),
-    request_body = ResourceObject,
+    request_body = kinds::PipelineObject,
     responses(
-        (status = 201, description = "Created.", body = ResourceObject,
+        (status = 201, description = "Created.", body = kinds::PipelineObject,
          headers(("ETag" = String, description = "resourceVersion"), ("Location" = String, description = "URL of the Mailbox"))),
         (status = 409, description = "A Pipeline of this name exists.", body = Problem, content_type = "application/problem+json"),
     )
@@ -100,7 +99,7 @@ pub async fn create(
     operation_id = "getPipeline",
     tag = "pipelines",
     params(("tenant" = String, Path, description = "The Tenant's name"), ("name" = String, Path, description = "The Pipeline's name")),
-    responses((status = 200, description = "The Pipeline.", body = ResourceObject,
+    responses((status = 200, description = "The Pipeline.", body = kinds::PipelineObject,
         headers(("ETag" = String, description = "resourceVersion"))))
 )]
 pub async fn get(
@@ -126,10 +125,10 @@ pub async fn get(
     operation_id = "applyPipeline",
     tag = "pipelines",
     params(("tenant" = String, Path, description = "The Tenant's name"), ("name" = String, Path, description = "The Pipeline's name"), IfMatchHeader, WriteParams),
-    request_body = ResourceObject,
+    request_body = kinds::PipelineObject,
     responses(
-        (status = 200, description = "Replaced (or unchanged).", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
-        (status = 201, description = "Created.", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 200, description = "Replaced (or unchanged).", body = kinds::PipelineObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 201, description = "Created.", body = kinds::PipelineObject, headers(("ETag" = String, description = "resourceVersion"))),
         (status = 409, description = "Defined in a read-only file, or the change would make another resource invalid.", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match the current version.", body = Problem, content_type = "application/problem+json"),
     )

@@ -13,9 +13,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::generic;
+use super::kinds;
 use super::{
-    IfMatchHeader, ListMeta, ListParams, Parsed, ResourceObject, WriteParams, authorize, backend,
-    backend_error, list_query, object_answer, parse_object,
+    IfMatchHeader, ListMeta, ListParams, Parsed, WriteParams, authorize, backend, backend_error,
+    list_query, object_answer, parse_object,
 };
 use crate::AppState;
 use crate::auth::Principal;
@@ -65,7 +66,7 @@ pub struct PluginList {
     /// The built-in plugins, by name (on every page).
     pub builtin: Vec<BuiltinPlugin>,
     /// The tenant's PluginDeployments, by name.
-    #[schema(value_type = Vec<ResourceObject>)]
+    #[schema(value_type = Vec<kinds::PluginDeploymentObject>)]
     pub items: Vec<Value>,
     /// Paging of `items`.
     pub metadata: ListMeta,
@@ -118,7 +119,7 @@ pub async fn list(
     operation_id = "getPlugin",
     tag = "plugins",
     params(("tenant" = String, Path, description = "The Tenant's name"), ("name" = String, Path, description = "The PluginDeployment's name")),
-    responses((status = 200, description = "The PluginDeployment.", body = ResourceObject,
+    responses((status = 200, description = "The PluginDeployment.", body = kinds::PluginDeploymentObject,
         headers(("ETag" = String, description = "resourceVersion"))))
 )]
 pub async fn get(
@@ -191,7 +192,7 @@ async fn set_suspend(
     tag = "plugins",
     params(("tenant" = String, Path, description = "The Tenant's name"), ("name" = String, Path, description = "The PluginDeployment's name")),
     responses(
-        (status = 200, description = "The PluginDeployment, enabled.", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 200, description = "The PluginDeployment, enabled.", body = kinds::PluginDeploymentObject, headers(("ETag" = String, description = "resourceVersion"))),
         (status = 409, description = "A built-in plugin, or defined in a read-only file.", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "It changed while being switched; retry.", body = Problem, content_type = "application/problem+json"),
     )
@@ -212,7 +213,7 @@ pub async fn enable(
     tag = "plugins",
     params(("tenant" = String, Path, description = "The Tenant's name"), ("name" = String, Path, description = "The PluginDeployment's name")),
     responses(
-        (status = 200, description = "The PluginDeployment, suspended.", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 200, description = "The PluginDeployment, suspended.", body = kinds::PluginDeploymentObject, headers(("ETag" = String, description = "resourceVersion"))),
         (status = 409, description = "A built-in plugin, or defined in a read-only file.", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "It changed while being switched; retry.", body = Problem, content_type = "application/problem+json"),
     )
@@ -232,9 +233,9 @@ pub async fn disable(
     operation_id = "createPlugin",
     tag = "plugins",
     params(("tenant" = String, Path, description = "The Tenant's name"), WriteParams),
-    request_body = ResourceObject,
+    request_body = kinds::PluginDeploymentObject,
     responses(
-        (status = 201, description = "Created.", body = ResourceObject,
+        (status = 201, description = "Created.", body = kinds::PluginDeploymentObject,
          headers(("ETag" = String, description = "resourceVersion"), ("Location" = String, description = "URL of the PluginDeployment"))),
         (status = 409, description = "A PluginDeployment of this name exists.", body = Problem, content_type = "application/problem+json"),
     )
@@ -266,10 +267,10 @@ pub async fn create(
     operation_id = "applyPlugin",
     tag = "plugins",
     params(("tenant" = String, Path, description = "The Tenant's name"), ("name" = String, Path, description = "The PluginDeployment's name"), IfMatchHeader, WriteParams),
-    request_body = ResourceObject,
+    request_body = kinds::PluginDeploymentObject,
     responses(
-        (status = 200, description = "Replaced (or unchanged).", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
-        (status = 201, description = "Created.", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 200, description = "Replaced (or unchanged).", body = kinds::PluginDeploymentObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 201, description = "Created.", body = kinds::PluginDeploymentObject, headers(("ETag" = String, description = "resourceVersion"))),
         (status = 409, description = "Defined in a read-only file, or the change would make a Pipeline invalid.", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match the current version.", body = Problem, content_type = "application/problem+json"),
     )

@@ -12,10 +12,10 @@ use axum::response::Response;
 use mcp_crds::TenantSpec;
 use serde_json::Value;
 
+use super::kinds;
 use super::{
-    IfMatchHeader, ListParams, ResourceList, ResourceObject, WriteParams, authorize,
-    authorize_list, backend, backend_error, if_match, list_answer, list_query, object_answer,
-    object_path, parse_object,
+    IfMatchHeader, ListParams, ResourceList, WriteParams, authorize, authorize_list, backend,
+    backend_error, if_match, list_answer, list_query, object_answer, object_path, parse_object,
 };
 use crate::AppState;
 use crate::auth::Principal;
@@ -30,7 +30,7 @@ use crate::rbac::{Group, Verb};
     operation_id = "listTenants",
     tag = "tenants",
     params(ListParams),
-    responses((status = 200, description = "The Tenants: all for admins and viewers, its own for a tenant-admin.", body = ResourceList))
+    responses((status = 200, description = "The Tenants: all for admins and viewers, its own for a tenant-admin.", body = kinds::TenantList))
 )]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -53,9 +53,9 @@ pub async fn list(
     operation_id = "createTenant",
     tag = "tenants",
     params(WriteParams),
-    request_body = ResourceObject,
+    request_body = kinds::TenantObject,
     responses(
-        (status = 201, description = "Created.", body = ResourceObject,
+        (status = 201, description = "Created.", body = kinds::TenantObject,
          headers(("ETag" = String, description = "resourceVersion"), ("Location" = String, description = "URL of the Tenant"))),
         (status = 409, description = "A Tenant of this name exists.", body = Problem, content_type = "application/problem+json"),
     )
@@ -96,7 +96,7 @@ pub async fn create(
     operation_id = "getTenant",
     tag = "tenants",
     params(("tenant" = String, Path, description = "The Tenant's name")),
-    responses((status = 200, description = "The Tenant.", body = ResourceObject,
+    responses((status = 200, description = "The Tenant.", body = kinds::TenantObject,
         headers(("ETag" = String, description = "resourceVersion"))))
 )]
 pub async fn get(
@@ -119,10 +119,10 @@ pub async fn get(
     operation_id = "applyTenant",
     tag = "tenants",
     params(("tenant" = String, Path, description = "The Tenant's name"), IfMatchHeader, WriteParams),
-    request_body = ResourceObject,
+    request_body = kinds::TenantObject,
     responses(
-        (status = 200, description = "Replaced (or unchanged).", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
-        (status = 201, description = "Created.", body = ResourceObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 200, description = "Replaced (or unchanged).", body = kinds::TenantObject, headers(("ETag" = String, description = "resourceVersion"))),
+        (status = 201, description = "Created.", body = kinds::TenantObject, headers(("ETag" = String, description = "resourceVersion"))),
         (status = 409, description = "Defined in a read-only file, or the change conflicts with other resources.", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match the current version.", body = Problem, content_type = "application/problem+json"),
     )
