@@ -117,7 +117,7 @@ step "Python end-to-end tests (pytest e2e/)"
 "$PYTHON" -m pytest --version >/dev/null 2>&1 || fail "pytest is not installed for $PYTHON (run .ci/run)"
 have_tests=$(find e2e -name 'test_*.py' -not -path '*/__pycache__/*' -print -quit)
 set +e
-"$PYTHON" -m pytest -q -x e2e
+"$PYTHON" -m pytest -q -x --durations=25 e2e
 rc=$?
 set -e
 if [[ $rc -eq 5 && -z "$have_tests" ]]; then
