@@ -388,7 +388,7 @@ fn parse_request(body: &[u8]) -> Result<AccountRequest, ApiError> {
     let mut unknown: Option<String> = None;
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut note = |path: serde_ignored::Path<'_>| {
-        unknown.get_or_insert_with(|| field_path(&path));
+        unknown.get_or_insert_with(|| mcp_api::resources::ignored_path(&path));
     };
     let ignored = serde_ignored::Deserializer::new(&mut de, &mut note);
     let request: AccountRequest = serde_path_to_error::deserialize(ignored).map_err(|e| {
@@ -406,27 +406,6 @@ fn parse_request(body: &[u8]) -> Result<AccountRequest, ApiError> {
         return Err(ApiError::bad_request(format!("{path}: unknown field")));
     }
     Ok(request)
-}
-
-/// `path` as the field names of the JSON document, `spec.credentials.secretRef.extra`
-/// (serde_ignored marks `Option` layers with `?`, which a JSON reader never sees).
-fn field_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        Path::Map { parent, key } => {
-            let parent = field_path(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
-            }
-        }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => field_path(parent),
-    }
 }
 
 /// Checks of a request that the API server would make for a Mailbox resource (its schema)

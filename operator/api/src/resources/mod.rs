@@ -481,8 +481,11 @@ pub fn typed<T: DeserializeOwned>(prefix: &str, value: &Value) -> Result<T, Vec<
     }
 }
 
-/// `path` as the field names of the JSON document (`credentials.secretRef.extra`).
-fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
+/// A field `serde_ignored` reports as the JSON document names it
+/// (`credentials.secretRef.extra`, `steps[2].bogus`): the `Option`, newtype and variant layers
+/// serde sees, and a JSON reader does not, are left out. Shared with the dataplane's admin
+/// API, whose unknown-field errors name fields the same way.
+pub fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
     use serde_ignored::Path;
     match path {
         Path::Root => String::new(),
