@@ -160,15 +160,23 @@ impl ResourceSet {
     pub fn tenant_of(&self, namespace: &str) -> Option<String> {
         self.tenants.iter().find_map(|t| {
             let name = t.value.metadata.name.clone()?;
-            let ns = t
-                .value
-                .spec
-                .namespace
-                .clone()
-                .unwrap_or_else(|| format!("mcp-{name}"));
-            (ns == namespace).then_some(name)
+            (tenant_namespace(&t.value) == namespace).then_some(name)
         })
     }
+}
+
+/// The namespace of a Tenant named `tenant` without `spec.namespace`: `mcp-<tenant>` (the
+/// operator's rule for names of at most 59 characters).
+pub fn default_namespace(tenant: &str) -> String {
+    format!("mcp-{tenant}")
+}
+
+/// A Tenant's namespace: `spec.namespace`, else [`default_namespace`] of its name.
+pub fn tenant_namespace(t: &Tenant) -> String {
+    t.spec
+        .namespace
+        .clone()
+        .unwrap_or_else(|| default_namespace(t.metadata.name.as_deref().unwrap_or_default()))
 }
 
 /// Reads every `*.yaml` and `*.yml` file directly in `dir` (not recursively), in file-name
@@ -643,12 +651,7 @@ pub fn desired_accounts(
             }
         }
 
-        let namespace = tenant
-            .value
-            .spec
-            .namespace
-            .clone()
-            .unwrap_or_else(|| format!("mcp-{}", spec.tenant));
+        let namespace = tenant_namespace(&tenant.value);
         if let Some(ns) = &m.value.metadata.namespace
             && *ns != namespace
         {

@@ -104,7 +104,9 @@ impl State {
     /// The tenant owning `namespace`.
     fn tenant_of_namespace(&self, namespace: &str) -> Option<String> {
         self.entries.values().find_map(|e| match &e.resource {
-            Resource::Tenant(t) if tenant_namespace(t) == namespace => t.metadata.name.clone(),
+            Resource::Tenant(t) if apply::tenant_namespace(t) == namespace => {
+                t.metadata.name.clone()
+            }
             _ => None,
         })
     }
@@ -117,14 +119,6 @@ impl State {
             _ => self.tenant_of_namespace(&key.1),
         }
     }
-}
-
-/// A Tenant's namespace: `spec.namespace`, default `mcp-<name>`.
-fn tenant_namespace(t: &Tenant) -> String {
-    t.spec
-        .namespace
-        .clone()
-        .unwrap_or_else(|| format!("mcp-{}", t.metadata.name.as_deref().unwrap_or_default()))
 }
 
 fn kind_of(r: &Resource) -> Kind {
@@ -400,7 +394,7 @@ impl ResourceStore {
         }
         state
             .tenant(tenant)
-            .map(tenant_namespace)
+            .map(apply::tenant_namespace)
             .ok_or_else(|| BackendError::NotFound(format!("tenant {tenant:?} not found")))
     }
 
@@ -978,7 +972,10 @@ impl ResourceStore {
             && let Some(t) = state.tenant(&m.spec.tenant)
             && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
         {
-            meta.insert("namespace".into(), Value::String(tenant_namespace(t)));
+            meta.insert(
+                "namespace".into(),
+                Value::String(apply::tenant_namespace(t)),
+            );
         }
         if key.0 == Kind::MigrationJob
             && let Some(o) = object.as_object_mut()
@@ -1203,7 +1200,7 @@ fn immutable(kind: Kind, old: &Value, new: &Value) -> Result<(), BackendError> {
             None | Some(Value::Null) if *field == "spec.namespace" => v
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
-                .map(|name| json!(format!("mcp-{name}"))),
+                .map(|name| json!(apply::default_namespace(name))),
             other => other.cloned(),
         };
         if norm(old) != norm(new) {
